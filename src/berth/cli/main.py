@@ -1,0 +1,44 @@
+"""``berth``: the command-line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from berth.cli import demo, endpoints, models
+
+app = typer.Typer(
+    help="berth: self-hosted model serving.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+app.add_typer(models.app, name="models")
+app.add_typer(endpoints.app, name="endpoints")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
+    home: Annotated[Path | None, typer.Option(help="Data directory (default ~/.berth).")] = None,
+    demo_mode: Annotated[
+        bool, typer.Option("--demo", help="Also register the bundled example model.")
+    ] = False,
+) -> None:
+    """Run the berth server: API, gateway and controller in one process."""
+    from berth.server.run import serve as run_server
+    from berth.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if home is not None:
+        overrides["home"] = home
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    server = settings.server.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    run_server(settings, on_started=demo.install if demo_mode else None)
+
+
+def main() -> None:
+    app()

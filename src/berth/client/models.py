@@ -1,0 +1,10 @@
+"""The models resource of the SDK."""
+
+from __future__ import annotations
+
+from berth.client.transport import Transport
+
+
+class ModelsApi:
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport

@@ -1,0 +1,1 @@
+"""Dependency-free building blocks shared by every part, the replica runtime included."""

@@ -1,0 +1,1 @@
+"""Bundled example artifacts; ``berth serve --demo`` registers them."""

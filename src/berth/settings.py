@@ -1,0 +1,56 @@
+"""The one settings root of a berth server, read from ``BERTH_*`` environment variables.
+
+Built once by the composition root and passed down; nothing reads the environment elsewhere.
+Nested sections use ``__``: ``BERTH_SERVER__PORT=9000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server (0 = any).")
+    workspace_id: str = Field(
+        "1000000000000001",
+        description="Workspace id announced by /.well-known/databricks-config.",
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(
+        Path("~/.berth"), description="Data directory: SQLite database, artifacts, admin token."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; default SQLite at $BERTH_HOME/berth.db. "
+        "Use postgresql+psycopg://... to share one store between several servers.",
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Admin bearer token to create on first start; generated when unset."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home_dir / "artifacts"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home_dir / "admin-token"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'berth.db'}"

@@ -1,0 +1,63 @@
+"""Shared fixtures: real berth servers on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.postgres import PostgresCluster
+from tests.support.servers import BerthServer
+
+STORES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster.start(tmp_path_factory.mktemp("pg"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def make_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, store_kind: str
+) -> Iterator[Callable[..., BerthServer]]:
+    """Start fresh berth servers on the parametrised store; all are stopped at the end."""
+    started: list[BerthServer] = []
+
+    def make(*args: str, home: Path | None = None, **env: str) -> BerthServer:
+        database_url = None
+        if store_kind == "postgresql":
+            database_url = request.getfixturevalue("postgres").new_database()
+        server = BerthServer(
+            home=home or tmp_path_factory.mktemp("berth-home"),
+            database_url=database_url,
+            extra_env=env,
+        )
+        started.append(server)
+        return server.start(*args)
+
+    yield make
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(make_server: Callable[..., BerthServer]) -> BerthServer:
+    """One shared server per store for tests that use unique names."""
+    return make_server()
+
+
+@pytest.fixture
+def api(server: BerthServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
