@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,10 +17,13 @@ STORES = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster.start(tmp_path_factory.mktemp("pg"))
+def postgres() -> Iterator[PostgresCluster]:
+    # Not under pytest's tmp dir: that is private to root, and the server runs as 'postgres'.
+    root = Path(tempfile.mkdtemp(prefix="berth-pg-"))
+    cluster = PostgresCluster.start(root)
     yield cluster
     cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=STORES)

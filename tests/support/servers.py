@@ -35,7 +35,8 @@ class BerthServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABRICKS_"))}
-        env.update(BERTH_HOME=str(self.home), BERTH_ADMIN_TOKEN=self.token, **self.extra_env)
+        env.update(BERTH_HOME=str(self.home), BERTH_ADMIN_TOKEN=self.token)
+        env.update(self.extra_env)
         if self.database_url:
             env["BERTH_DATABASE_URL"] = self.database_url
         return env

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from berth.core.clock import Clock
 from berth.identity.tokens import TokenService
 from berth.registry.service import Registry
 from berth.settings import Settings
 from berth.store.db import Database
+
+
+class ControllerPort(Protocol):
+    """What the API may ask of the controller: it never touches replicas itself."""
+
+    def nudge(self) -> None:
+        """Reconcile soon: desired state changed."""
+
+    def logs(self, endpoint: str, served_entity: str) -> str | None:
+        """The tail of one served entity's replica output."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +29,4 @@ class Services:
     clock: Clock
     tokens: TokenService
     registry: Registry
+    controller: ControllerPort

@@ -1,7 +1,141 @@
-"""`berth models ...` commands."""
+"""`berth models ...`: the model registry from the command line, through the SDK only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="Manage models.", no_args_is_help=True)
+from berth.cli.output import OutputFormat, OutputOption, fail, print_json, print_table, when
+from berth.client import ApiError, BerthClient
+
+app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
+
+Json = dict[str, Any]
+
+Name = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
+Version = Annotated[str, typer.Argument(metavar="VERSION", help="Version number, e.g. 1.")]
+
+MODEL_COLUMNS = ["name", "latest version", "creator", "updated", "description"]
+VERSION_COLUMNS = ["version", "format", "status", "created", "creator", "source"]
+
+
+@contextmanager
+def _client() -> Iterator[BerthClient]:
+    """An SDK client on BERTH_HOST/BERTH_TOKEN; API errors end the command with exit 1."""
+    try:
+        with BerthClient() as client:
+            yield client
+    except ApiError as exc:
+        raise fail(exc) from exc
+
+
+@app.command()
+def register(
+    name: Name,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            metavar="PATH",
+            help="Artifact folder (MLmodel or score.py), or a .tar.gz/.tgz/.zip of one.",
+        ),
+    ],
+    description: Annotated[str, typer.Option(help="Description of the version.")] = "",
+    upload: Annotated[
+        bool, typer.Option(help="Upload a folder even when the server runs on this machine.")
+    ] = False,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Register PATH as the next version of NAME, creating the model if needed."""
+    with _client() as client:
+        version = client.models.register(name, path, description=description, upload=upload)
+    if output is OutputFormat.json:
+        print_json(version)
+    else:
+        typer.echo(
+            f"Registered {version['name']} version {version['version']} ({version['format']})."
+        )
+
+
+@app.command("list")
+def list_models(output: OutputFormat = OutputOption) -> None:
+    """List registered models."""
+    with _client() as client:
+        models = client.models.list()
+    if output is OutputFormat.json:
+        print_json(models)
+    else:
+        print_table("Models", MODEL_COLUMNS, [_model_row(m) for m in models])
+
+
+@app.command()
+def get(name: Name, output: OutputFormat = OutputOption) -> None:
+    """Show one model and its versions."""
+    with _client() as client:
+        model = client.models.get(name)
+        versions = client.models.list_versions(name)
+    if output is OutputFormat.json:
+        print_json({**model, "versions": versions})
+        return
+    print_table(f"Model {name}", [*MODEL_COLUMNS, "tags"], [[*_model_row(model), _tags(model)]])
+    _print_versions(name, versions)
+
+
+@app.command()
+def versions(name: Name, output: OutputFormat = OutputOption) -> None:
+    """List the versions of a model."""
+    with _client() as client:
+        found = client.models.list_versions(name)
+    if output is OutputFormat.json:
+        print_json(found)
+    else:
+        _print_versions(name, found)
+
+
+@app.command()
+def delete(name: Name) -> None:
+    """Delete a model and all its versions (refused while an endpoint serves one)."""
+    with _client() as client:
+        client.models.delete(name)
+    typer.echo(f"Deleted model {name}.")
+
+
+@app.command("delete-version")
+def delete_version(name: Name, version: Version) -> None:
+    """Delete one version of a model (refused while an endpoint serves it)."""
+    with _client() as client:
+        client.models.delete_version(name, version)
+    typer.echo(f"Deleted {name} version {version}.")
+
+
+def _print_versions(name: str, versions: Sequence[Json]) -> None:
+    rows = [
+        [
+            v["version"],
+            v["format"],
+            v["status"],
+            when(v["creation_timestamp"]),
+            v["creator"],
+            v["source"],
+        ]
+        for v in versions
+    ]
+    print_table(f"Versions of {name}", VERSION_COLUMNS, rows)
+
+
+def _model_row(model: Json) -> list[Any]:
+    return [
+        model["name"],
+        model.get("latest_version"),
+        model["creator"],
+        when(model["last_updated_timestamp"]),
+        model["description"],
+    ]
+
+
+def _tags(model: Json) -> str:
+    return ", ".join(f"{tag['key']}={tag['value']}" for tag in model.get("tags", []))

@@ -9,13 +9,26 @@ from enum import StrEnum
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from berth.client import ApiError
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output keeps each table at its natural width, so no name is cut for grep or a file.
+PIPE_WIDTH = 1000
+
+
+def _stdout_console() -> Console:
+    found = Console()
+    return found if found.is_terminal else Console(width=PIPE_WIDTH)
+
+
+console = _stdout_console()
+# Messages are never hard-wrapped: a wrapped path or name cannot be pasted back.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class OutputFormat(StrEnum):
@@ -31,12 +44,30 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # At least as wide as the title, so a narrow table does not wrap it.
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=cell_len(title))
     for column in columns:
-        table.add_column(column)
+        # Fold rather than truncate: a cut name cannot be copied into the next command.
+        table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(_cell(cell) for cell in row))
     console.print(table)
+
+
+def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
+    """A block of ``label  value`` lines and a blank one: the header of one resource."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for label, value in fields:
+        grid.add_row(label, _cell(value))
+    console.print(grid)
+    console.line()
+
+
+def _cell(value: Any) -> Text:
+    # Text, not markup: values come from users and servers and may hold "[...]".
+    return Text("" if value is None else str(value))
 
 
 def when(epoch_ms: int | None) -> str:
@@ -48,5 +79,13 @@ def when(epoch_ms: int | None) -> str:
 
 def fail(error: ApiError) -> typer.Exit:
     """Print an API error the way a person reads it and return the exit to raise."""
-    err_console.print(f"[red]Error[/red] {error.error_code} ({error.status}): {error.message}")
+    err_console.print(
+        f"[red]Error[/red] {escape(error.error_code)} ({error.status}): {escape(error.message)}"
+    )
     return typer.Exit(code=1)
+
+
+def fail_input(message: str) -> typer.Exit:
+    """Print what is wrong with the user's input (a file, an argument) and return exit 2."""
+    err_console.print(f"[red]Error[/red] {escape(message)}")
+    return typer.Exit(code=2)

@@ -1,10 +1,139 @@
-"""The models resource of the SDK."""
+"""The models resource of the SDK: ``/api/2.0/models`` and their versions."""
 
 from __future__ import annotations
 
-from berth.client.transport import Transport
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from berth.client.transport import ApiError, Transport
+
+JsonObject = dict[str, Any]
+JsonObjects = list[JsonObject]
+
+BASE = "/api/2.0/models"
+UPLOAD_FIELD = "file"
+_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class ModelsApi:
+    """Register models and their versions, list, read and delete them."""
+
     def __init__(self, transport: Transport) -> None:
         self._t = transport
+
+    def create(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> JsonObject:
+        """Create a model; answers it as ``{name, description, tags, creator, ...}``."""
+        body: JsonObject = {"name": name, "description": description}
+        if tags:
+            body["tags"] = [{"key": key, "value": value} for key, value in tags.items()]
+        return self._inner("POST", BASE, "model", json=body)
+
+    def get(self, name: str) -> JsonObject:
+        return self._inner("GET", _path(name), "model")
+
+    def list(self) -> JsonObjects:
+        models: JsonObjects = self._t.request("GET", BASE).get("models", [])
+        return models
+
+    def delete(self, name: str) -> None:
+        self._t.request("DELETE", _path(name))
+
+    def create_version(
+        self,
+        name: str,
+        source: str | None = None,
+        archive: Path | None = None,
+        description: str = "",
+    ) -> JsonObject:
+        """Register a version from ``source`` (a path or URI the server reads) or ``archive``.
+
+        ``archive`` is a ``.tar.gz``/``.tgz``/``.zip`` file to upload, or a folder, which is
+        packed into a ``.tar.gz`` first.
+        """
+        if (source is None) == (archive is None):
+            raise ValueError("give exactly one of source= and archive=")
+        if source is not None:
+            body = {"source": source, "description": description}
+            return self._inner("POST", _path(name, "versions"), "model_version", json=body)
+        assert archive is not None
+        if archive.is_dir():
+            with tempfile.TemporaryDirectory(prefix="berth-pack-") as work:
+                return self._upload(name, _pack(archive, Path(work)), description)
+        return self._upload(name, archive, description)
+
+    def register(
+        self, name: str, path: Path, description: str = "", upload: bool = False
+    ) -> JsonObject:
+        """Create the model if it is missing, then register ``path`` as its next version.
+
+        A folder is sent as a path when the server runs on this machine, so it reads it in
+        place; otherwise, or with ``upload``, it is packed and uploaded. A file is uploaded
+        as an archive. ``description`` goes to the version, and to the model if made here;
+        a model made here is deleted again if its first version is refused.
+        """
+        created = self._create_if_missing(name, description)
+        path = path.expanduser().resolve()
+        try:
+            if path.is_dir() and not upload and urlsplit(self._t.host).hostname in _THIS_MACHINE:
+                return self.create_version(name, source=str(path), description=description)
+            return self.create_version(name, archive=path, description=description)
+        except ApiError:
+            if created:
+                self.delete(name)
+            raise
+
+    def list_versions(self, name: str) -> JsonObjects:
+        versions: JsonObjects = self._t.request("GET", _path(name, "versions")).get(
+            "model_versions", []
+        )
+        return versions
+
+    def get_version(self, name: str, version: str | int) -> JsonObject:
+        return self._inner("GET", _path(name, "versions", str(version)), "model_version")
+
+    def delete_version(self, name: str, version: str | int) -> None:
+        self._t.request("DELETE", _path(name, "versions", str(version)))
+
+    def _create_if_missing(self, name: str, description: str) -> bool:
+        try:
+            self.create(name, description=description)
+        except ApiError as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return False
+        return True
+
+    def _upload(self, name: str, archive: Path, description: str) -> JsonObject:
+        with archive.open("rb") as fh:
+            return self._inner(
+                "POST",
+                _path(name, "versions"),
+                "model_version",
+                files={UPLOAD_FIELD: (archive.name, fh, "application/octet-stream")},
+                data={"description": description},
+            )
+
+    def _inner(self, method: str, path: str, key: str, **kwargs: Any) -> JsonObject:
+        body = self._t.request(method, path, **kwargs)
+        inner = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(inner, dict):
+            raise ApiError("INTERNAL_ERROR", f"{method} {path} answered no '{key}' object", 500)
+        return inner
+
+
+def _pack(folder: Path, work: Path) -> Path:
+    """``folder`` as ``<name>.tar.gz`` in ``work``, links followed; the server unwraps it."""
+    archive = work / f"{folder.name or 'model'}.tar.gz"
+    with tarfile.open(archive, "w:gz", dereference=True) as tar:
+        tar.add(folder, arcname=folder.name or "model")
+    return archive
+
+
+def _path(name: str, *rest: str) -> str:
+    return "/".join([BASE, quote(name, safe=""), *(quote(part, safe="") for part in rest)])

@@ -1,7 +1,10 @@
-"""Builds the ASGI application of one ``berth serve`` process."""
+"""Builds one ``berth serve`` process: store, API, controller, backend and gateway."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -11,22 +14,27 @@ from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
 from berth.api.routes import endpoints, health, models
 from berth.api.services import Services
+from berth.backends.local import LocalBackend
+from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
+from berth.core.dataplane import SnapshotBus
+from berth.gateway.app import Gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.registry.service import Registry
+from berth.server.dispatch import Dispatch
 from berth.settings import Settings
 from berth.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    app: FastAPI
+    app: Dispatch
     services: Services
     admin: AdminBootstrap
 
 
 def build_server(settings: Settings) -> Server:
-    """Open the store (migrating it), make the admin token, and assemble the routes."""
+    """Open the store (migrating it), make the admin token, and wire every part."""
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.store_url)
@@ -35,27 +43,45 @@ def build_server(settings: Settings) -> Server:
     tokens = TokenService(db, clock)
     configured = settings.admin_token.get_secret_value() if settings.admin_token else None
     admin = tokens.bootstrap_admin(settings.admin_token_file, configured)
+
+    bus = SnapshotBus()
+    gateway = Gateway(bus)
+    backend = LocalBackend(settings.home_dir / "replicas")
+    controller = Controller(db, backend, bus, clock, python=sys.executable, drain=gateway.drain)
     services = Services(
         settings=settings,
         db=db,
         clock=clock,
         tokens=tokens,
         registry=Registry(db, clock, settings.artifacts_dir),
+        controller=controller,
     )
 
-    app = FastAPI(
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await backend.adopt()
+        await controller.reconcile()  # routes and tokens are known before the first query
+        controller.start()
+        try:
+            yield
+        finally:
+            await controller.close()
+            await gateway.close()
+
+    api = FastAPI(
         title="berth",
         version=berth.__version__,
         description="Self-hosted model serving, wire-compatible with Databricks Model Serving.",
         openapi_url="/api/2.0/openapi.json",
         docs_url="/api/2.0/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.services = services
-    install_error_handlers(app)
-    app.include_router(health.router)
+    api.state.services = services
+    install_error_handlers(api)
+    api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(current_principal)])
     protected.include_router(models.router)
     protected.include_router(endpoints.router)
-    app.include_router(protected)
-    return Server(app=app, services=services, admin=admin)
+    api.include_router(protected)
+    return Server(app=Dispatch(gateway, api), services=services, admin=admin)

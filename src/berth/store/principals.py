@@ -85,3 +85,24 @@ def principal_for_token(session: Session, token_hash: str, now_ms: int) -> Princ
         .where(GroupMemberRow.principal_id == row.id)
     ).all()
     return Principal(name=row.name, kind=PrincipalKind(row.kind), groups=frozenset(groups))
+
+
+def live_tokens(session: Session, now_ms: int) -> dict[str, Principal]:
+    """Every unexpired token hash with its principal: what the data plane checks against."""
+    members: dict[int, set[str]] = {}
+    for principal_id, group in session.execute(
+        select(GroupMemberRow.principal_id, GroupRow.name).join(
+            GroupRow, GroupRow.id == GroupMemberRow.group_id
+        )
+    ):
+        members.setdefault(principal_id, set()).add(group)
+    found = session.execute(
+        select(TokenRow.token_hash, TokenRow.expires_at, PrincipalRow).join(
+            PrincipalRow, TokenRow.principal_id == PrincipalRow.id
+        )
+    )
+    return {
+        token_hash: Principal(row.name, PrincipalKind(row.kind), frozenset(members.get(row.id, ())))
+        for token_hash, expires_at, row in found
+        if expires_at is None or expires_at > now_ms
+    }

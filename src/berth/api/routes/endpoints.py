@@ -1,7 +1,323 @@
-"""Routes of the endpoints resource."""
+"""Routes of the serving-endpoints resource (``/api/2.0/serving-endpoints``).
+
+Create, read, list, delete, config updates, tags, rate limits, AI gateway and notifications,
+as the Databricks API answers them, plus ``GET .../{name}/events``. Both slash forms of the
+collection answer (MLflow uses the trailing one) without redirects. Config updates only store
+a pending config; the controller rolls it out.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import replace
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from berth.api import endpoint_events as events
+from berth.api import endpoint_views as views
+from berth.api.deps import PrincipalDep, ServicesDep
+from berth.api.endpoint_config import (
+    NormalisedConfig,
+    check_endpoint_name,
+    check_update,
+    merge_tags,
+    normalise_config,
+)
+from berth.api.schemas.endpoints import (
+    AiGatewayConfig,
+    CreateServingEndpoint,
+    EndpointCoreConfigInput,
+    PatchNotifications,
+    PatchTags,
+    PutRateLimits,
+    RateLimit,
+)
+from berth.core.errors import Conflict, NotFound
+from berth.core.ids import new_endpoint_id
+from berth.core.principal import Principal
+from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady, EventType
+from berth.registry.names import parse_version
+from berth.store import endpoints as store
+from berth.store import models
+from berth.store.endpoints import EndpointRecord
+from berth.store.rollouts import with_states
+
+Json = dict[str, Any]
+
+BASE = "/api/2.0/serving-endpoints"
+ABORTED = (DeploymentState.ABORTED.value, "The update was cancelled.")
+
+router = APIRouter(tags=["serving-endpoints"])
+
+
+@router.post(BASE)
+@router.post(BASE + "/", include_in_schema=False)
+def create_endpoint(
+    body: CreateServingEndpoint, services: ServicesDep, principal: PrincipalDep
+) -> Json:
+    """Store a new endpoint whose config version 1 is pending until the controller has it
+    running (``config_update: IN_PROGRESS``, as Databricks answers a create)."""
+    check_endpoint_name(body.name)
+    config = normalise_config(body.config)
+    now = services.clock.now_ms()
+    doc = {**config.document(version=1, creator=principal.name, now_ms=now), "start_time": now}
+    record = _new_record(body, config, doc, principal, now)
+    with services.db.transaction() as session:
+        _check_models(session, config)
+        store.insert_endpoint(session, record)
+        message = events.created(principal.name, doc)
+        store.add_event(
+            session, record.id, EventType.CREATED, message, now_ms=now, config_version=1
+        )
+    services.controller.nudge()
+    return views.detailed(record)
+
+
+@router.get(BASE)
+@router.get(BASE + "/", include_in_schema=False)
+def list_endpoints(services: ServicesDep) -> Json:
+    with services.db.transaction() as session:
+        records = store.list_endpoints(session)
+    return {"endpoints": [views.summary(record) for record in records]}
+
+
+@router.get(BASE + "/{name}")
+def get_endpoint(name: str, services: ServicesDep) -> Json:
+    with services.db.transaction() as session:
+        return views.detailed(_existing(session, name))
+
+
+@router.delete(BASE + "/{name}")
+def delete_endpoint(name: str, services: ServicesDep) -> Json:
+    with services.db.transaction() as session:
+        if not store.delete_endpoint(session, name):
+            raise _not_found(name)
+    services.controller.nudge()
+    return {}
+
+
+@router.put(BASE + "/{name}/config")
+def update_config(
+    name: str, body: EndpointCoreConfigInput, services: ServicesDep, principal: PrincipalDep
+) -> Json:
+    """Store the config as pending version current + 1 and answer at once."""
+    config = normalise_config(body)
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        check_update(name, record.task, config)
+        if record.config_update == ConfigUpdate.IN_PROGRESS:
+            raise _in_progress(record)
+        _check_models(session, config)
+        version = record.config_version + 1
+        pending = {
+            **config.document(version=version, creator=principal.name, now_ms=now),
+            "start_time": now,
+        }
+        if not store.request_config(session, record.id, pending, now):
+            raise _in_progress(record)
+        message = events.config_requested(principal.name, pending)
+        store.add_event(
+            session,
+            record.id,
+            EventType.CONFIG_UPDATE_REQUESTED,
+            message,
+            now_ms=now,
+            config_version=version,
+        )
+    services.controller.nudge()
+    updated = replace(
+        record, pending_config=pending, config_update=ConfigUpdate.IN_PROGRESS, updated_at=now
+    )
+    return views.detailed(updated)
+
+
+@router.post(BASE + "/{name}/config/cancel")
+def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """berth's extension: abandon the update in progress; the current config keeps serving."""
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        pending = record.pending_config
+        if record.config_update != ConfigUpdate.IN_PROGRESS or pending is None:
+            raise Conflict(f"Endpoint '{name}' has no config update in progress to cancel.")
+        aborted = with_states(pending, {e["name"]: ABORTED for e in pending["served_entities"]})
+        if not store.cancel_update(session, record.id, aborted, now):
+            raise Conflict(
+                f"The update of endpoint '{name}' finished before it could be cancelled."
+            )
+        version = pending["config_version"]
+        message = f"Config version {version} was cancelled by {principal.name}."
+        store.add_event(
+            session,
+            record.id,
+            EventType.UPDATE_CANCELED,
+            message,
+            now_ms=now,
+            config_version=version,
+        )
+    services.controller.nudge()
+    return views.detailed(
+        replace(
+            record,
+            pending_config=aborted,
+            config_update=ConfigUpdate.UPDATE_CANCELED,
+            updated_at=now,
+        )
+    )
+
+
+@router.get(BASE + "/{name}/served-models/{served_model_name}/logs")
+def served_model_logs(name: str, served_model_name: str, services: ServicesDep) -> Json:
+    """The tail of what the served entity's replicas printed."""
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+    names = {
+        entity["name"]
+        for doc in (record.config, record.pending_config)
+        for entity in (doc or {}).get("served_entities", [])
+    }
+    if served_model_name not in names:
+        raise NotFound(
+            f"Endpoint '{name}' has no served entity named '{served_model_name}'; "
+            f"it has: {', '.join(sorted(names)) or 'none'}."
+        )
+    return {"logs": services.controller.logs(name, served_model_name) or ""}
+
+
+@router.patch(BASE + "/{name}/tags")
+def patch_tags(name: str, body: PatchTags, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """Add or overwrite, and delete tags; answers the full resulting list."""
+    added, deleted = body.add_tags or [], body.delete_tags or []
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name, for_update=True)
+        tags = merge_tags(record.tags, added, deleted)
+        store.save_tags(session, record.id, tags, now)
+        message = events.tags_changed(
+            principal.name, [tag.model_dump(exclude_none=True) for tag in added], deleted
+        )
+        store.add_event(session, record.id, EventType.TAGS_CHANGED, message, now_ms=now)
+    return {"tags": tags}
+
+
+@router.put(BASE + "/{name}/rate-limits")
+def put_rate_limits(
+    name: str, body: PutRateLimits, services: ServicesDep, principal: PrincipalDep
+) -> Json:
+    """Legacy rate limits, stored and echoed."""
+    limits = _rate_limits(body.rate_limits)
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        store.save_rate_limits(session, record.id, limits, now)
+        message = events.rate_limits_changed(principal.name, limits)
+        store.add_event(session, record.id, EventType.RATE_LIMITS_CHANGED, message, now_ms=now)
+    return {"rate_limits": limits}
+
+
+@router.put(BASE + "/{name}/ai-gateway")
+def put_ai_gateway(
+    name: str, body: AiGatewayConfig, services: ServicesDep, principal: PrincipalDep
+) -> Json:
+    """Store and echo the AI gateway config; an empty one clears it."""
+    gateway = _dump(body)
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        store.save_ai_gateway(session, record.id, gateway, now)
+        message = events.ai_gateway_changed(principal.name, gateway)
+        store.add_event(session, record.id, EventType.AI_GATEWAY_CHANGED, message, now_ms=now)
+    return gateway
+
+
+@router.patch(BASE + "/{name}/notifications")
+def patch_notifications(
+    name: str, body: PatchNotifications, services: ServicesDep, principal: PrincipalDep
+) -> Json:
+    notifications = _dump(body.email_notifications)
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        store.save_email_notifications(session, record.id, notifications, now)
+        message = events.notifications_changed(principal.name, notifications)
+        store.add_event(session, record.id, EventType.NOTIFICATIONS_CHANGED, message, now_ms=now)
+    return {"name": name, "email_notifications": notifications}
+
+
+@router.get(BASE + "/{name}/events")
+def list_events(name: str, services: ServicesDep) -> Json:
+    """berth's extension: every state change of the endpoint, oldest first."""
+    with services.db.transaction() as session:
+        found = store.list_events(session, _existing(session, name).id)
+    return {"events": [views.event(item) for item in found]}
+
+
+def _new_record(
+    body: CreateServingEndpoint,
+    config: NormalisedConfig,
+    doc: Json,
+    principal: Principal,
+    now: int,
+) -> EndpointRecord:
+    return EndpointRecord(
+        id=new_endpoint_id(),
+        name=body.name,
+        creator=principal.name,
+        created_at=now,
+        updated_at=now,
+        description=body.description or "",
+        config=None,
+        config_version=0,
+        pending_config=doc,
+        ready=EndpointReady.NOT_READY,
+        config_update=ConfigUpdate.IN_PROGRESS,
+        task=config.task,
+        tags=merge_tags([], body.tags or [], []),
+        ai_gateway=_dump(body.ai_gateway) or None,
+        rate_limits=_rate_limits(body.rate_limits) or None,
+        route_optimized=bool(body.route_optimized),
+        email_notifications=_dump(body.email_notifications) or None,
+        budget_policy_id=body.budget_policy_id,
+        telemetry_config=_dump(body.telemetry_config) or None,
+    )
+
+
+def _rate_limits(limits: list[RateLimit] | None) -> list[Json]:
+    """Legacy limits apply to the whole endpoint unless keyed otherwise."""
+    return [{"key": "endpoint", **_dump(limit)} for limit in limits or []]
+
+
+def _dump(model: BaseModel | None) -> Json:
+    return {} if model is None else model.model_dump(exclude_none=True)
+
+
+def _check_models(session: Session, config: NormalisedConfig) -> None:
+    """Each served registered model version exists in the registry."""
+    for ref in config.model_refs:
+        try:
+            models.get_version(session, ref.model, parse_version(ref.version))
+        except NotFound as exc:
+            raise NotFound(f"Served entity '{ref.served_name}': {exc.message}") from exc
+
+
+def _existing(session: Session, name: str, *, for_update: bool = False) -> EndpointRecord:
+    record = store.get_endpoint(session, name, for_update=for_update)
+    if record is None:
+        raise _not_found(name)
+    return record
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"Endpoint with name '{name}' does not exist.")
+
+
+def _in_progress(record: EndpointRecord) -> Conflict:
+    pending = record.pending_config or {}
+    version = pending.get("config_version", record.config_version + 1)
+    return Conflict(
+        f"Endpoint '{record.name}' has a config update in progress (version {version}); "
+        "wait for it or cancel it."
+    )

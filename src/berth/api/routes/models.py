@@ -1,7 +1,121 @@
-"""Routes of the models resource."""
+"""Routes of the models resource: ``/api/2.0/models`` and their versions."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-router = APIRouter()
+from berth.api.deps import PrincipalDep, ServicesDep
+from berth.api.schemas.models import (
+    CreateModelRequest,
+    CreateVersionRequest,
+    ListModelsResponse,
+    ListModelVersionsResponse,
+    Model,
+    ModelResponse,
+    ModelVersion,
+    ModelVersionResponse,
+)
+from berth.core.errors import BadRequest, InvalidParameter
+from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
+
+router = APIRouter(prefix="/api/2.0/models", tags=["models"])
+
+UPLOAD_FIELD = "file"
+
+
+@router.post("")
+def create_model(
+    body: CreateModelRequest, services: ServicesDep, principal: PrincipalDep
+) -> ModelResponse:
+    info = services.registry.create_model(
+        body.name, description=body.description, tags=body.model_tags(), creator=principal.name
+    )
+    return ModelResponse(model=Model.of(info))
+
+
+@router.get("")
+def list_models(services: ServicesDep) -> ListModelsResponse:
+    return ListModelsResponse(models=[Model.of(info) for info in services.registry.list_models()])
+
+
+@router.get("/{name}")
+def get_model(name: str, services: ServicesDep) -> ModelResponse:
+    return ModelResponse(model=Model.of(services.registry.get_model(name)))
+
+
+@router.delete("/{name}")
+def delete_model(name: str, services: ServicesDep) -> dict[str, str]:
+    services.registry.delete_model(name)
+    return {}
+
+
+@router.post("/{name}/versions")
+async def create_version(
+    name: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> ModelVersionResponse:
+    """Register a version from ``{"source": ...}`` JSON or a multipart upload of an archive.
+
+    The body's form decides the parsing, so this route reads it itself, then does the copy
+    and the store writes in the threadpool like the plain ``def`` routes.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        async with request.form() as form:
+            upload = form.get(UPLOAD_FIELD)
+            if not isinstance(upload, UploadFile):
+                raise InvalidParameter(
+                    f"A multipart upload needs the archive in a file field named '{UPLOAD_FIELD}'."
+                )
+            source: ArtifactSource = UploadedArchive(upload.filename or "upload", upload.file)
+            description = form.get("description")
+            info = await run_in_threadpool(
+                services.registry.create_version,
+                name,
+                source,
+                description=description if isinstance(description, str) else "",
+                creator=principal.name,
+            )
+    elif content_type.startswith("application/json") or not content_type:
+        body = _version_request(await request.body())
+        info = await run_in_threadpool(
+            services.registry.create_version,
+            name,
+            SourceUri(body.source),
+            description=body.description,
+            creator=principal.name,
+        )
+    else:
+        raise BadRequest(
+            f"Unsupported content type '{content_type}': send JSON {{\"source\": ...}} or a "
+            f"multipart/form-data upload with the archive in field '{UPLOAD_FIELD}'."
+        )
+    return ModelVersionResponse(model_version=ModelVersion.of(info))
+
+
+@router.get("/{name}/versions")
+def list_versions(name: str, services: ServicesDep) -> ListModelVersionsResponse:
+    versions = services.registry.list_versions(name)
+    return ListModelVersionsResponse(model_versions=[ModelVersion.of(v) for v in versions])
+
+
+@router.get("/{name}/versions/{version}")
+def get_version(name: str, version: str, services: ServicesDep) -> ModelVersionResponse:
+    info = services.registry.get_version(name, version)
+    return ModelVersionResponse(model_version=ModelVersion.of(info))
+
+
+@router.delete("/{name}/versions/{version}")
+def delete_version(name: str, version: str, services: ServicesDep) -> dict[str, str]:
+    services.registry.delete_version(name, version)
+    return {}
+
+
+def _version_request(raw: bytes) -> CreateVersionRequest:
+    try:
+        return CreateVersionRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc

@@ -1,0 +1,157 @@
+"""Stored endpoints rendered as Databricks' ServingEndpointDetailed and ServingEndpoint JSON.
+
+Plaintext provider secrets are stored for the gateway but never leave through these views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.api.external_model_rules import PLAINTEXT_SUFFIX
+from berth.store.endpoints import EndpointRecord, EventRecord
+
+Json = dict[str, Any]
+
+PERMISSION_LEVEL = "CAN_MANAGE"
+
+_UNECHOED = frozenset({"burst_scaling_enabled"})
+_SERVED_MODEL_KEYS = (
+    "name",
+    "model_name",
+    "model_version",
+    "workload_size",
+    "workload_type",
+    "scale_to_zero_enabled",
+    "min_provisioned_concurrency",
+    "max_provisioned_concurrency",
+    "provisioned_model_units",
+    "environment_vars",
+    "instance_profile_arn",
+    "creator",
+    "creation_timestamp",
+    "state",
+)
+
+
+def detailed(record: EndpointRecord) -> Json:
+    """The answer of GET, create and config updates."""
+    body = _common(record)
+    if record.config is not None:
+        body["config"] = _config(record.config)
+    if record.pending_config is not None:
+        body["pending_config"] = _config(record.pending_config)
+    body["permission_level"] = PERMISSION_LEVEL
+    return body
+
+
+def summary(record: EndpointRecord) -> Json:
+    """One item of the list answer: the config reduced to what each entity serves."""
+    body = _common(record)
+    if record.config is not None:
+        body["config"] = _config_summary(record.config)
+    return body
+
+
+def event(record: EventRecord) -> Json:
+    return {
+        "timestamp": record.timestamp,
+        "type": record.event_type,
+        "message": record.message,
+        "config_version": record.config_version,
+    }
+
+
+def without_plaintext(value: Any) -> Any:
+    """``value`` with every ``*_plaintext`` key removed, at any depth."""
+    if isinstance(value, dict):
+        return {
+            key: without_plaintext(item)
+            for key, item in value.items()
+            if not key.endswith(PLAINTEXT_SUFFIX)
+        }
+    return value
+
+
+def _common(record: EndpointRecord) -> Json:
+    body: Json = {
+        "name": record.name,
+        "id": record.id,
+        "creator": record.creator,
+        "creation_timestamp": record.created_at,
+        "last_updated_timestamp": record.updated_at,
+        "state": {"ready": record.ready.value, "config_update": record.config_update.value},
+        "tags": record.tags,
+        "route_optimized": record.route_optimized,
+    }
+    optional = {
+        "description": record.description or None,
+        "task": record.task,
+        "ai_gateway": record.ai_gateway or None,
+        "email_notifications": record.email_notifications,
+        "budget_policy_id": record.budget_policy_id,
+        "telemetry_config": record.telemetry_config,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def _config(doc: Json) -> Json:
+    entities = [_entity(entity) for entity in doc["served_entities"]]
+    out: Json = {"config_version": doc["config_version"]}
+    if "start_time" in doc:
+        out["start_time"] = doc["start_time"]
+    out["served_entities"] = entities
+    models = [_served_model(entity) for entity in entities if "entity_name" in entity]
+    if models:
+        out["served_models"] = models
+    out["traffic_config"] = {"routes": [_route(r) for r in doc["traffic_config"]["routes"]]}
+    if "auto_capture_config" in doc:
+        out["auto_capture_config"] = doc["auto_capture_config"]
+    return out
+
+
+def _config_summary(doc: Json) -> Json:
+    entities = [_entity(entity) for entity in doc["served_entities"]]
+    out: Json = {
+        "served_entities": [
+            {
+                key: e[key]
+                for key in ("name", "entity_name", "entity_version", "external_model")
+                if key in e
+            }
+            for e in entities
+        ]
+    }
+    models = [
+        {key: m[key] for key in ("name", "model_name", "model_version")}
+        for m in (_served_model(e) for e in entities if "entity_name" in e)
+    ]
+    if models:
+        out["served_models"] = models
+    return out
+
+
+def _entity(entity: Json) -> Json:
+    out = {key: value for key, value in entity.items() if key not in _UNECHOED}
+    if "external_model" in out:
+        out["external_model"] = without_plaintext(out["external_model"])
+    return out
+
+
+def _served_model(entity: Json) -> Json:
+    """The deprecated ``served_models`` mirror of a registered-model entity."""
+    renamed = {
+        **entity,
+        "model_name": entity["entity_name"],
+        "model_version": entity["entity_version"],
+    }
+    return {key: renamed[key] for key in _SERVED_MODEL_KEYS if key in renamed}
+
+
+def _route(route: Json) -> Json:
+    name = route["served_entity_name"]
+    return {
+        "served_entity_name": name,
+        "served_model_name": name,
+        "traffic_percentage": route["traffic_percentage"],
+    }

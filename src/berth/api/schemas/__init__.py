@@ -1,0 +1,1 @@
+"""Wire types of the REST API, shaped as Databricks shapes them."""

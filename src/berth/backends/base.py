@@ -1,0 +1,66 @@
+"""The ``Backend`` protocol and the values that cross it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class ReplicaState(StrEnum):
+    STARTING = "STARTING"
+    READY = "READY"
+    FAILED = "FAILED"
+    STOPPING = "STOPPING"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSpec:
+    """Everything needed to run one replica; equal specs make interchangeable replicas."""
+
+    endpoint: str
+    served_entity: str
+    artifact: str
+    model_format: str
+    python: str
+    max_concurrency: int
+    env: tuple[tuple[str, str], ...] = ()
+    warmup_json: str | None = None
+
+    def fingerprint(self) -> str:
+        """A short content hash: replicas of an unchanged entity survive config updates."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    def replica_id(self, index: int) -> str:
+        """Deterministic, so a restarted server finds what it started before."""
+        return f"{self.endpoint}.{self.served_entity}.{self.fingerprint()}.{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    replica_id: str
+    spec: ReplicaSpec
+    state: ReplicaState
+    address: str | None = None
+    pid: int | None = None
+    restarts: int = 0
+    message: str = ""
+
+
+class Backend(Protocol):
+    """Runs replicas. Calls are idempotent: starting a known id or stopping an unknown one is
+    a no-op, so the controller can apply a plan twice."""
+
+    async def start(self, replica_id: str, spec: ReplicaSpec) -> None: ...
+
+    async def stop(self, replica_id: str) -> None: ...
+
+    def replicas(self) -> list[ReplicaStatus]: ...
+
+    def logs(self, replica_id: str, max_bytes: int) -> str: ...
+
+    async def close(self) -> None:
+        """Stop every replica (server shutdown)."""

@@ -1,0 +1,178 @@
+"""The ``local`` backend: each replica a child process in its own process group.
+
+Per replica, ``<root>/<replica_id>/`` holds ``replica.log`` (stdout and stderr), ``port`` (the
+port the runtime bound) and ``state.json`` (pid and spec), so a restarted server re-adopts
+replicas that still run and kills none by mistake. A supervisor task per replica starts the
+process, probes its health, and restarts it with backoff when it dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import httpx
+
+from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
+from berth.backends.process import Process, read_tail, spawn_replica
+
+log = logging.getLogger(__name__)
+
+CRASHES_BEFORE_FAILED = 3
+STARTUP_TIMEOUT_S = 300.0
+PROBE_EVERY_S = 0.1
+
+
+class LocalBackend:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._status: dict[str, ReplicaStatus] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._procs: dict[str, Process] = {}
+        self._http = httpx.AsyncClient(timeout=2.0)
+
+    async def adopt(self) -> None:
+        """Take over replicas a previous server left running; remove traces of dead ones."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        for state_file in self._root.glob("*/state.json"):
+            replica_id = state_file.parent.name
+            try:
+                state = json.loads(state_file.read_text())
+                spec = ReplicaSpec(
+                    **{**state["spec"], "env": tuple(map(tuple, state["spec"]["env"]))}
+                )
+                proc = Process.existing(int(state["pid"]), replica_id)
+            except (ValueError, KeyError, TypeError):
+                proc = None
+            if proc is None:
+                shutil.rmtree(state_file.parent, ignore_errors=True)
+                continue
+            log.info("adopting replica %s (pid %s)", replica_id, proc.pid)
+            self._procs[replica_id] = proc
+            self._status[replica_id] = ReplicaStatus(
+                replica_id, spec, ReplicaState.STARTING, pid=proc.pid
+            )
+            self._tasks[replica_id] = asyncio.create_task(self._supervise(replica_id, spec, proc))
+
+    async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
+        if replica_id in self._tasks:
+            return
+        self._status[replica_id] = ReplicaStatus(replica_id, spec, ReplicaState.STARTING)
+        self._tasks[replica_id] = asyncio.create_task(self._supervise(replica_id, spec, None))
+
+    async def stop(self, replica_id: str) -> None:
+        task = self._tasks.pop(replica_id, None)
+        status = self._status.get(replica_id)
+        if status is not None:
+            self._status[replica_id] = replace(status, state=ReplicaState.STOPPING)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        proc = self._procs.pop(replica_id, None)
+        if proc is not None:
+            await proc.terminate()
+        self._status.pop(replica_id, None)
+        shutil.rmtree(self._root / replica_id, ignore_errors=True)
+
+    def replicas(self) -> list[ReplicaStatus]:
+        return list(self._status.values())
+
+    def logs(self, replica_id: str, max_bytes: int) -> str:
+        return read_tail(self._root / replica_id / "replica.log", max_bytes)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.stop(rid) for rid in list(self._tasks)))
+        await self._http.aclose()
+
+    async def _supervise(self, replica_id: str, spec: ReplicaSpec, proc: Process | None) -> None:
+        """Keep one replica running: start, wait for ready, watch, restart with backoff."""
+        folder = self._root / replica_id
+        crashes = 0
+        restarts = 0
+        while True:
+            if proc is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "port").unlink(missing_ok=True)
+                proc = await spawn_replica(replica_id, spec, folder)
+                self._procs[replica_id] = proc
+                (folder / "state.json").write_text(
+                    json.dumps({"pid": proc.pid, "spec": asdict(spec)})
+                )
+            self._set(replica_id, state=ReplicaState.STARTING, pid=proc.pid, restarts=restarts)
+            outcome = await self._until_ready(replica_id, proc, folder)
+            if outcome == "failed":
+                await proc.terminate()
+                return
+            if outcome == "ready":
+                crashes = 0
+                await proc.wait()
+            crashes += 1
+            restarts += 1
+            tail = read_tail(folder / "replica.log", 1500)
+            if crashes >= CRASHES_BEFORE_FAILED:
+                self._set(
+                    replica_id,
+                    state=ReplicaState.FAILED,
+                    message=f"Replica exited {crashes} times before becoming ready "
+                    f"(last exit code {proc.returncode}). Last output:\n{tail}",
+                )
+                return
+            log.warning("replica %s exited (code %s); restarting", replica_id, proc.returncode)
+            self._set(replica_id, state=ReplicaState.STARTING, address=None, message="restarting")
+            await asyncio.sleep(min(0.5 * 2**crashes, 10.0))
+            proc = None
+
+    async def _until_ready(self, replica_id: str, proc: Process, folder: Path) -> str:
+        """'ready', 'failed' (the model failed to load) or 'exited'."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_TIMEOUT_S
+        while loop.time() < deadline:
+            if not proc.alive():
+                return "exited"
+            address = _address(folder)
+            if address is not None:
+                health = await self._probe(address)
+                if health is not None and health[0] == 200:
+                    self._set(replica_id, state=ReplicaState.READY, address=address, message="")
+                    return "ready"
+                if health is not None and health[1].get("status") == "failed":
+                    self._set(
+                        replica_id, state=ReplicaState.FAILED, message=health[1].get("message", "")
+                    )
+                    return "failed"
+            await asyncio.sleep(PROBE_EVERY_S)
+        self._set(
+            replica_id,
+            state=ReplicaState.FAILED,
+            message=f"Replica was not ready within {STARTUP_TIMEOUT_S:.0f}s.",
+        )
+        return "failed"
+
+    async def _probe(self, address: str) -> tuple[int, dict[str, str]] | None:
+        try:
+            response = await self._http.get(f"http://{address}/health")
+        except httpx.HTTPError:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
+
+    def _set(self, replica_id: str, **changes: object) -> None:
+        status = self._status.get(replica_id)
+        if status is not None:
+            self._status[replica_id] = replace(status, **changes)  # type: ignore[arg-type]
+
+
+def _address(folder: Path) -> str | None:
+    try:
+        return f"127.0.0.1:{int((folder / 'port').read_text())}"
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,159 @@
+"""``plan(targets, replicas)``: what to start, stop, record and route. Pure, so it is tested
+without processes.
+
+Rollout rule: a pending config's replicas start beside the current ones; the config is promoted
+only when every replica of every pending entity is ready, and routes switch in that same
+step; replicas nobody wants any more are stopped after the switch (the next pass), once the
+gateway has drained them. A pending replica that fails fails the update and leaves the
+current config serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
+from berth.controller.targets import (
+    ConfigTarget,
+    EndpointStates,
+    EndpointTarget,
+    EntityState,
+    EntityTarget,
+)
+from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
+from berth.core.states import DeploymentState, EndpointReady
+
+
+@dataclass(frozen=True, slots=True)
+class Promote:
+    endpoint_id: str
+    version: int
+    states: EndpointStates
+
+
+@dataclass(frozen=True, slots=True)
+class FailUpdate:
+    endpoint_id: str
+    version: int
+    reason: str
+    states: EndpointStates
+
+
+@dataclass(frozen=True, slots=True)
+class SaveStates:
+    endpoint_id: str
+    states: EndpointStates
+
+
+Transition = Promote | FailUpdate | SaveStates
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    start: tuple[tuple[str, ReplicaSpec], ...] = ()
+    stop: tuple[str, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    routes: Mapping[str, EndpointRoute] = field(default_factory=dict)
+
+
+def plan(targets: Sequence[EndpointTarget], replicas: Iterable[ReplicaStatus]) -> Plan:
+    observed = {r.replica_id: r for r in replicas}
+    wanted: dict[str, ReplicaSpec] = {}
+    transitions: list[Transition] = []
+    routes: dict[str, EndpointRoute] = {}
+    for target in targets:
+        for config in (target.current, target.pending):
+            for entity in config.entities if config else ():
+                wanted.update((rid, entity.spec) for rid in entity.replica_ids() if entity.spec)
+        transition, serving = _decide(target, observed)
+        if transition is not None:
+            transitions.append(transition)
+        routes[target.name] = _route(target, serving, observed)
+    return Plan(
+        start=tuple((rid, spec) for rid, spec in wanted.items() if rid not in observed),
+        stop=tuple(rid for rid in observed if rid not in wanted),
+        transitions=tuple(transitions),
+        routes=routes,
+    )
+
+
+def _decide(
+    target: EndpointTarget, observed: Mapping[str, ReplicaStatus]
+) -> tuple[Transition | None, ConfigTarget | None]:
+    """The endpoint's transition, if any, and the config that serves after it."""
+    current = _entity_states(target.current, observed, gate=False)
+    pending = _entity_states(target.pending, observed, gate=True)
+    if target.pending is not None:
+        failed = [(n, msg) for n, (d, msg) in pending.items() if d == DeploymentState.FAILED]
+        if failed:
+            name, message = failed[0]
+            reason = f"Served entity '{name}' failed: {message}"
+            states = EndpointStates(_ready(current, target.current), current, pending)
+            return FailUpdate(target.endpoint_id, target.pending.version, reason, states), (
+                target.current
+            )
+        if all(d == DeploymentState.READY for d, _ in pending.values()):
+            promoted = _entity_states(target.pending, observed, gate=False)
+            states = EndpointStates(EndpointReady.READY, promoted, {})
+            return Promote(target.endpoint_id, target.pending.version, states), target.pending
+    states = EndpointStates(_ready(current, target.current), current, pending)
+    if states != target.states:
+        return SaveStates(target.endpoint_id, states), target.current
+    return None, target.current
+
+
+def _ready(states: Mapping[str, EntityState], config: ConfigTarget | None) -> EndpointReady:
+    if config is None or any(d != DeploymentState.READY for d, _ in states.values()):
+        return EndpointReady.NOT_READY
+    return EndpointReady.READY
+
+
+def _entity_states(
+    config: ConfigTarget | None, observed: Mapping[str, ReplicaStatus], *, gate: bool
+) -> dict[str, EntityState]:
+    """Per entity: ready once one replica is (all of them when ``gate``, before a swap)."""
+    if config is None:
+        return {}
+    return {e.name: _entity_state(e, observed, gate) for e in config.entities}
+
+
+def _entity_state(
+    entity: EntityTarget, observed: Mapping[str, ReplicaStatus], gate: bool
+) -> EntityState:
+    if entity.spec is None:
+        return DeploymentState.READY.value, ""
+    statuses = [observed[rid] for rid in entity.replica_ids() if rid in observed]
+    ready = sum(s.state == ReplicaState.READY for s in statuses)
+    failed = [s for s in statuses if s.state == ReplicaState.FAILED]
+    if ready >= (entity.replicas if gate else 1):
+        return DeploymentState.READY.value, f"{ready}/{entity.replicas} replicas ready."
+    if failed:
+        return DeploymentState.FAILED.value, failed[0].message
+    return (
+        DeploymentState.CREATING.value,
+        f"Starting replicas: {ready}/{entity.replicas} ready, loading the model.",
+    )
+
+
+def _route(
+    target: EndpointTarget, serving: ConfigTarget | None, observed: Mapping[str, ReplicaStatus]
+) -> EndpointRoute:
+    entities: tuple[EntityRoute, ...] = ()
+    if serving is not None:
+        entities = tuple(
+            EntityRoute(
+                name=e.name,
+                traffic_percentage=e.traffic,
+                replicas=tuple(
+                    ReplicaRoute(rid, status.address, status.spec.max_concurrency)
+                    for rid in e.replica_ids()
+                    if (status := observed.get(rid)) is not None
+                    and status.state == ReplicaState.READY
+                    and status.address is not None
+                ),
+            )
+            for e in serving.entities
+        )
+    version = serving.version if serving is not None else 0
+    return EndpointRoute(target.name, target.endpoint_id, version, entities)

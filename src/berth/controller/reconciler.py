@@ -1,0 +1,230 @@
+"""The control loop: read desired state, plan, act through the backend, publish routes.
+
+Level-triggered: every pass starts from the store and the backend's view, so a missed event
+or a crash costs one pass, not correctness. A failing pass is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from berth.backends.base import Backend
+from berth.controller.events import transition_events
+from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
+from berth.controller.targets import (
+    ArtifactRef,
+    EndpointStates,
+    EndpointTarget,
+    config_target,
+    in_progress,
+    stored_states,
+)
+from berth.core.clock import Clock
+from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.core.principal import Principal
+from berth.store import endpoints as endpoint_store
+from berth.store import models as model_store
+from berth.store import principals, rollouts
+from berth.store.db import Database
+from berth.store.endpoints import EndpointRecord
+
+log = logging.getLogger(__name__)
+
+Drain = Callable[[str], Awaitable[None]]
+
+
+class Controller:
+    def __init__(
+        self,
+        db: Database,
+        backend: Backend,
+        bus: SnapshotBus,
+        clock: Clock,
+        *,
+        python: str,
+        drain: Drain,
+        tick_s: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._backend = backend
+        self._bus = bus
+        self._clock = clock
+        self._python = python
+        self._drain = drain
+        self._tick_s = tick_s
+        self._wake = asyncio.Event()
+        self._artifacts: dict[tuple[str, str], ArtifactRef] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="berth-controller")
+
+    def nudge(self) -> None:
+        """Reconcile now rather than at the next tick (a config was written)."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in self._stopping.values():
+            task.cancel()
+        await self._backend.close()
+
+    def logs(self, endpoint: str, served_entity: str, max_bytes: int = 64 * 1024) -> str | None:
+        """The tail of what each replica of one served entity printed; None if it has none."""
+        found = [
+            r
+            for r in self._backend.replicas()
+            if r.spec.endpoint == endpoint and r.spec.served_entity == served_entity
+        ]
+        if not found:
+            return None
+        return "\n".join(
+            f"==> replica {r.replica_id} ({r.state.value}) <==\n"
+            + self._backend.logs(r.replica_id, max_bytes)
+            for r in sorted(found, key=lambda r: r.replica_id)
+        )
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("reconcile pass failed; retrying on the next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._tick_s)
+            self._wake.clear()
+
+    async def reconcile(self) -> Plan:
+        records, tokens = await asyncio.to_thread(self._read)
+        targets = [t for t in (self._target(r) for r in records) if t is not None]
+        decided = plan(targets, self._backend.replicas())
+        for replica_id, spec in decided.start:
+            await self._backend.start(replica_id, spec)
+        # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
+        # version. Should recording then lose a race, the next pass routes by the store again.
+        self._publish(decided, tokens)
+        if decided.transitions:
+            by_id = {r.id: r for r in records}
+            await asyncio.to_thread(self._record, decided.transitions, by_id)
+        for replica_id in decided.stop:
+            if replica_id not in self._stopping:
+                self._stopping[replica_id] = asyncio.create_task(self._retire(replica_id))
+        return decided
+
+    def _read(self) -> tuple[list[EndpointRecord], dict[str, Principal]]:
+        with self._db.transaction() as session:
+            records = endpoint_store.list_endpoints(session)
+            tokens = principals.live_tokens(session, self._clock.now_ms())
+            for record in records:
+                for doc in (record.config, record.pending_config):
+                    for entity in (doc or {}).get("served_entities", []):
+                        self._remember_artifact(session, entity)
+        return records, tokens
+
+    def _remember_artifact(self, session: Any, entity: Mapping[str, Any]) -> None:
+        if entity.get("external_model") is not None:
+            return
+        key = (entity["entity_name"], str(entity["entity_version"]))
+        if key not in self._artifacts:
+            version = model_store.get_version(session, key[0], int(key[1]))
+            self._artifacts[key] = ArtifactRef(version.artifact_path, version.format)
+
+    def _target(self, record: EndpointRecord) -> EndpointTarget | None:
+        lookup = self._artifacts.__getitem__
+
+        def build(doc: Mapping[str, Any] | None) -> Any:
+            return (
+                None
+                if doc is None
+                else config_target(record.name, doc, lambda n, v: lookup((n, v)), self._python)
+            )
+
+        try:
+            return EndpointTarget(
+                endpoint_id=record.id,
+                name=record.name,
+                current=build(record.config),
+                pending=build(record.pending_config) if in_progress(record.config_update) else None,
+                states=EndpointStates(
+                    record.ready.value,
+                    stored_states(record.config),
+                    stored_states(record.pending_config)
+                    if in_progress(record.config_update)
+                    else {},
+                ),
+            )
+        except KeyError:
+            log.exception("endpoint %s refers to an unknown model version", record.name)
+            return None
+
+    def _record(
+        self, transitions: tuple[Transition, ...], records: dict[str, EndpointRecord]
+    ) -> None:
+        now = self._clock.now_ms()
+        with self._db.transaction() as session:
+            for transition in transitions:
+                record = records[transition.endpoint_id]
+                if not self._write(session, transition, record, now):
+                    continue
+                for event_type, message, version in transition_events(transition, record):
+                    endpoint_store.add_event(
+                        session, record.id, event_type, message, now_ms=now, config_version=version
+                    )
+
+    @staticmethod
+    def _write(session: Any, transition: Transition, record: EndpointRecord, now: int) -> bool:
+        states = transition.states
+        if isinstance(transition, Promote):
+            assert record.pending_config is not None
+            return rollouts.promote(
+                session,
+                record.id,
+                record.updated_at,
+                record.pending_config,
+                states.current,
+                states.ready,
+                now,
+            )
+        if isinstance(transition, FailUpdate):
+            assert record.pending_config is not None
+            return rollouts.fail_pending(
+                session,
+                record.id,
+                record.updated_at,
+                record.pending_config,
+                record.config,
+                (states.current, states.pending),
+                states.ready,
+                now,
+            )
+        assert isinstance(transition, SaveStates)
+        return rollouts.save_states(
+            session,
+            record.id,
+            record.updated_at,
+            record.config,
+            record.pending_config,
+            (states.current, states.pending),
+            states.ready,
+        )
+
+    def _publish(self, decided: Plan, tokens: dict[str, Principal]) -> None:
+        current = self._bus.current
+        if dict(current.endpoints) != dict(decided.routes) or dict(current.tokens) != tokens:
+            self._bus.publish(Snapshot(current.version + 1, decided.routes, tokens))
+
+    async def _retire(self, replica_id: str) -> None:
+        """Stop a replica nobody routes to any more, once its in-flight requests are done."""
+        try:
+            await self._drain(replica_id)
+            await self._backend.stop(replica_id)
+        finally:
+            self._stopping.pop(replica_id, None)

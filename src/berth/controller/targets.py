@@ -1,0 +1,123 @@
+"""Desired state: what each endpoint's current and pending configs ask to run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from berth.backends.base import ReplicaSpec
+from berth.core.states import ConfigUpdate
+
+REPLICA_CONCURRENCY = 4
+"""Concurrent requests one replica takes: Databricks' Small size is one such replica."""
+
+WORKLOAD_CONCURRENCY = {"Small": 4, "Medium": 16, "Large": 64}
+
+
+@dataclass(frozen=True, slots=True)
+class EntityTarget:
+    name: str
+    traffic: int
+    spec: ReplicaSpec | None
+    """None for an external model: it needs no replica."""
+    replicas: int
+
+    def replica_ids(self) -> tuple[str, ...]:
+        if self.spec is None:
+            return ()
+        return tuple(self.spec.replica_id(i) for i in range(self.replicas))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigTarget:
+    version: int
+    entities: tuple[EntityTarget, ...]
+
+
+EntityState = tuple[str, str]
+"""(``deployment`` state, ``deployment_state_message``) of one served entity."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStates:
+    ready: str
+    current: Mapping[str, EntityState]
+    pending: Mapping[str, EntityState]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointTarget:
+    endpoint_id: str
+    name: str
+    current: ConfigTarget | None
+    pending: ConfigTarget | None
+    """Set only while an update is in progress."""
+    states: EndpointStates
+    """As stored, so that only changes are written."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    path: str
+    model_format: str
+
+
+ArtifactLookup = Callable[[str, str], ArtifactRef]
+
+
+def replica_count(entity: Mapping[str, Any]) -> int:
+    """One replica per ``REPLICA_CONCURRENCY`` of the concurrency the entity asks for."""
+    concurrency = entity.get("max_provisioned_concurrency") or WORKLOAD_CONCURRENCY.get(
+        entity.get("workload_size") or "Small", REPLICA_CONCURRENCY
+    )
+    return max(1, math.ceil(concurrency / REPLICA_CONCURRENCY))
+
+
+def config_target(
+    endpoint: str, document: Mapping[str, Any], artifacts: ArtifactLookup, python: str
+) -> ConfigTarget:
+    routes = {
+        r.get("served_entity_name") or r.get("served_model_name"): int(r["traffic_percentage"])
+        for r in document.get("traffic_config", {}).get("routes", [])
+    }
+    entities = []
+    for entity in document.get("served_entities", []):
+        spec = None
+        if entity.get("external_model") is None:
+            artifact = artifacts(entity["entity_name"], str(entity["entity_version"]))
+            spec = ReplicaSpec(
+                endpoint=endpoint,
+                served_entity=entity["name"],
+                artifact=artifact.path,
+                model_format=artifact.model_format,
+                python=python,
+                max_concurrency=REPLICA_CONCURRENCY,
+                env=tuple(sorted((entity.get("environment_vars") or {}).items())),
+            )
+        entities.append(
+            EntityTarget(
+                name=entity["name"],
+                traffic=routes.get(entity["name"], 0),
+                spec=spec,
+                replicas=replica_count(entity) if spec else 0,
+            )
+        )
+    return ConfigTarget(version=int(document["config_version"]), entities=tuple(entities))
+
+
+def in_progress(config_update: str) -> bool:
+    return config_update == ConfigUpdate.IN_PROGRESS.value
+
+
+def stored_states(document: Mapping[str, Any] | None) -> dict[str, EntityState]:
+    """The per-entity states recorded in a config document."""
+    states: dict[str, EntityState] = {}
+    for entity in (document or {}).get("served_entities", []):
+        state = entity.get("state") or {}
+        states[entity["name"]] = (
+            state.get("deployment", ""),
+            state.get("deployment_state_message", ""),
+        )
+    return states

@@ -1,0 +1,120 @@
+"""What the data plane needs to serve, published by the controller as immutable snapshots.
+
+A snapshot holds every endpoint's route table and the live token hashes, so a gateway answers
+without reading the store. It is JSON-serialisable because gateways may run in other processes,
+where they follow the controller by long-polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.core.principal import Principal, PrincipalKind
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRoute:
+    replica_id: str
+    address: str
+    max_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRoute:
+    name: str
+    traffic_percentage: int
+    replicas: tuple[ReplicaRoute, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    name: str
+    endpoint_id: str
+    config_version: int
+    entities: tuple[EntityRoute, ...]
+
+    @property
+    def serving(self) -> bool:
+        """At least one routed entity has a ready replica."""
+        return any(e.replicas and e.traffic_percentage > 0 for e in self.entities)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int = 0
+    endpoints: Mapping[str, EndpointRoute] = field(default_factory=dict)
+    tokens: Mapping[str, Principal] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "endpoints": [
+                {
+                    "name": ep.name,
+                    "endpoint_id": ep.endpoint_id,
+                    "config_version": ep.config_version,
+                    "entities": [
+                        {
+                            "name": en.name,
+                            "traffic_percentage": en.traffic_percentage,
+                            "replicas": [
+                                [r.replica_id, r.address, r.max_concurrency] for r in en.replicas
+                            ],
+                        }
+                        for en in ep.entities
+                    ],
+                }
+                for ep in self.endpoints.values()
+            ],
+            "tokens": {h: [p.name, p.kind.value, sorted(p.groups)] for h, p in self.tokens.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        endpoints = {
+            ep["name"]: EndpointRoute(
+                name=ep["name"],
+                endpoint_id=ep["endpoint_id"],
+                config_version=ep["config_version"],
+                entities=tuple(
+                    EntityRoute(
+                        en["name"],
+                        en["traffic_percentage"],
+                        tuple(ReplicaRoute(r[0], r[1], r[2]) for r in en["replicas"]),
+                    )
+                    for en in ep["entities"]
+                ),
+            )
+            for ep in data["endpoints"]
+        }
+        tokens = {
+            h: Principal(name, PrincipalKind(kind), frozenset(groups))
+            for h, (name, kind, groups) in data["tokens"].items()
+        }
+        return cls(version=data["version"], endpoints=endpoints, tokens=tokens)
+
+
+class SnapshotBus:
+    """Holds the newest snapshot; readers take it without locking, followers long-poll."""
+
+    def __init__(self) -> None:
+        self.current = Snapshot()
+        self._changed = asyncio.Event()
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def newer_than(self, version: int, timeout: float) -> Snapshot:
+        """The newest snapshot once its version passes ``version``, or the current one."""
+        if self.current.version > version:
+            return self.current
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+        return self.current

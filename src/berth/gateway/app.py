@@ -1,0 +1,160 @@
+"""The gateway's ASGI application: ``/serving-endpoints/{name}/invocations`` (and ``/predict``).
+
+A raw ASGI callable rather than framework routes: the hot path parses one path, checks one
+hash in memory, and copies bytes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+
+from starlette.types import Receive, Scope, Send
+
+from berth.core.dataplane import EndpointRoute, SnapshotBus
+from berth.core.errors import (
+    BadRequest,
+    BerthError,
+    DeadlineExceeded,
+    NotFound,
+    Unauthenticated,
+)
+from berth.core.principal import Principal
+from berth.gateway.admission import Admission
+from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamResponse
+
+PREFIX = "/serving-endpoints/"
+ACTIONS = {"invocations", "predict"}
+MAX_ATTEMPTS = 3
+
+
+class Gateway:
+    def __init__(
+        self,
+        bus: SnapshotBus,
+        *,
+        request_timeout_s: float = 60.0,
+        max_queue: int = 256,
+        max_body_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        self._bus = bus
+        self._timeout = request_timeout_s
+        self._max_body = max_body_bytes
+        self.admission = Admission(max_queue)
+        self.upstream = Upstream()
+
+    def handles(self, path: str) -> bool:
+        parts = path[len(PREFIX) :].split("/") if path.startswith(PREFIX) else []
+        return len(parts) == 2 and parts[1] in ACTIONS
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        upstream_s = 0.0
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            if scope["method"] != "POST":
+                raise BadRequest(f"Use POST on {scope['path']}.")
+            name = scope["path"][len(PREFIX) :].split("/", 1)[0]
+            self._authenticate(scope)
+            route = self._route(name)
+            body = await self._read_body(receive)
+            entity, answer, upstream_s = await self._forward(route, body, scope)
+            headers.append((b"served-model-name", entity.encode()))
+            status, payload, content_type = answer.status, answer.body, answer.content_type
+        except BerthError as exc:
+            status, payload, content_type = exc.http_status, _error_body(exc), "application/json"
+            if exc.retry_after is not None:
+                headers.append((b"retry-after", str(exc.retry_after).encode()))
+        overhead_ms = (time.perf_counter() - started - upstream_s) * 1000
+        headers += [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-berth-overhead-ms", f"{overhead_ms:.3f}".encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _authenticate(self, scope: Scope) -> Principal:
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token:
+                    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+                    principal = self._bus.current.tokens.get(digest)
+                    if principal is not None:
+                        return principal
+                raise Unauthenticated("Invalid access token: it is unknown, revoked or expired.")
+        raise Unauthenticated(
+            "Missing credentials: send 'Authorization: Bearer <token>' with a berth token."
+        )
+
+    def _route(self, name: str) -> EndpointRoute:
+        route = self._bus.current.endpoints.get(name)
+        if route is None:
+            raise NotFound(f"Endpoint with name '{name}' does not exist.")
+        return route
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise BadRequest(f"Request body is over the {self._max_body} byte limit.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _forward(
+        self, route: EndpointRoute, body: bytes, scope: Scope
+    ) -> tuple[str, UpstreamResponse, float]:
+        """Send to a replica; a replica that answered nothing is retried on another one."""
+        content_type = _header(scope, b"content-type") or "application/json"
+        deadline = time.perf_counter() + self._timeout
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            remaining = deadline - time.perf_counter()
+            try:
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    entity, replica = await self.admission.acquire(route)
+            except TimeoutError as exc:
+                raise DeadlineExceeded(
+                    f"No replica of '{route.name}' became free within {self._timeout:.0f}s."
+                ) from exc
+            sent = time.perf_counter()
+            try:
+                answer = await self.upstream.post(
+                    replica.address, "/invocations", body, content_type, max(remaining, 0.001)
+                )
+                return entity.name, answer, time.perf_counter() - sent
+            except ReplicaUnreachable:
+                self.admission.mark_down(replica.replica_id)
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                route = self._bus.current.endpoints.get(route.name, route)
+            finally:
+                self.admission.release(route.name, replica.replica_id)
+        raise AssertionError("unreachable")
+
+    async def drain(self, replica_id: str, timeout_s: float = 30.0) -> None:
+        """Return once no request of this process is in flight on ``replica_id``."""
+        deadline = time.monotonic() + timeout_s
+        while self.admission.outstanding.get(replica_id, 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _error_body(exc: BerthError) -> bytes:
+    return json.dumps(exc.to_json()).encode()

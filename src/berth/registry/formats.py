@@ -1,0 +1,51 @@
+"""Which kind of artifact a folder holds, told apart by the files that describe it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from berth.core.errors import InvalidParameter
+from berth.registry.mlmodel import MLMODEL, inspect_mlflow
+from berth.registry.score_py import SCORE_PY, inspect_score_py
+
+_LISTED_ENTRIES = 10
+
+
+class ArtifactFormat(StrEnum):
+    MLFLOW = "mlflow"
+    SCORE_PY = "score_py"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedArtifact:
+    format: ArtifactFormat
+    details: Mapping[str, Any]
+
+
+def detect(root: Path, where: str) -> DetectedArtifact:
+    """Tell the format of the artifact in ``root`` and validate it; ``where`` names the source.
+
+    An ``MLmodel`` file makes it an MLflow model, whatever else is there; otherwise a
+    ``score.py`` makes it an OCI artifact.
+    """
+    if (root / MLMODEL).is_file():
+        return DetectedArtifact(ArtifactFormat.MLFLOW, inspect_mlflow(root))
+    if (root / SCORE_PY).is_file():
+        return DetectedArtifact(ArtifactFormat.SCORE_PY, inspect_score_py(root))
+    raise InvalidParameter(
+        f"No {MLMODEL} file with a python_function flavor and no {SCORE_PY} defining "
+        f"load_model and predict were found in {where} ({_contents(root)})."
+    )
+
+
+def _contents(root: Path) -> str:
+    names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in root.iterdir())
+    if not names:
+        return "it is empty"
+    shown = ", ".join(names[:_LISTED_ENTRIES])
+    more = f" and {len(names) - _LISTED_ENTRIES} more" if len(names) > _LISTED_ENTRIES else ""
+    return f"it holds {shown}{more}"

@@ -1,0 +1,78 @@
+"""``python -m berth.runtime``: serve one model artifact until SIGTERM.
+
+Honours the Vertex AI container contract: ``AIP_HTTP_PORT``, ``AIP_HEALTH_ROUTE`` and
+``AIP_PREDICT_ROUTE`` override the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from berth.runtime.app import Phase, ReplicaApp
+from berth.runtime.http import start_server
+from berth.runtime.models import load
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
+    parser.add_argument("--artifact", type=Path, required=True, help="model artifact folder")
+    parser.add_argument("--format", required=True, choices=["score_py", "mlflow"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", type=Path, help="where to write the bound port")
+    parser.add_argument("--max-concurrency", type=int, default=4)
+    parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument("--warmup-json", help="a request body scored once before ready")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    port = int(os.environ.get("AIP_HTTP_PORT", args.port))
+    predict_routes = ("/invocations", "/predict", os.environ.get("AIP_PREDICT_ROUTE", "/predict"))
+    app = ReplicaApp(
+        lambda: load(args.artifact, args.format),
+        max_concurrency=args.max_concurrency,
+        health_route=os.environ.get("AIP_HEALTH_ROUTE", "/health"),
+        predict_routes=predict_routes,
+        warmup=json.loads(args.warmup_json) if args.warmup_json else None,
+    )
+    server = await start_server(app, args.host, port, args.max_body_bytes)
+    bound = server.sockets[0].getsockname()[1]
+    if args.port_file:
+        tmp = args.port_file.with_suffix(".tmp")
+        tmp.write_text(str(bound))
+        tmp.replace(args.port_file)
+    logging.info("listening on %s:%s, loading %s", args.host, bound, args.artifact)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app.start_loading()
+    await stop.wait()
+    server.close()  # stop accepting; requests already received are answered first
+    if not await app.drain(args.drain_seconds):
+        logging.warning("stopping with %d request(s) still in flight", app.in_flight)
+    app.close()
+    return 1 if app.phase is Phase.FAILED else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    return asyncio.run(_serve(_parse(argv if argv is not None else sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

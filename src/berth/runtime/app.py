@@ -1,0 +1,132 @@
+"""The replica's routes: health that never waits behind inference, and bounded predict."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum
+from typing import Any
+
+from berth.runtime.http import Request, Response, error_response
+from berth.runtime.models import LoadedModel, ModelInputError
+
+log = logging.getLogger("berth.runtime")
+
+READY_BODY = b'{"status":"ready"}'
+
+
+class Phase(StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ReplicaApp:
+    """Loads the model in a thread, then scores requests on a bounded pool of threads.
+
+    Health is answered on the event loop from a field, so it never queues behind inference.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], LoadedModel],
+        *,
+        max_concurrency: int,
+        health_route: str = "/health",
+        predict_routes: tuple[str, ...] = ("/invocations", "/predict"),
+        warmup: Any = None,
+    ) -> None:
+        self._load = load
+        self._warmup = warmup
+        self._model: LoadedModel | None = None
+        self.phase = Phase.LOADING
+        self.failure = ""
+        self._health_routes = {health_route, "/health", "/ping"}
+        self._predict_routes = set(predict_routes)
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start_loading(self) -> None:
+        """Load in a thread so health answers "loading" meanwhile; a failure stays readable."""
+        threading.Thread(target=self._load_model, name="load", daemon=True).start()
+
+    def _load_model(self) -> None:
+        started = time.monotonic()
+        try:
+            model = self._load()
+            if self._warmup is not None:
+                model.predict(self._warmup)
+        except BaseException as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.phase = Phase.FAILED
+            log.exception("model failed to load")
+        else:
+            self._model = model
+            self.phase = Phase.READY
+            log.info("model loaded in %.2fs", time.monotonic() - started)
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path.split("?", 1)[0]
+        if path in self._health_routes:
+            return self._health()
+        if path in self._predict_routes:
+            if request.method != "POST":
+                return error_response(405, "BAD_REQUEST", f"use POST on {path}")
+            self.in_flight += 1
+            self._idle.clear()
+            try:
+                return await self._predict(request.body)
+            finally:
+                self.in_flight -= 1
+                if self.in_flight == 0:
+                    self._idle.set()
+        return error_response(404, "ENDPOINT_NOT_FOUND", f"no route {request.method} {path}")
+
+    def _health(self) -> Response:
+        if self.phase is Phase.READY:
+            return Response(200, READY_BODY)
+        body = {"status": self.phase.value, "message": self.failure}
+        return Response(503, json.dumps(body).encode())
+
+    async def _predict(self, raw: bytes) -> Response:
+        model = self._model
+        if model is None:
+            return error_response(503, "TEMPORARILY_UNAVAILABLE", f"model is {self.phase.value}")
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError as exc:
+            return error_response(400, "BAD_REQUEST", f"Malformed JSON in request body: {exc}")
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(self._pool, model.predict, body)
+            except ModelInputError as exc:
+                return error_response(400, "BAD_REQUEST", str(exc))
+            except Exception as exc:
+                log.exception("predict failed")
+                return error_response(
+                    400, "BAD_REQUEST", f"Model raised {type(exc).__name__}: {exc}"
+                )
+        try:
+            return Response(200, json.dumps(result).encode())
+        except (TypeError, ValueError) as exc:
+            return error_response(500, "INTERNAL_ERROR", f"Model output is not JSON: {exc}")
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if ``timeout`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,145 @@
+"""Rollouts under load, replica crashes and server crashes lose no request and leave no orphan."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
+from tests.support.load import Load
+from tests.support.net import wait_until
+from tests.support.servers import BerthServer
+
+
+def replica_pids(home: Path, endpoint: str) -> dict[str, int]:
+    found = {}
+    for state in (home / "replicas").glob(f"{endpoint}.*/state.json"):
+        found[state.parent.name] = int(json.loads(state.read_text())["pid"])
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and not stat.read_text().split(") ", 1)[1].startswith("Z")
+
+
+def processes_under(home: Path) -> list[int]:
+    """Pids whose command line mentions ``home``: replicas berth started from it."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(home).encode() in cmdline and b"berth.runtime" in cmdline:
+                pids.append(int(proc.name))
+    return [p for p in pids if alive(p)]
+
+
+def create(api: httpx.Client, name: str, version: str, **extra: object) -> None:
+    answer = api.post(
+        "/api/2.0/serving-endpoints",
+        json={"name": name, "config": {"served_entities": [entity(name, version, **extra)]}},
+    )
+    assert answer.status_code == 200, answer.text
+    wait_ready(api, name)
+
+
+def test_five_version_swaps_under_load_fail_no_request(
+    api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    name = f"swap-{uuid.uuid4().hex[:6]}"
+    versions = [register(api, name, versioned_artifact(tmp_path, str(v))) for v in range(1, 7)]
+    create(api, name, versions[0])
+    with Load(server.url, server.token, name, clients=6) as load:
+        for version in versions[1:]:
+            put = api.put(
+                f"/api/2.0/serving-endpoints/{name}/config",
+                json={"served_entities": [entity(name, version)]},
+            )
+            assert put.status_code == 200, put.text
+            assert wait_settled(api, name)["state"]["config_update"] == "NOT_UPDATING"
+            answer = api.post(f"/serving-endpoints/{name}/invocations", json={"x": 1})
+            assert answer.json()["version"] == version
+    assert load.failures == []
+    assert set(load.versions) == {str(v) for v in range(1, 7)}
+    assert load.total > 100
+
+
+def test_killed_replica_is_replaced_and_two_replicas_lose_nothing(
+    api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    name = f"kill-{uuid.uuid4().hex[:6]}"
+    create(
+        api, name, register(api, name, versioned_artifact(tmp_path, "1")), workload_size="Medium"
+    )
+    before = replica_pids(server.home, name)
+    assert len(before) == 4
+    victim_id, victim = sorted(before.items())[0]
+    with Load(server.url, server.token, name, clients=6) as load:
+        wait_until(lambda: load.total > 50, timeout=30, what="some load before the kill")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: (
+                replica_pids(server.home, name).get(victim_id, victim) != victim
+                and wait_ready(api, name)["state"]["ready"] == "READY"
+            ),
+            timeout=30,
+            what="the killed replica to be replaced",
+        )
+        seen = load.total
+        wait_until(lambda: load.total > seen + 50, timeout=30, what="load after the restart")
+    assert load.failures == []
+
+
+def test_single_replica_answers_again_soon_after_a_kill(
+    api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    name = f"solo-{uuid.uuid4().hex[:6]}"
+    create(api, name, register(api, name, versioned_artifact(tmp_path, "1")))
+    ((_, pid),) = replica_pids(server.home, name).items()
+    os.kill(pid, signal.SIGKILL)
+
+    def answers() -> bool:
+        return api.post(f"/serving-endpoints/{name}/invocations", json={}).status_code == 200
+
+    wait_until(lambda: not alive(pid), timeout=5, what="the replica to die")
+    wait_until(answers, timeout=10, what="the endpoint to answer again")
+
+
+def test_server_killed_and_restarted_readopts_replicas(
+    make_server: Callable[..., BerthServer], tmp_path: Path
+) -> None:
+    first = make_server()
+    with first.client() as api:
+        name = "survivor"
+        create(api, name, register(api, name, versioned_artifact(tmp_path, "1")))
+    pids = replica_pids(first.home, name)
+    first.stop(signal.SIGKILL)
+    assert all(alive(p) for p in pids.values())  # replicas live in their own process groups
+
+    second = BerthServer(home=first.home, database_url=first.database_url)
+    second.start()
+    try:
+        with second.client() as api:
+            ready = wait_ready(api, name)
+            assert ready["config"]["config_version"] == 1
+            answer = api.post(f"/serving-endpoints/{name}/invocations", json={"x": 1})
+            assert answer.status_code == 200 and answer.json()["version"] == "1"
+        assert replica_pids(second.home, name) == pids  # adopted, not restarted
+    finally:
+        second.stop()
+    wait_until(
+        lambda: processes_under(first.home) == [], timeout=20, what="replicas to stop with berth"
+    )

@@ -1,0 +1,62 @@
+"""Registering fake models and waiting on endpoints through the real REST API."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.net import wait_until
+
+FAKES = Path(__file__).resolve().parent.parent / "fakes" / "models"
+
+
+def versioned_artifact(root: Path, version: str) -> Path:
+    """A copy of the ``versioned`` fake that answers with ``version``."""
+    target = root / f"versioned-{version}"
+    shutil.copytree(FAKES / "versioned", target, dirs_exist_ok=True)
+    (target / "version.txt").write_text(version)
+    return target
+
+
+def register(api: httpx.Client, model: str, artifact: Path) -> str:
+    """Register ``artifact`` as a new version of ``model`` (made if missing); its version."""
+    created = api.post("/api/2.0/models", json={"name": model})
+    assert created.status_code in (200, 409), created.text
+    answer = api.post(f"/api/2.0/models/{model}/versions", json={"source": str(artifact)})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["model_version"]["version"])
+
+
+def entity(model: str, version: str, **extra: Any) -> dict[str, Any]:
+    return {"entity_name": model, "entity_version": version, "workload_size": "Small", **extra}
+
+
+def endpoint(api: httpx.Client, name: str) -> dict[str, Any]:
+    answer = api.get(f"/api/2.0/serving-endpoints/{name}")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def wait_settled(api: httpx.Client, name: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until no update is in progress and return the endpoint."""
+    wait_until(
+        lambda: endpoint(api, name)["state"]["config_update"] != "IN_PROGRESS",
+        timeout=timeout,
+        what=f"endpoint {name} to finish its config update",
+    )
+    return endpoint(api, name)
+
+
+def wait_ready(api: httpx.Client, name: str, timeout: float = 60) -> dict[str, Any]:
+    state = wait_settled(api, name, timeout)["state"]
+    assert state["config_update"] == "NOT_UPDATING", state
+    wait_until(
+        lambda: endpoint(api, name)["state"]["ready"] == "READY",
+        timeout=timeout,
+        what=f"endpoint {name} to be READY",
+    )
+    return endpoint(api, name)

@@ -1,0 +1,61 @@
+"""A bounded background load: a few clients querying an endpoint until told to stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Load:
+    url: str
+    token: str
+    endpoint: str
+    clients: int = 4
+    max_seconds: float = 120.0
+    body: dict[str, Any] = field(default_factory=lambda: {"instances": [[1, 2]]})
+    failures: list[str] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)
+    answers: list[tuple[float, str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        for i in range(self.clients):
+            thread = threading.Thread(target=self._run, name=f"load-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    @property
+    def total(self) -> int:
+        return sum(self.versions.values()) + len(self.failures)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    answer = client.post(
+                        f"/serving-endpoints/{self.endpoint}/invocations", json=self.body
+                    )
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"transport: {exc!r}")
+                    continue
+                if answer.status_code != 200:
+                    self.failures.append(f"{answer.status_code}: {answer.text}")
+                    continue
+                version = str(answer.json().get("version"))
+                self.versions[version] += 1
+                self.answers.append((time.monotonic(), version))

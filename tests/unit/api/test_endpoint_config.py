@@ -1,0 +1,185 @@
+"""Normalising endpoint configs: defaults, deprecated forms, routes and the stored document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from berth.api.endpoint_config import (
+    QUEUED,
+    ModelRef,
+    check_endpoint_name,
+    check_update,
+    merge_tags,
+    normalise_config,
+)
+from berth.api.schemas.endpoints import EndpointCoreConfigInput, EndpointTag
+from berth.core.errors import InvalidParameter
+
+
+def config(**fields: Any) -> EndpointCoreConfigInput:
+    return EndpointCoreConfigInput.model_validate(fields)
+
+
+def chat(model_id: str = "gpt-4o", task: str = "llm/v1/chat") -> dict[str, Any]:
+    return {
+        "external_model": {
+            "name": model_id,
+            "provider": "anthropic",
+            "task": task,
+            "anthropic_config": {"anthropic_api_key": "{{secrets/llm/anthropic}}"},
+        }
+    }
+
+
+def test_a_registered_model_entity_gets_databricks_defaults() -> None:
+    normalised = normalise_config(
+        config(name="ignored", served_entities=[{"entity_name": "iris", "entity_version": "3"}])
+    )
+    assert normalised.served_entities == (
+        {
+            "name": "iris-3",
+            "entity_name": "iris",
+            "entity_version": "3",
+            "workload_size": "Small",
+            "workload_type": "CPU",
+            "scale_to_zero_enabled": False,
+        },
+    )
+    assert normalised.routes == ({"served_entity_name": "iris-3", "traffic_percentage": 100},)
+    assert normalised.task is None
+    assert normalised.model_refs == [ModelRef("iris-3", "iris", "3")]
+
+
+def test_provisioned_concurrency_replaces_the_default_workload_size() -> None:
+    entity = {
+        "entity_name": "iris",
+        "entity_version": "1",
+        "min_provisioned_concurrency": 0,
+        "max_provisioned_concurrency": 8,
+    }
+    [doc] = normalise_config(config(served_entities=[entity])).served_entities
+    assert "workload_size" not in doc
+    assert (doc["min_provisioned_concurrency"], doc["max_provisioned_concurrency"]) == (0, 8)
+
+
+def test_only_one_concurrency_bound_is_refused() -> None:
+    entity = {"entity_name": "iris", "entity_version": "1", "max_provisioned_concurrency": 8}
+    with pytest.raises(InvalidParameter, match="give both min_provisioned_concurrency"):
+        normalise_config(config(served_entities=[entity]))
+
+
+def test_min_throughput_above_max_is_refused() -> None:
+    entity = {
+        "entity_name": "llm",
+        "entity_version": "1",
+        "min_provisioned_throughput": 200,
+        "max_provisioned_throughput": 100,
+    }
+    with pytest.raises(InvalidParameter, match=r"min_provisioned_throughput \(200\)"):
+        normalise_config(config(served_entities=[entity]))
+
+
+def test_served_models_become_served_entities() -> None:
+    served_model = {
+        "model_name": "iris",
+        "model_version": "2",
+        "scale_to_zero_enabled": True,
+        "workload_size": "Large",
+    }
+    [doc] = normalise_config(config(served_models=[served_model])).served_entities
+    assert doc["name"] == "iris-2"
+    assert (doc["entity_name"], doc["entity_version"]) == ("iris", "2")
+    assert (doc["workload_size"], doc["scale_to_zero_enabled"]) == ("Large", True)
+
+
+def test_external_models_are_named_after_the_provider_model_and_share_a_task() -> None:
+    normalised = normalise_config(
+        config(
+            served_entities=[chat("claude-3.5:sonnet"), {**chat("haiku"), "name": "small"}],
+            traffic_config={
+                "routes": [
+                    {"served_model_name": "claude-3-5-sonnet", "traffic_percentage": 70},
+                    {"served_entity_name": "small", "traffic_percentage": 30},
+                ]
+            },
+        )
+    )
+    assert [doc["name"] for doc in normalised.served_entities] == ["claude-3-5-sonnet", "small"]
+    assert "workload_size" not in normalised.served_entities[0]
+    assert normalised.task == "llm/v1/chat"
+    assert normalised.model_refs == []
+    assert [r["served_entity_name"] for r in normalised.routes] == ["claude-3-5-sonnet", "small"]
+
+
+def test_a_route_naming_two_different_entities_is_refused() -> None:
+    route = {"served_entity_name": "a", "served_model_name": "b", "traffic_percentage": 100}
+    with pytest.raises(InvalidParameter, match="names one served entity"):
+        normalise_config(
+            config(
+                served_entities=[{"name": "a", **chat()}],
+                traffic_config={"routes": [route]},
+            )
+        )
+
+
+def test_an_empty_traffic_config_means_the_default_route() -> None:
+    normalised = normalise_config(config(served_entities=[chat()], traffic_config={"routes": []}))
+    assert normalised.routes == ({"served_entity_name": "gpt-4o", "traffic_percentage": 100},)
+
+
+def test_the_document_adds_version_creator_and_initial_states() -> None:
+    normalised = normalise_config(
+        config(
+            served_entities=[{"entity_name": "iris", "entity_version": "1"}],
+            auto_capture_config={"catalog_name": "main", "enabled": True},
+        )
+    )
+    doc = normalised.document(version=4, creator="alice", now_ms=1234)
+    assert doc["config_version"] == 4
+    assert doc["traffic_config"] == {
+        "routes": [{"served_entity_name": "iris-1", "traffic_percentage": 100}]
+    }
+    assert doc["auto_capture_config"] == {"catalog_name": "main", "enabled": True}
+    [entity] = doc["served_entities"]
+    assert (entity["creator"], entity["creation_timestamp"]) == ("alice", 1234)
+    assert entity["state"] == {
+        "deployment": "DEPLOYMENT_CREATING",
+        "deployment_state_message": QUEUED,
+    }
+    external = normalise_config(config(served_entities=[chat()])).document(
+        version=1, creator="bob", now_ms=1
+    )
+    assert external["served_entities"][0]["state"]["deployment"] == "DEPLOYMENT_CREATING"
+    assert "auto_capture_config" not in external
+
+
+@pytest.mark.parametrize("name", ["a", "A-b_9", "x" * 63])
+def test_valid_endpoint_names(name: str) -> None:
+    assert check_endpoint_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 64, "has space", "dot.ted", "ünï"])
+def test_invalid_endpoint_names(name: str) -> None:
+    with pytest.raises(InvalidParameter, match="1 to 63 characters"):
+        check_endpoint_name(name)
+
+
+def test_an_update_keeps_the_kind_and_task_of_an_endpoint() -> None:
+    chat_config = normalise_config(config(served_entities=[chat()]))
+    check_update("ep", "llm/v1/chat", chat_config)
+    with pytest.raises(InvalidParameter, match="serves registered models"):
+        check_update("ep", None, chat_config)
+    embeddings = normalise_config(config(served_entities=[chat(task="llm/v1/embeddings")]))
+    with pytest.raises(InvalidParameter, match="cannot change it to llm/v1/embeddings"):
+        check_update("ep", "llm/v1/chat", embeddings)
+
+
+def test_merge_tags_overwrites_appends_and_deletes() -> None:
+    current = [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]
+    added = [EndpointTag(key="b", value="3"), EndpointTag(key="c")]
+    assert merge_tags(current, added, ["a", "missing"]) == [
+        {"key": "b", "value": "3"},
+        {"key": "c"},
+    ]

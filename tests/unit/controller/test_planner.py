@@ -1,0 +1,116 @@
+"""The planner decides rollouts from targets and observed replicas, without processes."""
+
+from __future__ import annotations
+
+from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
+from berth.controller.planner import FailUpdate, Promote, SaveStates, plan
+from berth.controller.targets import (
+    ConfigTarget,
+    EndpointStates,
+    EndpointTarget,
+    EntityTarget,
+    replica_count,
+)
+from berth.core.states import DeploymentState, EndpointReady
+
+
+def spec(artifact: str, entity: str = "m-1") -> ReplicaSpec:
+    return ReplicaSpec("ep", entity, artifact, "score_py", "python", 4)
+
+
+def entity(artifact: str, name: str = "m-1", traffic: int = 100, replicas: int = 1) -> EntityTarget:
+    return EntityTarget(name, traffic, spec(artifact, name), replicas)
+
+
+def target(
+    current: ConfigTarget | None, pending: ConfigTarget | None = None, ready: str = "READY"
+) -> EndpointTarget:
+    stored = EndpointStates(ready, {}, {})
+    return EndpointTarget("id1", "ep", current, pending, stored)
+
+
+def status(rid: str, s: ReplicaSpec, state: ReplicaState, port: int = 9000) -> ReplicaStatus:
+    return ReplicaStatus(rid, s, state, address=f"127.0.0.1:{port}", message="boom")
+
+
+def test_fresh_config_starts_its_replicas_and_routes_nothing_yet() -> None:
+    pending = ConfigTarget(1, (entity("/a", replicas=2),))
+    decided = plan([target(None, pending, ready="NOT_READY")], [])
+    assert [rid for rid, _ in decided.start] == [spec("/a").replica_id(0), spec("/a").replica_id(1)]
+    assert decided.routes["ep"].entities == ()
+    assert not decided.routes["ep"].serving
+
+
+def test_update_is_promoted_only_when_every_new_replica_is_ready() -> None:
+    old, new = entity("/old"), entity("/new", replicas=2)
+    t = target(ConfigTarget(1, (old,)), ConfigTarget(2, (new,)))
+    old_rid, new0, new1 = old.replica_ids()[0], *new.replica_ids()
+    observed = [
+        status(old_rid, old.spec, ReplicaState.READY),  # type: ignore[arg-type]
+        status(new0, new.spec, ReplicaState.READY, 9001),  # type: ignore[arg-type]
+        status(new1, new.spec, ReplicaState.STARTING, 9002),  # type: ignore[arg-type]
+    ]
+    half = plan([t], observed)
+    assert not any(isinstance(tr, Promote) for tr in half.transitions)
+    assert [r.replica_id for r in half.routes["ep"].entities[0].replicas] == [old_rid]
+    assert half.stop == ()
+
+    observed[2] = status(new1, new.spec, ReplicaState.READY, 9002)  # type: ignore[arg-type]
+    full = plan([t], observed)
+    assert [type(tr) for tr in full.transitions] == [Promote]
+    routed = {r.replica_id for r in full.routes["ep"].entities[0].replicas}
+    assert routed == {new0, new1}
+    assert full.stop == ()  # the old replica is retired on the pass after the switch
+
+    after = plan([target(ConfigTarget(2, (new,)))], observed)
+    assert after.stop == (old_rid,)
+
+
+def test_failed_new_replica_fails_the_update_and_keeps_old_routes() -> None:
+    old, new = entity("/old"), entity("/bad")
+    t = target(ConfigTarget(1, (old,)), ConfigTarget(2, (new,)))
+    observed = [
+        status(old.replica_ids()[0], old.spec, ReplicaState.READY),  # type: ignore[arg-type]
+        status(new.replica_ids()[0], new.spec, ReplicaState.FAILED, 9001),  # type: ignore[arg-type]
+    ]
+    decided = plan([t], observed)
+    (failure,) = decided.transitions
+    assert isinstance(failure, FailUpdate)
+    assert "boom" in failure.reason and failure.version == 2
+    assert failure.states.pending["m-1"][0] == DeploymentState.FAILED.value
+    assert [r.replica_id for r in decided.routes["ep"].entities[0].replicas] == [
+        old.replica_ids()[0]
+    ]
+
+
+def test_unchanged_entity_keeps_its_replicas_across_versions() -> None:
+    same = entity("/a", traffic=100)
+    moved = entity("/a", traffic=100)
+    t = target(ConfigTarget(1, (same,)), ConfigTarget(2, (moved,)))
+    observed = [status(same.replica_ids()[0], same.spec, ReplicaState.READY)]  # type: ignore[arg-type]
+    decided = plan([t], observed)
+    assert decided.start == ()
+    assert [type(tr) for tr in decided.transitions] == [Promote]
+
+
+def test_states_are_saved_only_when_they_change() -> None:
+    e = entity("/a")
+    observed = [status(e.replica_ids()[0], e.spec, ReplicaState.READY)]  # type: ignore[arg-type]
+    first = plan([target(ConfigTarget(1, (e,)), ready="NOT_READY")], observed)
+    (save,) = first.transitions
+    assert isinstance(save, SaveStates) and save.states.ready == EndpointReady.READY
+    settled = EndpointTarget("id1", "ep", ConfigTarget(1, (e,)), None, save.states)
+    assert plan([settled], observed).transitions == ()
+
+
+def test_replicas_nobody_wants_are_stopped() -> None:
+    stray = status("gone.m-1.abc.0", spec("/x"), ReplicaState.READY)
+    assert plan([], [stray]).stop == ("gone.m-1.abc.0",)
+
+
+def test_replica_count_follows_workload_size_and_concurrency() -> None:
+    assert replica_count({"workload_size": "Small"}) == 1
+    assert replica_count({"workload_size": "Medium"}) == 4
+    assert replica_count({"workload_size": "Large"}) == 16
+    assert replica_count({"max_provisioned_concurrency": 8}) == 2
+    assert replica_count({}) == 1

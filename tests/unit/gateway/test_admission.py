@@ -1,0 +1,78 @@
+"""Admission: slots per replica, a bounded FIFO when full, and replicas that dropped requests."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
+from berth.core.errors import Unavailable
+from berth.gateway.admission import Admission
+
+ROUTE = EndpointRoute(
+    "ep", "id", 1, (EntityRoute("m", 100, (ReplicaRoute("r0", "127.0.0.1:1", 2),)),)
+)
+
+
+def test_requests_beyond_capacity_wait_in_order_and_overflow_is_refused() -> None:
+    async def scenario() -> None:
+        admission = Admission(max_queue=2, rng=random.Random(0))
+        await admission.acquire(ROUTE)
+        await admission.acquire(ROUTE)
+        first = asyncio.ensure_future(admission.acquire(ROUTE))
+        second = asyncio.ensure_future(admission.acquire(ROUTE))
+        await asyncio.sleep(0)
+        assert admission.queue_depth("ep") == 2
+        with pytest.raises(Unavailable) as refused:
+            await admission.acquire(ROUTE)
+        assert refused.value.retry_after == 1
+        admission.release("ep", "r0")
+        await first
+        assert not second.done()
+        admission.release("ep", "r0")
+        await second
+        assert admission.outstanding["r0"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_that_times_out_leaves_the_queue() -> None:
+    async def scenario() -> None:
+        admission = Admission(max_queue=4)
+        for _ in range(2):
+            await admission.acquire(ROUTE)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await admission.acquire(ROUTE)
+        assert admission.queue_depth("ep") == 0
+
+    asyncio.run(scenario())
+
+
+def test_endpoint_without_ready_replicas_is_unavailable() -> None:
+    empty = EndpointRoute("ep", "id", 1, (EntityRoute("m", 100, ()),))
+
+    async def scenario() -> None:
+        with pytest.raises(Unavailable):
+            await Admission(max_queue=4).acquire(empty)
+
+    asyncio.run(scenario())
+
+
+def test_a_replica_marked_down_is_avoided() -> None:
+    two = EndpointRoute(
+        "ep",
+        "id",
+        1,
+        (EntityRoute("m", 100, (ReplicaRoute("a", "x:1", 4), ReplicaRoute("b", "x:2", 4))),),
+    )
+
+    async def scenario() -> None:
+        admission = Admission(max_queue=4, rng=random.Random(1))
+        admission.mark_down("a")
+        picks = {(await admission.acquire(two))[1].replica_id for _ in range(4)}
+        assert picks == {"b"}
+
+    asyncio.run(scenario())

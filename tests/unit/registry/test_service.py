@@ -1,0 +1,177 @@
+"""The registry over a real SQLite store: numbering, all-or-nothing writes, served versions."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from berth.core.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
+from berth.registry.service import Registry
+from berth.registry.sources import SourceUri
+from berth.store.db import Database
+from berth.store.models import ModelTag
+from berth.store.tables import EndpointRow, ModelRow, ModelVersionRow
+
+FAKES = Path(__file__).resolve().parents[2] / "fakes" / "models"
+SUM_SCORE = SourceUri(str(FAKES / "sum_score"))
+
+
+class StepClock:
+    """Each reading is one millisecond after the last."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        self.now += 1
+        return self.now
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'berth.db'}")
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    return tmp_path / "artifacts"
+
+
+@pytest.fixture
+def registry(db: Database, artifacts: Path) -> Registry:
+    return Registry(db, StepClock(), artifacts)
+
+
+def _register(registry: Registry, name: str, source: SourceUri = SUM_SCORE) -> str:
+    return str(registry.create_version(name, source, description="", creator="ann").version)
+
+
+def _serve(db: Database, endpoint: str, name: str, version: str, *, pending: bool = False) -> None:
+    config = {"served_entities": [{"entity_name": name, "entity_version": version}]}
+    with db.transaction() as session:
+        session.add(
+            EndpointRow(
+                id=uuid.uuid4().hex,
+                name=endpoint,
+                creator="ann",
+                created_at=1,
+                updated_at=1,
+                config=None if pending else config,
+                pending_config=config if pending else None,
+                ready="NOT_READY",
+                config_update="IN_PROGRESS" if pending else "NOT_UPDATING",
+            )
+        )
+
+
+def test_model_round_trip(registry: Registry) -> None:
+    made = registry.create_model("m", description="d", tags=[ModelTag("team", "ml")], creator="ann")
+    assert made.latest_version is None
+    assert registry.get_model("m") == made
+    assert [m.name for m in registry.list_models()] == ["m"]
+    with pytest.raises(AlreadyExists, match="Model 'm' already exists."):
+        registry.create_model("m", description="", tags=[], creator="bob")
+
+
+def test_duplicate_tag_keys_are_refused(registry: Registry) -> None:
+    tags = [ModelTag("a", "1"), ModelTag("a", "2")]
+    with pytest.raises(InvalidParameter, match="Tag key 'a' is given twice"):
+        registry.create_model("m", description="", tags=tags, creator="ann")
+    assert registry.list_models() == []
+
+
+def test_versions_count_up_and_are_never_reused(registry: Registry, artifacts: Path) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    assert [_register(registry, "m") for _ in range(3)] == ["1", "2", "3"]
+    registry.delete_version("m", "3")
+    registry.delete_version("m", "2")
+    assert not (artifacts / "m" / "3").exists()
+    assert _register(registry, "m") == "4"
+    assert [v.version for v in registry.list_versions("m")] == [1, 4]
+    assert registry.get_model("m").latest_version == 4
+
+
+def test_failed_validation_writes_nothing(
+    registry: Registry, artifacts: Path, tmp_path: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    broken = Path(shutil.copytree(FAKES / "sum_score", tmp_path / "broken"))
+    (broken / "score.py").write_text("def load_model():\n    pass\n")
+    with pytest.raises(InvalidParameter, match="no top-level function predict"):
+        _register(registry, "m", SourceUri(str(broken)))
+    assert registry.list_versions("m") == []
+    assert list(artifacts.iterdir()) == []
+    assert _register(registry, "m") == "1"
+
+
+def test_store_failure_takes_the_placed_artifact_back(
+    registry: Registry, db: Database, artifacts: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    _register(registry, "m")
+    with db.transaction() as session:  # a row the counter does not know about
+        model_id = session.scalar(select(ModelRow.id).where(ModelRow.name == "m"))
+        session.add(
+            ModelVersionRow(
+                model_id=model_id,
+                version=2,
+                source="x",
+                format="score_py",
+                status="READY",
+                artifact_path="/elsewhere",
+                creator="ann",
+                created_at=1,
+            )
+        )
+    with pytest.raises(AlreadyExists, match="already has a version 2"):
+        _register(registry, "m")
+    assert sorted(p.name for p in (artifacts / "m").iterdir()) == ["1"]
+    assert [p.name for p in artifacts.iterdir()] == ["m"]
+
+
+def test_served_versions_and_models_cannot_be_deleted(
+    registry: Registry, db: Database, artifacts: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    _register(registry, "m")
+    _register(registry, "m")
+    _serve(db, "live", "m", "1")
+    _serve(db, "rolling", "m", "1", pending=True)
+    with pytest.raises(Conflict) as caught:
+        registry.delete_version("m", "1")
+    assert caught.value.message.startswith(
+        "Version 1 of model 'm' is served by endpoint(s) 'live', 'rolling';"
+    )
+    with pytest.raises(Conflict, match="Model 'm' is served by endpoint\\(s\\) 'live', 'rolling'"):
+        registry.delete_model("m")
+    assert (artifacts / "m" / "1" / "score.py").exists()
+    assert [v.version for v in registry.list_versions("m")] == [1, 2]
+    registry.delete_version("m", "2")
+    assert [v.version for v in registry.list_versions("m")] == [1]
+
+
+def test_deleting_a_model_removes_its_versions_and_artifacts(
+    registry: Registry, artifacts: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    _register(registry, "m")
+    registry.delete_model("m")
+    with pytest.raises(NotFound, match="Model 'm' does not exist."):
+        registry.list_versions("m")
+    assert list(artifacts.iterdir()) == []
+    registry.create_model("m", description="", tags=[], creator="ann")
+    assert _register(registry, "m") == "1"
+
+
+def test_unknown_model_is_refused_before_any_copy(registry: Registry, artifacts: Path) -> None:
+    with pytest.raises(NotFound, match="Model 'ghost' does not exist."):
+        _register(registry, "ghost")
+    assert not artifacts.exists() or list(artifacts.iterdir()) == []

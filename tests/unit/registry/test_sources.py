@@ -1,0 +1,133 @@
+"""Fetching sources: local folders, file:// URIs, other fsspec filesystems, uploads."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from berth.core.errors import InvalidParameter
+from berth.registry.sources import SourceUri, UploadedArchive, fetch
+
+SUM_SCORE = Path(__file__).resolve().parents[2] / "fakes" / "models" / "sum_score"
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    folder = tmp_path / "artifacts" / "~staging-test"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def memory_root() -> Iterator[str]:
+    """A folder of fsspec's in-memory filesystem, standing in for an object store."""
+    fs = fsspec.filesystem("memory")
+    root = f"/berth-test-{uuid.uuid4().hex}"
+    yield root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def _names(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def _tgz_bytes(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        tf.add(folder, arcname="model")
+    return buffer.getvalue()
+
+
+def _refusal(source: SourceUri, work: Path) -> str:
+    with pytest.raises(InvalidParameter) as caught:
+        fetch(source, work)
+    return caught.value.message
+
+
+def test_local_folder_is_copied_with_links_followed(tmp_path: Path, work: Path) -> None:
+    source = Path(shutil.copytree(SUM_SCORE, tmp_path / "src"))
+    (source / "linked.txt").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "outside.txt").write_text("content")
+    root = fetch(SourceUri(str(source)), work)
+    assert _names(root) == {"score.py", "runtime.yaml", "requirements.txt", "linked.txt"}
+    assert not (root / "linked.txt").is_symlink()
+    assert (root / "linked.txt").read_text() == "content"
+
+
+def test_file_uri_reads_the_local_path(work: Path) -> None:
+    root = fetch(SourceUri(SUM_SCORE.as_uri()), work)
+    assert (root / "score.py").read_bytes() == (SUM_SCORE / "score.py").read_bytes()
+
+
+def test_local_archive_file_is_unpacked(tmp_path: Path, work: Path) -> None:
+    archive = tmp_path / "m.tgz"
+    archive.write_bytes(_tgz_bytes(SUM_SCORE))
+    root = fetch(SourceUri(str(archive)), work)
+    assert root.name == "model"
+    assert "score.py" in _names(root)
+
+
+def test_upload_is_unpacked(work: Path) -> None:
+    upload = UploadedArchive("m.tgz", io.BytesIO(_tgz_bytes(SUM_SCORE)))
+    assert "score.py" in _names(fetch(upload, work))
+    assert upload.recorded == "upload:m.tgz"
+
+
+def test_fsspec_tree_is_copied(memory_root: str, work: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    for path in SUM_SCORE.iterdir():
+        fs.pipe(f"{memory_root}/model/{path.name}", path.read_bytes())
+    fs.pipe(f"{memory_root}/model/data/weights.bin", b"\x00\x01")
+    root = fetch(SourceUri(f"memory://{memory_root}/model"), work)
+    assert _names(root) == {
+        "score.py",
+        "runtime.yaml",
+        "requirements.txt",
+        "data",
+        "data/weights.bin",
+    }
+    assert (root / "data" / "weights.bin").read_bytes() == b"\x00\x01"
+
+
+def test_fsspec_archive_is_downloaded_and_unpacked(memory_root: str, work: Path) -> None:
+    fsspec.filesystem("memory").pipe(f"{memory_root}/m.tgz", _tgz_bytes(SUM_SCORE))
+    root = fetch(SourceUri(f"memory://{memory_root}/m.tgz"), work)
+    assert "score.py" in _names(root)
+
+
+def test_missing_fsspec_path_is_named(memory_root: str, work: Path) -> None:
+    uri = f"memory://{memory_root}/nothing"
+    assert _refusal(SourceUri(uri), work) == f"source '{uri}' does not exist."
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("/no/such/berth/model", "source '/no/such/berth/model' does not exist on the server's"),
+        ("file:///no/such/model", "source 'file:///no/such/model' does not exist"),
+        ("relative/model", "source 'relative/model' is a relative path; give an absolute path"),
+        ("file://elsewhere/model", "names host 'elsewhere'; file:// URIs must point at this"),
+        ("nosuchproto://bucket/model", "source 'nosuchproto://bucket/model' cannot be read:"),
+    ],
+)
+def test_bad_sources_are_named(source: str, expected: str, work: Path) -> None:
+    assert expected in _refusal(SourceUri(source), work)
+
+
+def test_a_plain_file_is_not_an_artifact(work: Path) -> None:
+    source = SUM_SCORE / "score.py"
+    assert _refusal(SourceUri(str(source)), work) == (
+        f"source '{source}' is not a .tar.gz, .tgz or .zip archive."
+    )
+
+
+def test_a_source_holding_the_artifact_store_is_refused(tmp_path: Path, work: Path) -> None:
+    assert "contains berth's own artifact store" in _refusal(SourceUri(str(tmp_path)), work)
