@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from wrk import Result, run  # noqa: E402
 
 TOKEN = "bth_bench-token"
-BODY = json.dumps(
-    {"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
-)
+COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+BODY = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}})
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,7 +107,7 @@ def row(label: str, r: Result) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
         home = Path(tmp)

@@ -11,13 +11,9 @@ from pathlib import Path
 
 LUA = """
 wrk.method = "POST"
-wrk.body = [[{body}]]
+wrk.body = [==[{body}]==]
 wrk.headers["Content-Type"] = "application/json"
 {auth}
-local errors = 0
-response = function(status, headers, body)
-  if status ~= 200 then errors = errors + 1 end
-end
 done = function(summary, latency, requests)
   io.write(string.format("BENCH p50=%f p99=%f\\n", latency:percentile(50), latency:percentile(99)))
 end
@@ -54,7 +50,7 @@ def run(url: str, body: str, concurrency: int, seconds: float, token: str | None
                 ensure_wrk(),
                 f"-t{threads}",
                 f"-c{concurrency}",
-                f"-d{seconds}s",
+                f"-d{int(seconds)}s",
                 "-s",
                 str(script),
                 url,

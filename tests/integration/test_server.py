@@ -61,3 +61,18 @@ def test_signals_stop_the_server_cleanly(
     log = started.log_path.read_text()
     assert "Application shutdown complete" in log
     assert "Traceback" not in log
+
+
+def test_json_bodies_need_no_content_type(server: BerthServer) -> None:
+    """``curl -d`` sends form encoding; the API reads the body as JSON anyway."""
+    name = "curl-" + os.urandom(4).hex()
+    answer = httpx.post(
+        f"{server.url}/api/2.0/models",
+        content=f'{{"name": "{name}"}}',
+        headers={
+            "Authorization": f"Bearer {server.token}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"]["name"] == name

@@ -224,3 +224,13 @@ def test_mlflow_sklearn_model_answers_what_it_predicts_locally(
     answer = api.post(f"/serving-endpoints/{name}/invocations", json=FORMATS[fmt])
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": expected}
+
+
+def test_logs_show_what_the_replicas_printed(api: httpx.Client, iris: str) -> None:
+    answer = api.get(f"/api/2.0/serving-endpoints/{iris}/served-models/{iris}-1/logs")
+    assert answer.status_code == 200, answer.text
+    logs = answer.json()["logs"]
+    assert "model loaded in" in logs and "replica" in logs
+    missing = api.get(f"/api/2.0/serving-endpoints/{iris}/served-models/nope/logs")
+    assert missing.status_code == 404
+    assert f"{iris}-1" in missing.json()["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import httpx
 from tests.support.net import wait_until
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes" / "models"
+ECHO = FAKES / "echo"
+"""Answers each request with its input: for endpoints where what is served does not matter."""
 
 
 def versioned_artifact(root: Path, version: str) -> Path:
@@ -28,6 +31,19 @@ def register(api: httpx.Client, model: str, artifact: Path) -> str:
     answer = api.post(f"/api/2.0/models/{model}/versions", json={"source": str(artifact)})
     assert answer.status_code == 200, answer.text
     return str(answer.json()["model_version"]["version"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def register_model(api: httpx.Client, *artifacts: Path, prefix: str = "model") -> str:
+    """A new uniquely named model with one version per artifact, in order (one ``ECHO`` if
+    none is given); its name."""
+    name = unique(prefix)
+    for artifact in artifacts or (ECHO,):
+        register(api, name, artifact)
+    return name
 
 
 def entity(model: str, version: str, **extra: Any) -> dict[str, Any]:
@@ -60,3 +76,20 @@ def wait_ready(api: httpx.Client, name: str, timeout: float = 60) -> dict[str, A
         what=f"endpoint {name} to be READY",
     )
     return endpoint(api, name)
+
+
+def requested(endpoint: dict[str, Any]) -> dict[str, Any]:
+    """``endpoint`` as requests left it: without what the controller observes on its own,
+    the endpoint's ``ready`` and each served entity's deployment ``state``."""
+    body = {**endpoint, "state": {"config_update": endpoint["state"]["config_update"]}}
+    for key in ("config", "pending_config"):
+        if key in body:
+            body[key] = {
+                part: (
+                    [{k: v for k, v in item.items() if k != "state"} for item in value]
+                    if part in ("served_entities", "served_models")
+                    else value
+                )
+                for part, value in body[key].items()
+            }
+    return body

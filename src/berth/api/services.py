@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from berth.core.clock import Clock
+from berth.core.dataplane import SnapshotBus
 from berth.identity.tokens import TokenService
 from berth.registry.service import Registry
 from berth.settings import Settings
@@ -30,3 +31,4 @@ class Services:
     tokens: TokenService
     registry: Registry
     controller: ControllerPort
+    bus: SnapshotBus

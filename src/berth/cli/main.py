@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
     home: Annotated[Path | None, typer.Option(help="Data directory (default ~/.berth).")] = None,
     demo_mode: Annotated[
-        bool, typer.Option("--demo", help="Also register the bundled example model.")
+        bool,
+        typer.Option("--demo", help="Also deploy the bundled example model as endpoint iris-demo."),
     ] = False,
 ) -> None:
     """Run the berth server: API, gateway and controller in one process."""
@@ -37,7 +39,8 @@ def serve(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
     settings = settings.model_copy(update={"server": server})
-    run_server(settings, on_started=demo.install if demo_mode else None)
+    on_started = partial(demo.install, token_file=settings.admin_token_file) if demo_mode else None
+    run_server(settings, on_started=on_started)
 
 
 def main() -> None:

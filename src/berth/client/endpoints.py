@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -55,6 +56,43 @@ class EndpointsApi:
         events: JsonObjects = self._object("GET", _path(name, "events")).get("events", [])
         return events
 
+    def cancel_update(self, name: str) -> JsonObject:
+        """Abandon the config update in progress; the current config keeps serving."""
+        return self._object("POST", _path(name, "config", "cancel"))
+
+    def logs(self, name: str, served_entity: str) -> str:
+        """The tail of what the served entity's replicas printed."""
+        found = self._object("GET", _path(name, "served-models", quote(served_entity), "logs"))
+        return str(found.get("logs", ""))
+
+    def query(self, name: str, body: JsonObject) -> JsonObject:
+        """Score ``body`` (any MLflow scoring format, or an OpenAI-style body)."""
+        path = "/serving-endpoints/" + quote(name, safe="") + "/invocations"
+        return self._object("POST", path, json=body)
+
+    def wait(
+        self,
+        name: str,
+        timeout_s: float = 1200.0,
+        on_poll: Callable[[JsonObject], None] | None = None,
+        every_s: float = 0.5,
+    ) -> JsonObject:
+        """Poll until no update is in progress and, unless it failed, the endpoint is READY.
+
+        Returns the last endpoint seen; the caller reads ``state`` to tell success from
+        ``UPDATE_FAILED``/``UPDATE_CANCELED``. Raises ``TimeoutError`` past ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            endpoint = self.get(name)
+            if on_poll is not None:
+                on_poll(endpoint)
+            if settled(endpoint):
+                return endpoint
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"endpoint {name} did not settle within {timeout_s:.0f}s")
+            time.sleep(every_s)
+
     def _object(self, method: str, path: str, **kwargs: Any) -> JsonObject:
         body = self._t.request(method, path, **kwargs)
         if not isinstance(body, dict):
@@ -64,6 +102,14 @@ class EndpointsApi:
                 500,
             )
         return body
+
+
+def settled(endpoint: JsonObject) -> bool:
+    """No update in progress and either READY or the last update did not succeed."""
+    state = endpoint.get("state", {})
+    if state.get("config_update") == "IN_PROGRESS":
+        return False
+    return bool(state.get("ready") == "READY" or state.get("config_update") != "NOT_UPDATING")
 
 
 def _path(name: str, *rest: str) -> str:

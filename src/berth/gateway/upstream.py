@@ -1,10 +1,14 @@
-"""Forwarding a body to a replica over pooled keep-alive connections."""
+"""Forwarding a body to a replica over pooled keep-alive connections (aiohttp).
+
+aiohttp's client, with its C parser, costs a fraction of httpx's per request on this path;
+profiling showed httpx taking three quarters of the gateway's CPU.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from berth.core.errors import BerthError, DeadlineExceeded, Unavailable
 
@@ -20,40 +24,51 @@ class UpstreamResponse:
     status: int
     body: bytes
     content_type: str
+    replica_ms: float | None
 
 
 class Upstream:
-    """One pooled HTTP client for every replica of this process."""
+    """One pooled HTTP client for every replica of this process, made on first use."""
 
     def __init__(self, max_connections: int = 1024) -> None:
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self._http = httpx.AsyncClient(limits=limits, timeout=None, trust_env=False)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
 
     async def post(
         self, address: str, path: str, body: bytes, content_type: str, timeout_s: float
     ) -> UpstreamResponse:
         try:
-            response = await self._http.post(
+            async with self._client().post(
                 f"http://{address}{path}",
-                content=body,
+                data=body,
                 headers={"content-type": content_type},
-                timeout=timeout_s,
-            )
-        except httpx.ConnectError as exc:
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                payload = await response.read()
+        except aiohttp.ClientConnectorError as exc:
             raise ReplicaUnreachable(f"Replica at {address} refused the connection.") from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             raise ReplicaUnreachable(f"Replica at {address} dropped the connection.") from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise DeadlineExceeded(f"The model did not answer within {timeout_s:.0f}s.") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise BerthError(f"The replica at {address} failed mid-request: {exc}") from exc
+        replica_ms = response.headers.get("x-berth-replica-ms")
         return UpstreamResponse(
-            response.status_code,
-            response.content,
+            response.status,
+            payload,
             response.headers.get("content-type", "application/json"),
+            float(replica_ms) if replica_ms else None,
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()

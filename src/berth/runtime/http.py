@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -41,13 +42,16 @@ def error_response(status: int, error_code: str, message: str) -> Response:
     return Response(status, json.dumps({"error_code": error_code, "message": message}).encode())
 
 
-def encode_response(response: Response, keep_alive: bool) -> bytes:
+def encode_response(response: Response, keep_alive: bool, elapsed_ms: str | None = None) -> bytes:
+    """Serialise ``response``; ``elapsed_ms`` (the replica's own time) goes to the gateway."""
     reason = HTTPStatus(response.status).phrase
     lines = [
         f"HTTP/1.1 {response.status} {reason}",
         f"content-type: {response.content_type}",
         f"content-length: {len(response.body)}",
     ]
+    if elapsed_ms is not None:
+        lines.append(f"x-berth-replica-ms: {elapsed_ms}")
     lines.extend(f"{name}: {value}" for name, value in response.headers)
     if not keep_alive:
         lines.append("connection: close")
@@ -116,6 +120,7 @@ class HttpProtocol(asyncio.Protocol):
         task.add_done_callback(_consume)
 
     async def _serve(self, request: Request, keep_alive: bool) -> None:
+        started = time.perf_counter()
         try:
             response = await self._handler(request)
         except Exception as exc:  # the handler maps expected errors; this is the last guard
@@ -123,7 +128,8 @@ class HttpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        transport.write(encode_response(response, keep_alive))
+        elapsed_ms = f"{(time.perf_counter() - started) * 1000:.3f}"
+        transport.write(encode_response(response, keep_alive, elapsed_ms))
         if not keep_alive:
             transport.close()
             return

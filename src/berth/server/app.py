@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, FastAPI
 
 import berth
+from berth.api.content_type import DefaultJsonContentType
 from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
-from berth.api.routes import endpoints, health, models
+from berth.api.routes import dataplane, endpoints, health, models
 from berth.api.services import Services
 from berth.backends.local import LocalBackend
 from berth.controller.reconciler import Controller
@@ -55,6 +56,7 @@ def build_server(settings: Settings) -> Server:
         tokens=tokens,
         registry=Registry(db, clock, settings.artifacts_dir),
         controller=controller,
+        bus=bus,
     )
 
     @asynccontextmanager
@@ -83,5 +85,8 @@ def build_server(settings: Settings) -> Server:
     protected = APIRouter(dependencies=[Depends(current_principal)])
     protected.include_router(models.router)
     protected.include_router(endpoints.router)
+    protected.include_router(dataplane.router)
     api.include_router(protected)
-    return Server(app=Dispatch(gateway, api), services=services, admin=admin)
+    return Server(
+        app=Dispatch(gateway, DefaultJsonContentType(api)), services=services, admin=admin
+    )

@@ -1,0 +1,42 @@
+"""Snapshots cross process boundaries as JSON and come back equal."""
+
+from __future__ import annotations
+
+import asyncio
+
+from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snapshot, SnapshotBus
+from berth.core.principal import Principal, PrincipalKind
+
+SNAPSHOT = Snapshot(
+    version=7,
+    endpoints={
+        "ep": EndpointRoute(
+            "ep",
+            "abc",
+            3,
+            (
+                EntityRoute("a", 70, (ReplicaRoute("r0", "127.0.0.1:9000", 4),)),
+                EntityRoute("b", 30, ()),
+            ),
+        )
+    },
+    tokens={"f00": Principal("alice", PrincipalKind.USER, frozenset({"admins", "ml"}))},
+)
+
+
+def test_snapshot_round_trips_through_json() -> None:
+    assert Snapshot.from_json(SNAPSHOT.to_json()) == SNAPSHOT
+
+
+def test_bus_long_poll_returns_as_soon_as_a_newer_snapshot_is_published() -> None:
+    async def scenario() -> None:
+        bus = SnapshotBus()
+        waiting = asyncio.ensure_future(bus.newer_than(0, timeout=30))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        bus.publish(SNAPSHOT)
+        assert await asyncio.wait_for(waiting, 5) == SNAPSHOT
+        assert await bus.newer_than(0, timeout=30) == SNAPSHOT  # already newer: at once
+        assert (await bus.newer_than(7, timeout=0.01)).version == 7  # timed out: current
+
+    asyncio.run(scenario())
