@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,15 @@ import httpx
 import pytest
 import yaml
 
+from berth.cli.demo import DEMO_QUERY
+from tests.support.deploy import FAILING_LOAD, SLOW_LOAD, register_model, unique, wait_ready
 from tests.support.net import free_port, wait_until
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-ECHO_MODEL = REPO / "tests" / "fakes" / "cli_models" / "echo"
-EXAMPLE = REPO / "examples" / "endpoints" / "iris-demo.yaml"
+EXAMPLE = REPO / "examples" / "endpoints" / "iris.yaml"
 
 
 @dataclass
@@ -33,11 +33,13 @@ class Cli:
     host: str
     token: str
 
-    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, stdin: str = "", group: str = "endpoints"
+    ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABRICKS_"))}
         env.update(BERTH_HOST=self.host, BERTH_TOKEN=self.token)
         return subprocess.run(
-            [sys.executable, "-m", "berth", "endpoints", *args],
+            [sys.executable, "-m", "berth", group, *args],
             env=env,
             input=stdin,
             capture_output=True,
@@ -48,6 +50,11 @@ class Cli:
     def ok(self, *args: str, stdin: str = "") -> str:
         done = self(*args, stdin=stdin)
         assert done.returncode == 0, f"berth endpoints {' '.join(args)}:\n{done.stderr}"
+        return done.stdout
+
+    def models(self, *args: str) -> str:
+        done = self(*args, group="models")
+        assert done.returncode == 0, f"berth models {' '.join(args)}:\n{done.stderr}"
         return done.stdout
 
     def json(self, *args: str) -> Any:
@@ -62,17 +69,8 @@ def cli(server: BerthServer) -> Cli:
 @pytest.fixture(scope="module")
 def echo_model(server: BerthServer) -> str:
     """A registered model (version 1) for endpoints to serve."""
-    name = f"cli-echo-{uuid.uuid4().hex[:8]}"
     with server.client() as api:
-        api.post("/api/2.0/models", json={"name": name}).raise_for_status()
-        api.post(
-            f"/api/2.0/models/{name}/versions", json={"source": str(ECHO_MODEL)}
-        ).raise_for_status()
-    return name
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+        return register_model(api, prefix="cli-echo")
 
 
 def _spec(name: str, model: str, entity: str = "echo-1", **extra: Any) -> dict[str, Any]:
@@ -113,21 +111,30 @@ def _field(out: str, label: str) -> str:
     return line.removeprefix(label).strip()
 
 
-def _latest_config(endpoint: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = endpoint.get("pending_config") or endpoint["config"]
-    return config
-
-
 def test_create_get_list_delete(
     cli: Cli, api: httpx.Client, echo_model: str, tmp_path: Path
 ) -> None:
-    name = _unique("cli-life")
+    name = unique("cli-life")
     created = _create(cli, tmp_path, name, echo_model)
     assert _field(created, "Name") == name
+    assert _field(created, "State") == "NOT_READY (IN_PROGRESS)"
+    assert _field(created, "Config version") == "none yet"
+    assert _field(created, "Pending version") == "1"
+    wait_ready(api, name)
 
     shown = cli.ok("get", name)
-    assert _row_with(shown, "echo-1 ")[:3] == ["echo-1", echo_model, "1"]
-    assert "Small" in _row_with(shown, "echo-1 ")[3]
+    assert _field(shown, "State") == "READY"
+    assert _field(shown, "Config version") == "1"
+    assert "Pending version" not in shown
+    assert _row_with(shown, "echo-1 ") == [
+        "echo-1",
+        echo_model,
+        "1",
+        "Small CPU",
+        "no",
+        "READY",
+        "1/1 replicas ready.",
+    ]
     assert _row_with(shown, "100%") == ["echo-1", "100%"]
 
     as_json = cli.json("get", name)
@@ -137,7 +144,7 @@ def test_create_get_list_delete(
 
     listed = cli.ok("list")
     row = _row_with(listed, name)
-    assert row[0] == name
+    assert row[:2] == [name, "READY"]
     assert f"echo-1 ({echo_model} v1" in row[2]
     assert name in [e["name"] for e in cli.json("list")]
 
@@ -151,7 +158,7 @@ def test_create_get_list_delete(
 def test_create_from_json_and_a_taken_name_is_refused(
     cli: Cli, echo_model: str, tmp_path: Path
 ) -> None:
-    name = _unique("cli-json")
+    name = unique("cli-json")
     spec_file = _write(tmp_path, "spec.json", _spec(name, echo_model))
     assert cli.json("create", "-f", spec_file)["name"] == name
     again = cli("create", "-f", spec_file)
@@ -161,7 +168,7 @@ def test_create_from_json_and_a_taken_name_is_refused(
 
 
 def test_server_validation_errors_reach_the_user(cli: Cli, echo_model: str, tmp_path: Path) -> None:
-    spec = _spec(_unique("cli-bad"), echo_model)
+    spec = _spec(unique("cli-bad"), echo_model)
     spec["config"]["traffic_config"]["routes"][0]["traffic_percentage"] = 90
     done = cli("create", "-f", _write(tmp_path, "bad.yaml", spec))
     assert done.returncode == 1
@@ -173,23 +180,26 @@ def test_server_validation_errors_reach_the_user(cli: Cli, echo_model: str, tmp_
 def test_update_config_from_either_file_form(
     cli: Cli, api: httpx.Client, echo_model: str, tmp_path: Path, whole_payload: bool
 ) -> None:
-    name = _unique("cli-update")
+    name = unique("cli-update")
     _create(cli, tmp_path, name, echo_model)
+    wait_ready(api, name)
     payload = _spec(name, echo_model, entity="echo-b")
     file_data = payload if whole_payload else payload["config"]
     answer = cli.json("update-config", name, "-f", _write(tmp_path, "new.yaml", file_data))
     assert answer["name"] == name
+    assert answer["state"]["config_update"] == "IN_PROGRESS"
+    assert [e["name"] for e in answer["pending_config"]["served_entities"]] == ["echo-b"]
 
-    latest = _latest_config(api.get(f"/api/2.0/serving-endpoints/{name}").json())
-    assert latest["config_version"] == 2
-    assert [e["name"] for e in latest["served_entities"]] == ["echo-b"]
-    assert "echo-b" in cli.ok("get", name)
+    config = wait_ready(api, name)["config"]
+    assert config["config_version"] == 2
+    assert [e["name"] for e in config["served_entities"]] == ["echo-b"]
+    assert _row_with(cli.ok("get", name), "echo-b ")[:3] == ["echo-b", echo_model, "1"]
 
 
 def test_tags_add_remove_and_show(
     cli: Cli, api: httpx.Client, echo_model: str, tmp_path: Path
 ) -> None:
-    name = _unique("cli-tags")
+    name = unique("cli-tags")
     _create(cli, tmp_path, name, echo_model, tags=[{"key": "team", "value": "ml"}])
     assert _row_with(cli.ok("tags", name), "team") == ["team", "ml"]
 
@@ -207,7 +217,7 @@ def test_tags_add_remove_and_show(
 def test_events_as_table_and_json(
     cli: Cli, api: httpx.Client, echo_model: str, tmp_path: Path
 ) -> None:
-    name = _unique("cli-events")
+    name = unique("cli-events")
     _create(cli, tmp_path, name, echo_model)
     found = cli.json("events", name)
     # Events only accumulate (oldest first), so what the CLI saw starts what REST sees now.
@@ -225,7 +235,7 @@ def test_events_as_table_and_json(
 
 
 def test_delete_asks_first(cli: Cli, echo_model: str, tmp_path: Path) -> None:
-    name = _unique("cli-ask")
+    name = unique("cli-ask")
     _create(cli, tmp_path, name, echo_model)
     kept = cli("delete", name, stdin="n\n")
     assert kept.returncode == 1
@@ -251,18 +261,63 @@ def test_errors_name_code_status_and_cause(server: BerthServer) -> None:
     assert f"Cannot reach berth at {nobody}" in unreachable.stderr
 
 
-def test_example_spec_serves_the_demo_model(make_server: Callable[..., BerthServer]) -> None:
+def test_demo_serves_and_the_tour_in_the_readme_works(
+    make_server: Callable[..., BerthServer],
+) -> None:
     demo = make_server("--demo")
 
-    def demo_registered() -> bool:
+    def demo_ready() -> bool:
         log = demo.log_path.read_text()
         assert "Start-up hook failed" not in log, log
-        return "registered model iris-demo" in log
+        return "Demo ready: endpoint iris-demo" in log
 
-    wait_until(demo_registered, timeout=30, what="berth serve --demo to register iris-demo")
+    wait_until(demo_ready, timeout=120, what="berth serve --demo to deploy iris-demo")
     cli = Cli(demo.url, demo.token)
-    cli.ok("create", "-f", str(EXAMPLE))
-    endpoint = cli.json("get", "iris-demo")
-    (entity,) = _latest_config(endpoint)["served_entities"]
-    assert (entity["entity_name"], entity["entity_version"]) == ("iris-demo", "1")
-    assert endpoint["tags"] == [{"key": "example", "value": "iris"}]
+    deployed = cli.json("get", "iris-demo")
+    assert deployed["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
+    answer = json.loads(cli.ok("query", "iris-demo", "--json", json.dumps(DEMO_QUERY)))
+    assert answer == {"predictions": ["setosa", "virginica"]}
+
+    registered = cli.models("register", "iris", str(REPO / "src" / "berth" / "demo" / "iris_model"))
+    assert "iris" in registered
+    created = cli.ok("create", "-f", str(EXAMPLE), "--wait")
+    assert _field(created, "State") == "READY"
+    body = '{"instances": [[6.7, 3.0, 5.2, 2.3]]}'
+    assert json.loads(cli.ok("query", "iris", "--json", body)) == {"predictions": ["virginica"]}
+    assert "model loaded in" in cli.ok("logs", "iris", "iris-1")
+
+
+def test_wait_shows_a_failed_update_and_exits_1(
+    cli: Cli, server: BerthServer, echo_model: str, tmp_path: Path
+) -> None:
+    name = unique("cli-fail")
+    _create(cli, tmp_path, name, echo_model)
+    with server.client() as api:
+        wait_ready(api, name)
+        broken = register_model(api, FAILING_LOAD, prefix="cli-broken")
+    spec = _spec(name, broken, entity="broken-1")["config"]
+    done = cli("update-config", name, "-f", _write(tmp_path, "broken.yaml", spec), "--wait")
+    assert done.returncode == 1
+    assert "UPDATE_FAILED" in done.stdout + done.stderr
+    assert "model.bin is corrupt" in done.stdout
+    assert cli.json("get", name)["config"]["config_version"] == 1
+
+
+def test_cancel_update_and_query_errors(
+    cli: Cli, server: BerthServer, echo_model: str, tmp_path: Path
+) -> None:
+    name = unique("cli-cancel")
+    _create(cli, tmp_path, name, echo_model)
+    with server.client() as api:
+        wait_ready(api, name)
+        slow = register_model(api, SLOW_LOAD, prefix="cli-slow")
+    spec = _spec(name, slow, entity="slow-1")["config"]
+    cli.ok("update-config", name, "-f", _write(tmp_path, "slow.yaml", spec))
+    cancelled = cli.json("cancel-update", name)
+    assert cancelled["state"]["config_update"] == "UPDATE_CANCELED"
+    again = cli("cancel-update", name)
+    assert again.returncode == 1 and "RESOURCE_CONFLICT" in again.stderr
+    bad = cli("query", name, "--json", "{not json")
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    echoed = json.loads(cli.ok("query", name, "--json", '{"inputs": [1, 2]}'))
+    assert echoed == {"predictions": {"inputs": [1, 2]}}

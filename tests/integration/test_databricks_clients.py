@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import InvalidParameterValue, ResourceConflict, ResourceDoesNotExist
+from databricks.sdk.errors import (
+    InvalidParameterValue,
+    OperationFailed,
+    ResourceConflict,
+    ResourceDoesNotExist,
+)
 from databricks.sdk.service.serving import (
     AiGatewayUsageTrackingConfig,
     EmailNotifications,
@@ -30,22 +35,18 @@ from databricks.sdk.service.serving import Route as SdkRoute
 from mlflow.deployments import get_deploy_client
 from requests import HTTPError
 
+from tests.support.deploy import ECHO, FAKES, register_model, unique
+from tests.support.net import wait_until
 from tests.support.servers import BerthServer
 
-ECHO_ARTIFACT = Path(__file__).parents[1] / "fakes" / "endpoint_models" / "echo"
+WAIT = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="module")
 def model(server: BerthServer) -> Iterator[str]:
-    name = f"model-{uuid.uuid4().hex[:8]}"
+    """Version 1 loads at once, version 2 takes minutes: an update to it stays in progress."""
     with server.client() as client:
-        assert client.post("/api/2.0/models", json={"name": name}).status_code == 200
-        for _ in range(2):
-            version = client.post(
-                f"/api/2.0/models/{name}/versions", json={"source": str(ECHO_ARTIFACT)}
-            )
-            assert version.status_code == 200, version.text
-        yield name
+        yield register_model(client, ECHO, FAKES / "slow_load")
 
 
 @pytest.fixture
@@ -63,8 +64,10 @@ def workspace(server: BerthServer, databricks_env: None) -> WorkspaceClient:
 
 
 @pytest.fixture
-def name() -> str:
-    return f"ep-{uuid.uuid4().hex[:10]}"
+def name(api: httpx.Client) -> Iterator[str]:
+    endpoint_name = unique("ep")
+    yield endpoint_name
+    api.delete(f"/api/2.0/serving-endpoints/{endpoint_name}")  # stops replicas left running
 
 
 def test_sdk_drives_an_endpoint_through_its_life(
@@ -83,23 +86,28 @@ def test_sdk_drives_an_endpoint_through_its_life(
     assert created.name == name
     assert created.state is not None
     assert created.state.ready == EndpointStateReady.NOT_READY
-    assert created.state.config_update == EndpointStateConfigUpdate.NOT_UPDATING
+    assert created.state.config_update == EndpointStateConfigUpdate.IN_PROGRESS
+    assert created.config is None
+    assert created.pending_config is not None and created.pending_config.config_version == 1
 
-    got = endpoints.get(name)
+    got = waiter.result(timeout=WAIT)
+    assert got.state is not None and got.state.ready == EndpointStateReady.READY
+    assert got.pending_config is None
     assert got.config is not None and got.config.served_entities is not None
     served = got.config.served_entities[0]
     assert (served.name, served.scale_to_zero_enabled) == (f"{model}-1", True)
     assert served.state is not None
-    assert served.state.deployment == ServedModelStateDeployment.DEPLOYMENT_CREATING
+    assert served.state.deployment == ServedModelStateDeployment.DEPLOYMENT_READY
     assert got.config.traffic_config is not None and got.config.traffic_config.routes
     assert got.config.traffic_config.routes[0].served_model_name == f"{model}-1"
     assert name in [listed.name for listed in endpoints.list()]
 
     second = ServedEntityInput(name="v2", entity_name=model, entity_version="2")
     routes = [SdkRoute(served_entity_name="v2", traffic_percentage=100)]
-    updated = endpoints.update_config(
+    update = endpoints.update_config(
         name, served_entities=[second], traffic_config=TrafficConfig(routes=routes)
-    ).response
+    )
+    updated = update.response
     assert updated.state is not None
     assert updated.state.config_update == EndpointStateConfigUpdate.IN_PROGRESS
     assert updated.pending_config is not None
@@ -107,6 +115,10 @@ def test_sdk_drives_an_endpoint_through_its_life(
     assert updated.config is not None and updated.config.config_version == 1
     with pytest.raises(ResourceConflict, match="config update in progress"):
         endpoints.update_config(name, served_entities=[entity])
+    # Cancelling is berth's own route; the SDK's waiter reads the outcome as Databricks says it.
+    workspace.api_client.do("POST", f"/api/2.0/serving-endpoints/{name}/config/cancel")
+    with pytest.raises(OperationFailed, match="UPDATE_CANCELED"):
+        update.result(timeout=WAIT)
 
     tags = endpoints.patch(
         name, add_tags=[EndpointTag(key="env", value="dev")], delete_tags=["team"]
@@ -131,7 +143,8 @@ def test_sdk_sets_rate_limits_ai_gateway_and_notifications(
     config = EndpointCoreConfigInput(
         name=name, served_entities=[ServedEntityInput(external_model=external)]
     )
-    endpoints.create(name, config=config)
+    created = endpoints.create_and_wait(name, config=config, timeout=WAIT)
+    assert created.state is not None and created.state.ready == EndpointStateReady.READY
 
     limits = endpoints.put(
         name, rate_limits=[RateLimit(calls=10, renewal_period=RateLimitRenewalPeriod.MINUTE)]
@@ -164,6 +177,17 @@ def test_sdk_sees_databricks_errors(workspace: WorkspaceClient, name: str) -> No
         workspace.serving_endpoints.get(name)
 
 
+def settled(client: Any, name: str) -> dict[str, Any]:
+    """The endpoint as MLflow's client reads it once no update is in progress."""
+    wait_until(
+        lambda: client.get_endpoint(endpoint=name)["state"]["config_update"] != "IN_PROGRESS",
+        timeout=60,
+        what=f"endpoint {name} to finish its config update",
+    )
+    endpoint: dict[str, Any] = client.get_endpoint(endpoint=name)
+    return endpoint
+
+
 def test_mlflow_deployments_client_creates_lists_and_deletes(
     databricks_env: None, model: str, name: str
 ) -> None:
@@ -178,8 +202,10 @@ def test_mlflow_deployments_client_creates_lists_and_deletes(
     created = client.create_endpoint(config=payload)
 
     assert created["name"] == name
-    assert created["state"]["config_update"] == "NOT_UPDATING"
-    got = client.get_endpoint(endpoint=name)
+    assert created["state"] == {"ready": "NOT_READY", "config_update": "IN_PROGRESS"}
+    assert created["pending_config"]["served_entities"][0]["entity_name"] == model
+    got = settled(client, name)
+    assert got["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
     assert got["config"]["served_entities"][0]["entity_name"] == model
     assert got["tags"] == [{"key": "team", "value": "ml"}]
     assert name in [endpoint["name"] for endpoint in client.list_endpoints()]
@@ -201,7 +227,9 @@ def test_mlflow_creates_an_external_model_endpoint(databricks_env: None, name: s
     created = client.create_endpoint(config={"name": name, "config": config})
 
     assert created["task"] == "llm/v1/chat"
-    assert created["state"]["ready"] == "READY"
-    entity = client.get_endpoint(endpoint=name)["config"]["served_entities"][0]
+    assert created["state"] == {"ready": "NOT_READY", "config_update": "IN_PROGRESS"}
+    got = settled(client, name)
+    assert got["state"] == {"ready": "READY", "config_update": "NOT_UPDATING"}
+    entity = got["config"]["served_entities"][0]
     assert entity["name"] == "gpt-4"
     assert entity["external_model"] == external_model

@@ -3,18 +3,16 @@ and leaves the store as it was."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.deploy import register_model, requested, unique, wait_ready
 from tests.support.servers import BerthServer
 
 BASE = "/api/2.0/serving-endpoints"
-ECHO_ARTIFACT = Path(__file__).parents[1] / "fakes" / "endpoint_models" / "echo"
 MODEL = "{model}"
 """Stands for the registered model of the module in the payloads below."""
 
@@ -23,19 +21,15 @@ Payload = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def model(server: BerthServer) -> Iterator[str]:
-    name = f"model-{uuid.uuid4().hex[:8]}"
     with server.client() as client:
-        assert client.post("/api/2.0/models", json={"name": name}).status_code == 200
-        version = client.post(
-            f"/api/2.0/models/{name}/versions", json={"source": str(ECHO_ARTIFACT)}
-        )
-        assert version.status_code == 200, version.text
-        yield name
+        yield register_model(client)
 
 
 @pytest.fixture
-def name() -> str:
-    return f"ep-{uuid.uuid4().hex[:10]}"
+def name(api: httpx.Client) -> Iterator[str]:
+    endpoint_name = unique("ep")
+    yield endpoint_name
+    api.delete(f"{BASE}/{endpoint_name}")  # stops its replicas, sparing the tests after
 
 
 def entity(version: str = "1", **fields: Any) -> Payload:
@@ -69,12 +63,24 @@ def assert_error(response: httpx.Response, status: int, code: str, *fragments: s
         assert fragment in body["message"]
 
 
+def names(api: httpx.Client) -> list[str]:
+    """The endpoints that exist (the controller changes their states, never this list)."""
+    return [endpoint["name"] for endpoint in api.get(BASE).json()["endpoints"]]
+
+
 def snapshot(api: httpx.Client, name: str) -> tuple[Any, ...]:
-    """What a client can see of the store: the list, the endpoint and its events."""
-    listed = api.get(BASE).json()["endpoints"]
+    """What a request could write, as a client sees it: which endpoints exist, the endpoint
+    as requests left it (config, pending config, update state, tags, settings, timestamps)
+    and its events.
+
+    Take it of a settled endpoint: an update in progress is the controller's to finish.
+    """
     endpoint = api.get(f"{BASE}/{name}")
+    body = endpoint.json()
+    if endpoint.status_code == 200:
+        body = requested(body)
     events = api.get(f"{BASE}/{name}/events")
-    return listed, endpoint.status_code, endpoint.json(), events.json()
+    return names(api), endpoint.status_code, body, events.status_code, events.json()
 
 
 INVALID = "INVALID_PARAMETER_VALUE"
@@ -260,18 +266,18 @@ def test_bad_create_body_is_refused(
     payload = {"config": {"served_entities": [fill(entity(), model)]}, **body}
     if payload.get("name") == "{name}":
         payload["name"] = name
-    before = api.get(BASE).json()
+    before = names(api)
     assert_error(api.post(BASE, json=payload), 400, "INVALID_PARAMETER_VALUE", fragment)
-    assert api.get(BASE).json() == before
+    assert names(api) == before
 
 
 def test_malformed_json_is_bad_request(api: httpx.Client) -> None:
-    before = api.get(BASE).json()
+    before = names(api)
     response = api.post(
         BASE, content=b'{"name": "x",', headers={"Content-Type": "application/json"}
     )
     assert_error(response, 400, "BAD_REQUEST", "Malformed JSON")
-    assert api.get(BASE).json() == before
+    assert names(api) == before
 
 
 def test_duplicate_name_is_resource_already_exists(
@@ -279,6 +285,7 @@ def test_duplicate_name_is_resource_already_exists(
 ) -> None:
     first = {"name": name, "config": {"served_entities": [fill(entity(), model)]}}
     assert api.post(BASE, json=first).status_code == 200
+    wait_ready(api, name)
     before = snapshot(api, name)
     second = {"name": name, "config": {"served_entities": [external()]}}
     assert_error(api.post(BASE + "/", json=second), 409, "RESOURCE_ALREADY_EXISTS", name)
@@ -287,9 +294,12 @@ def test_duplicate_name_is_resource_already_exists(
 
 @pytest.fixture
 def make_endpoint(api: httpx.Client, model: str, name: str) -> Callable[[Payload], str]:
+    """Create the endpoint ``name`` with ``config`` and wait until it serves it."""
+
     def make(config: Payload) -> str:
         response = api.post(BASE, json={"name": name, "config": fill(config, model)})
         assert response.status_code == 200, response.text
+        wait_ready(api, name)
         return name
 
     return make

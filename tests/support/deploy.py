@@ -13,6 +13,8 @@ from tests.support.net import wait_until
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes" / "models"
 ECHO = FAKES / "echo"
+FAILING_LOAD = FAKES / "failing_load"
+SLOW_LOAD = FAKES / "slow_load"
 """Answers each request with its input: for endpoints where what is served does not matter."""
 
 
@@ -78,18 +80,18 @@ def wait_ready(api: httpx.Client, name: str, timeout: float = 60) -> dict[str, A
     return endpoint(api, name)
 
 
-def requested(endpoint: dict[str, Any]) -> dict[str, Any]:
-    """``endpoint`` as requests left it: without what the controller observes on its own,
-    the endpoint's ``ready`` and each served entity's deployment ``state``."""
-    body = {**endpoint, "state": {"config_update": endpoint["state"]["config_update"]}}
+def requested(detail: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint's JSON as requests left it: without what the controller observes on its
+    own, the endpoint's ``ready`` and each served entity's deployment ``state``."""
+    body = {**detail, "state": {"config_update": detail["state"]["config_update"]}}
     for key in ("config", "pending_config"):
         if key in body:
-            body[key] = {
-                part: (
-                    [{k: v for k, v in item.items() if k != "state"} for item in value]
-                    if part in ("served_entities", "served_models")
-                    else value
-                )
-                for part, value in body[key].items()
-            }
+            body[key] = {part: _stateless(value) for part, value in body[key].items()}
     return body
+
+
+def _stateless(value: Any) -> Any:
+    """A list of served entities (or models) without their ``state``; anything else as is."""
+    if not isinstance(value, list):
+        return value
+    return [{k: v for k, v in item.items() if k != "state"} for item in value]

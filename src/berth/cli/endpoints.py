@@ -11,18 +11,19 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from berth.cli.endpoint_tables import render_endpoint, render_events, render_list
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
+    console,
+    err_console,
     fail,
     fail_input,
-    print_fields,
     print_json,
     print_table,
-    when,
 )
+from berth.cli.progress import wait_for
 from berth.client import ApiError, BerthClient
-from berth.core.states import ConfigUpdate
 
 app = typer.Typer(help="Manage serving endpoints.", no_args_is_help=True)
 
@@ -33,8 +34,11 @@ SpecFile = Annotated[
     typer.Option("--file", "-f", metavar="FILE", help="JSON or YAML file (.json is read as JSON)."),
 ]
 Name = Annotated[str, typer.Argument(metavar="NAME", help="Endpoint name.")]
-
-ENTITY_COLUMNS = ["name", "entity", "version", "workload", "scale to zero", "deployment", "message"]
+Wait = Annotated[
+    bool,
+    typer.Option("--wait", help="Show progress until the endpoint is ready or the update ends."),
+]
+Timeout = Annotated[float, typer.Option(help="Seconds --wait waits at most.")]
 
 
 @contextmanager
@@ -48,12 +52,17 @@ def _client() -> Iterator[BerthClient]:
 
 
 @app.command()
-def create(file: SpecFile, output: OutputFormat = OutputOption) -> None:
+def create(
+    file: SpecFile, wait: Wait = False, timeout: Timeout = 1200, output: OutputFormat = OutputOption
+) -> None:
     """Create an endpoint from a Databricks create payload: {name, config, tags?, ...}."""
     spec = load_spec(file)
     with _client() as client:
         endpoint = client.endpoints.create(spec)
+        if wait:
+            endpoint = _wait(client, endpoint["name"], timeout)
     _show_endpoint(endpoint, output)
+    _exit_if_failed(endpoint)
 
 
 @app.command()
@@ -76,12 +85,61 @@ def list_endpoints(output: OutputFormat = OutputOption) -> None:
 
 
 @app.command()
-def update_config(name: Name, file: SpecFile, output: OutputFormat = OutputOption) -> None:
+def update_config(
+    name: Name,
+    file: SpecFile,
+    wait: Wait = False,
+    timeout: Timeout = 1200,
+    output: OutputFormat = OutputOption,
+) -> None:
     """Start a config update from a file holding the new config (or a create payload)."""
     config = config_of(load_spec(file))
     with _client() as client:
         endpoint = client.endpoints.update_config(name, config)
+        if wait:
+            endpoint = _wait(client, name, timeout)
     _show_endpoint(endpoint, output)
+    _exit_if_failed(endpoint)
+
+
+@app.command()
+def cancel_update(name: Name, output: OutputFormat = OutputOption) -> None:
+    """Abandon the config update in progress; the current config keeps serving."""
+    with _client() as client:
+        endpoint = client.endpoints.cancel_update(name)
+    _show_endpoint(endpoint, output)
+
+
+@app.command()
+def query(
+    name: Name,
+    body: Annotated[
+        str | None, typer.Option("--json", "-j", help="The request body, as JSON.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A JSON or YAML file with the body.")
+    ] = None,
+) -> None:
+    """Score a request: any MLflow scoring format ({"instances": ...}, {"dataframe_split": ...})."""
+    if (body is None) == (file is None):
+        raise typer.BadParameter("give the request body with exactly one of --json or --file")
+    try:
+        payload = json.loads(body) if body is not None else load_spec(file)  # type: ignore[arg-type]
+    except json.JSONDecodeError as exc:
+        raise fail_input(f"--json is not valid JSON: {exc}") from exc
+    with _client() as client:
+        print_json(client.endpoints.query(name, payload))
+
+
+@app.command()
+def logs(
+    name: Name,
+    served_entity: Annotated[str, typer.Argument(help="Served entity (served model) name.")],
+) -> None:
+    """Print the tail of what the served entity's replicas wrote."""
+    with _client() as client:
+        text = client.endpoints.logs(name, served_entity)
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -182,135 +240,26 @@ def _parse_tags(pairs: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
+def _wait(client: BerthClient, name: str, timeout: float) -> Json:
+    try:
+        return wait_for(client, name, timeout)
+    except TimeoutError as exc:
+        raise fail_input(
+            f"endpoint {name} did not settle within {timeout:.0f}s; it goes on in the "
+            f"background (berth endpoints get {name})"
+        ) from exc
+
+
+def _exit_if_failed(endpoint: Json) -> None:
+    """Exit 1 when the update the command waited for ended without success."""
+    outcome = endpoint.get("state", {}).get("config_update")
+    if outcome in ("UPDATE_FAILED", "UPDATE_CANCELED"):
+        err_console.print(f"[red]{endpoint['name']}: {outcome}[/red]")
+        raise typer.Exit(1)
+
+
 def _show_endpoint(endpoint: Json, output: OutputFormat) -> None:
     if output is OutputFormat.json:
         print_json(endpoint)
     else:
         render_endpoint(endpoint)
-
-
-def render_list(endpoints: Sequence[Json]) -> None:
-    rows = [
-        (
-            endpoint.get("name"),
-            _state_text(endpoint.get("state") or {}),
-            "\n".join(_entity_summary(e) for e in _entities(_config(endpoint))),
-            "\n".join(f"{target} {share}" for target, share in _traffic(_config(endpoint))),
-            endpoint.get("creator"),
-            when(endpoint.get("creation_timestamp")),
-        )
-        for endpoint in endpoints
-    ]
-    columns = ["name", "state", "served entities", "traffic", "creator", "created"]
-    print_table("Endpoints", columns, rows)
-
-
-def render_endpoint(endpoint: Json) -> None:
-    """A header block, then served entities and traffic of the live and the pending config."""
-    config = endpoint.get("config") or {}
-    pending = endpoint.get("pending_config") or {}
-    fields: list[tuple[str, Any]] = [
-        ("Name", endpoint.get("name")),
-        ("ID", endpoint.get("id")),
-        ("State", _state_text(endpoint.get("state") or {})),
-        ("Config version", config.get("config_version", "none yet")),
-    ]
-    if pending:
-        fields.append(("Pending version", pending.get("config_version")))
-    fields += [
-        ("Tags", ", ".join(f"{t['key']}={t.get('value', '')}" for t in endpoint.get("tags") or [])),
-        ("Creator", endpoint.get("creator")),
-        ("Created", when(endpoint.get("creation_timestamp"))),
-    ]
-    print_fields(fields)
-    if config:
-        _render_config("config", config)
-    if pending:
-        _render_config("pending config", pending)
-
-
-def _render_config(label: str, config: Json) -> None:
-    which = f"{label} v{config.get('config_version')}"
-    rows = [_entity_row(e) for e in _entities(config)]
-    print_table(f"Served entities ({which})", ENTITY_COLUMNS, rows)
-    print_table(f"Traffic ({which})", ["served entity", "traffic"], _traffic(config))
-
-
-def render_events(name: str, found: Sequence[Json]) -> None:
-    rows = [(when(e.get("timestamp")), e.get("type"), e.get("message")) for e in found]
-    print_table(f"Events of {name}", ["time", "type", "message"], rows)
-
-
-def _state_text(state: Json) -> str:
-    """``READY``, or ``NOT_READY (IN_PROGRESS)`` while a config update is not settled."""
-    ready = str(state.get("ready", "NOT_READY"))
-    update = state.get("config_update", ConfigUpdate.NOT_UPDATING)
-    return ready if update == ConfigUpdate.NOT_UPDATING else f"{ready} ({update})"
-
-
-def _entity_summary(entity: Json) -> str:
-    """``name (entity_name v3, Small)``, or ``name (openai gpt-4o)`` for an external model."""
-    source, version = _source(entity)
-    details = [source if entity.get("external_model") else f"{source} v{version}"]
-    if entity.get("workload_size"):
-        details.append(str(entity["workload_size"]))
-    return f"{entity.get('name')} ({', '.join(details)})"
-
-
-def _entity_row(entity: Json) -> tuple[Any, ...]:
-    source, version = _source(entity)
-    state = entity.get("state") or {}
-    return (
-        entity.get("name"),
-        source,
-        version,
-        _workload(entity),
-        "" if entity.get("external_model") else _yes_no(entity.get("scale_to_zero_enabled")),
-        str(state.get("deployment", "")).removeprefix("DEPLOYMENT_"),
-        state.get("deployment_state_message"),
-    )
-
-
-def _config(endpoint: Json) -> Json:
-    """The config a list row describes: the live one, or the first one still pending."""
-    config: Json = endpoint.get("config") or endpoint.get("pending_config") or {}
-    return config
-
-
-def _source(entity: Json) -> tuple[str, str]:
-    """What an entity serves and which version: a registered model's, or an external model."""
-    external = entity.get("external_model")
-    if external:
-        return f"{external.get('provider')} {external.get('name')}", "external"
-    return str(entity.get("entity_name")), str(entity.get("entity_version"))
-
-
-def _yes_no(flag: object) -> str:
-    return "yes" if flag else "no"
-
-
-def _workload(entity: Json) -> str:
-    low = entity.get("min_provisioned_concurrency")
-    high = entity.get("max_provisioned_concurrency")
-    if low is not None or high is not None:
-        sizing = f"concurrency {low}-{high}"
-    else:
-        sizing = str(entity.get("workload_size") or "")
-    return " ".join(part for part in (sizing, entity.get("workload_type")) if part)
-
-
-def _entities(config: Json) -> list[Json]:
-    entities: list[Json] = config.get("served_entities") or []
-    return entities
-
-
-def _traffic(config: Json) -> list[tuple[Any, str]]:
-    """(served entity, ``N%``) per route."""
-    routes: list[Json] = (config.get("traffic_config") or {}).get("routes") or []
-    return [
-        (
-            r.get("served_entity_name") or r.get("served_model_name"),
-            f"{r.get('traffic_percentage', 0)}%",
-        )
-        for r in routes
-    ]

@@ -105,9 +105,13 @@ class Controller:
     async def reconcile(self) -> Plan:
         records, tokens = await asyncio.to_thread(self._read)
         targets = [t for t in (self._target(r) for r in records) if t is not None]
-        decided = plan(targets, self._backend.replicas())
+        # A replica being retired is gone as far as planning goes; should it be wanted again
+        # (an endpoint re-created under the same name), it restarts once the retiring is done.
+        observed = [r for r in self._backend.replicas() if r.replica_id not in self._stopping]
+        decided = plan(targets, observed)
         for replica_id, spec in decided.start:
-            await self._backend.start(replica_id, spec)
+            if replica_id not in self._stopping:
+                await self._backend.start(replica_id, spec)
         # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
         # version. Should recording then lose a race, the next pass routes by the store again.
         self._publish(decided, tokens)

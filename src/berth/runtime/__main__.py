@@ -19,6 +19,8 @@ from berth.runtime.app import Phase, ReplicaApp
 from berth.runtime.http import start_server
 from berth.runtime.models import load
 
+log = logging.getLogger("berth.runtime")
+
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
@@ -50,7 +52,7 @@ async def _serve(args: argparse.Namespace) -> int:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(bound))
         tmp.replace(args.port_file)
-    logging.info("listening on %s:%s, loading %s", args.host, bound, args.artifact)
+    log.info("listening on %s:%s, loading %s", args.host, bound, args.artifact)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -60,7 +62,7 @@ async def _serve(args: argparse.Namespace) -> int:
     await stop.wait()
     server.close()  # stop accepting; requests already received are answered first
     if not await app.drain(args.drain_seconds):
-        logging.warning("stopping with %d request(s) still in flight", app.in_flight)
+        log.warning("stopping with %d request(s) still in flight", app.in_flight)
     app.close()
     return 1 if app.phase is Phase.FAILED else 0
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from berth.cli.endpoints import config_of, load_spec
 from berth.cli.main import app
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "endpoints" / "iris-demo.yaml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "endpoints" / "iris.yaml"
 
 runner = CliRunner()
 
@@ -64,9 +64,9 @@ def test_update_config_takes_config_of_a_create_payload() -> None:
 
 def test_example_spec_is_a_create_payload_with_string_versions() -> None:
     spec = load_spec(EXAMPLE)
-    assert spec["name"] == "iris-demo"
+    assert spec["name"] == "iris"
     (entity,) = spec["config"]["served_entities"]
-    assert entity["entity_name"] == "iris-demo"
+    assert entity["entity_name"] == "iris"
     assert entity["entity_version"] == "1"
     assert entity["scale_to_zero_enabled"] is False
     assert entity["workload_size"] == "Small"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from berth.cli.endpoints import render_endpoint, render_events, render_list
+from berth.cli.endpoint_tables import render_endpoint, render_events, render_list
 
 T0 = 1_700_000_000_000
 LONG_NAME = "an-endpoint-name-long-enough-to-be-cut-in-a-narrow-column-0123456789"

@@ -1,0 +1,49 @@
+"""Helpers for the environment tests: berth's own Python version and a tiny wheel."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from berth.envs.uv_command import own_python
+
+#: berth's own major.minor: specs that ask for it need no other interpreter on the machine.
+OWN = own_python()
+
+MakeArtifact = Callable[[dict[str, str]], Path]
+
+SETUPTOOLS = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+WHEEL = "Wheel-Version: 1.0\nGenerator: berth-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def write_wheel(path: Path, version: str = "0.1", value: str = "1") -> Path:
+    """A minimal pure-Python wheel of the package ``tinypkg`` holding ``VALUE = value``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = f"tinypkg-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("tinypkg/__init__.py", f"VALUE = {value}\n")
+        wheel.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: tinypkg\nVersion: {version}\n"
+        )
+        wheel.writestr(f"{info}/WHEEL", WHEEL)
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def write_sdist(path: Path, setup_py: str) -> Path:
+    """A source archive of the package ``broken`` whose ``setup.py`` runs ``setup_py``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = {
+        "pyproject.toml": SETUPTOOLS,
+        "setup.py": f"from setuptools import setup\n{setup_py}\nsetup()\n",
+    }
+    with tarfile.open(path, "w:gz") as sdist:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"broken-1.0/{name}")
+            info.size = len(data)
+            sdist.addfile(info, io.BytesIO(data))
+    return path
