@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +14,15 @@ from berth.cli.endpoint_tables import render_endpoint, render_events, render_lis
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
+    api_client,
     console,
     err_console,
-    fail,
     fail_input,
     print_json,
     print_table,
 )
 from berth.cli.progress import wait_for
-from berth.client import ApiError, BerthClient
+from berth.client import BerthClient
 
 app = typer.Typer(help="Manage serving endpoints.", no_args_is_help=True)
 
@@ -41,23 +40,13 @@ Wait = Annotated[
 Timeout = Annotated[float, typer.Option(help="Seconds --wait waits at most.")]
 
 
-@contextmanager
-def _client() -> Iterator[BerthClient]:
-    """An SDK client on BERTH_HOST/BERTH_TOKEN; API errors end the command with exit 1."""
-    try:
-        with BerthClient() as client:
-            yield client
-    except ApiError as exc:
-        raise fail(exc) from exc
-
-
 @app.command()
 def create(
     file: SpecFile, wait: Wait = False, timeout: Timeout = 1200, output: OutputFormat = OutputOption
 ) -> None:
     """Create an endpoint from a Databricks create payload: {name, config, tags?, ...}."""
     spec = load_spec(file)
-    with _client() as client:
+    with api_client() as client:
         endpoint = client.endpoints.create(spec)
         if wait:
             endpoint = _wait(client, endpoint["name"], timeout)
@@ -68,7 +57,7 @@ def create(
 @app.command()
 def get(name: Name, output: OutputFormat = OutputOption) -> None:
     """Show one endpoint: state, served entities and traffic."""
-    with _client() as client:
+    with api_client() as client:
         endpoint = client.endpoints.get(name)
     _show_endpoint(endpoint, output)
 
@@ -76,7 +65,7 @@ def get(name: Name, output: OutputFormat = OutputOption) -> None:
 @app.command("list")
 def list_endpoints(output: OutputFormat = OutputOption) -> None:
     """List endpoints."""
-    with _client() as client:
+    with api_client() as client:
         endpoints = client.endpoints.list()
     if output is OutputFormat.json:
         print_json(endpoints)
@@ -94,7 +83,7 @@ def update_config(
 ) -> None:
     """Start a config update from a file holding the new config (or a create payload)."""
     config = config_of(load_spec(file))
-    with _client() as client:
+    with api_client() as client:
         endpoint = client.endpoints.update_config(name, config)
         if wait:
             endpoint = _wait(client, name, timeout)
@@ -105,7 +94,7 @@ def update_config(
 @app.command()
 def cancel_update(name: Name, output: OutputFormat = OutputOption) -> None:
     """Abandon the config update in progress; the current config keeps serving."""
-    with _client() as client:
+    with api_client() as client:
         endpoint = client.endpoints.cancel_update(name)
     _show_endpoint(endpoint, output)
 
@@ -127,7 +116,7 @@ def query(
         payload = json.loads(body) if body is not None else load_spec(file)  # type: ignore[arg-type]
     except json.JSONDecodeError as exc:
         raise fail_input(f"--json is not valid JSON: {exc}") from exc
-    with _client() as client:
+    with api_client() as client:
         print_json(client.endpoints.query(name, payload))
 
 
@@ -137,7 +126,7 @@ def logs(
     served_entity: Annotated[str, typer.Argument(help="Served entity (served model) name.")],
 ) -> None:
     """Print the tail of what the served entity's replicas wrote."""
-    with _client() as client:
+    with api_client() as client:
         text = client.endpoints.logs(name, served_entity)
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -150,7 +139,7 @@ def delete(
     """Delete an endpoint and stop its replicas."""
     if not yes:
         typer.confirm(f"Delete endpoint {name}?", abort=True)
-    with _client() as client:
+    with api_client() as client:
         client.endpoints.delete(name)
     typer.echo(f"Deleted endpoint {name}.")
 
@@ -170,7 +159,7 @@ def tags(
 ) -> None:
     """Add and remove tags; shows the resulting tags (with no option, just shows them)."""
     pairs = _parse_tags(add or [])
-    with _client() as client:
+    with api_client() as client:
         if pairs or remove:
             result = client.endpoints.patch_tags(name, add=pairs, delete=remove)
         else:
@@ -186,7 +175,7 @@ def tags(
 @app.command()
 def events(name: Name, output: OutputFormat = OutputOption) -> None:
     """Show what happened to an endpoint: config updates, deployments, failures."""
-    with _client() as client:
+    with api_client() as client:
         found = client.endpoints.events(name)
     if output is OutputFormat.json:
         print_json(found)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from berth.cli.output import OutputFormat, OutputOption, fail, print_json, print_table, when
-from berth.client import ApiError, BerthClient
+from berth.cli.output import (
+    OutputFormat,
+    OutputOption,
+    api_client,
+    print_json,
+    print_table,
+    when,
+)
 
 app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
 
@@ -21,16 +26,6 @@ Version = Annotated[str, typer.Argument(metavar="VERSION", help="Version number,
 
 MODEL_COLUMNS = ["name", "latest version", "creator", "updated", "description"]
 VERSION_COLUMNS = ["version", "format", "status", "created", "creator", "source"]
-
-
-@contextmanager
-def _client() -> Iterator[BerthClient]:
-    """An SDK client on BERTH_HOST/BERTH_TOKEN; API errors end the command with exit 1."""
-    try:
-        with BerthClient() as client:
-            yield client
-    except ApiError as exc:
-        raise fail(exc) from exc
 
 
 @app.command()
@@ -51,7 +46,7 @@ def register(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Register PATH as the next version of NAME, creating the model if needed."""
-    with _client() as client:
+    with api_client() as client:
         version = client.models.register(name, path, description=description, upload=upload)
     if output is OutputFormat.json:
         print_json(version)
@@ -64,7 +59,7 @@ def register(
 @app.command("list")
 def list_models(output: OutputFormat = OutputOption) -> None:
     """List registered models."""
-    with _client() as client:
+    with api_client() as client:
         models = client.models.list()
     if output is OutputFormat.json:
         print_json(models)
@@ -75,7 +70,7 @@ def list_models(output: OutputFormat = OutputOption) -> None:
 @app.command()
 def get(name: Name, output: OutputFormat = OutputOption) -> None:
     """Show one model and its versions."""
-    with _client() as client:
+    with api_client() as client:
         model = client.models.get(name)
         versions = client.models.list_versions(name)
     if output is OutputFormat.json:
@@ -88,7 +83,7 @@ def get(name: Name, output: OutputFormat = OutputOption) -> None:
 @app.command()
 def versions(name: Name, output: OutputFormat = OutputOption) -> None:
     """List the versions of a model."""
-    with _client() as client:
+    with api_client() as client:
         found = client.models.list_versions(name)
     if output is OutputFormat.json:
         print_json(found)
@@ -99,7 +94,7 @@ def versions(name: Name, output: OutputFormat = OutputOption) -> None:
 @app.command()
 def delete(name: Name) -> None:
     """Delete a model and all its versions (refused while an endpoint serves one)."""
-    with _client() as client:
+    with api_client() as client:
         client.models.delete(name)
     typer.echo(f"Deleted model {name}.")
 
@@ -107,7 +102,7 @@ def delete(name: Name) -> None:
 @app.command("delete-version")
 def delete_version(name: Name, version: Version) -> None:
     """Delete one version of a model (refused while an endpoint serves it)."""
-    with _client() as client:
+    with api_client() as client:
         client.models.delete_version(name, version)
     typer.echo(f"Deleted {name} version {version}.")
 

@@ -1,9 +1,10 @@
-"""Printing results: readable tables by default, JSON with ``--output json``."""
+"""Talking to the user: the SDK client, readable tables by default, JSON with ``--output json``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from berth.client import ApiError
+from berth.client import ApiError, BerthClient
 
 # Piped output keeps each table at its natural width, so no name is cut for grep or a file.
 PIPE_WIDTH = 1000
@@ -89,3 +90,13 @@ def fail_input(message: str) -> typer.Exit:
     """Print what is wrong with the user's input (a file, an argument) and return exit 2."""
     err_console.print(f"[red]Error[/red] {escape(message)}")
     return typer.Exit(code=2)
+
+
+@contextmanager
+def api_client() -> Iterator[BerthClient]:
+    """An SDK client on BERTH_HOST/BERTH_TOKEN; API errors end the command with exit 1."""
+    try:
+        with BerthClient() as client:
+            yield client
+    except ApiError as exc:
+        raise fail(exc) from exc

@@ -8,6 +8,7 @@ a pending config; the controller rolls it out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -34,6 +35,7 @@ from berth.api.schemas.endpoints import (
     PutRateLimits,
     RateLimit,
 )
+from berth.api.services import Services
 from berth.core.errors import Conflict, NotFound
 from berth.core.ids import new_endpoint_id
 from berth.core.principal import Principal
@@ -209,12 +211,13 @@ def put_rate_limits(
 ) -> Json:
     """Legacy rate limits, stored and echoed."""
     limits = _rate_limits(body.rate_limits)
-    now = services.clock.now_ms()
-    with services.db.transaction() as session:
-        record = _existing(session, name)
-        store.save_rate_limits(session, record.id, limits, now)
-        message = events.rate_limits_changed(principal.name, limits)
-        store.add_event(session, record.id, EventType.RATE_LIMITS_CHANGED, message, now_ms=now)
+    _save_setting(
+        name,
+        services,
+        lambda session, endpoint_id, now: store.save_rate_limits(session, endpoint_id, limits, now),
+        EventType.RATE_LIMITS_CHANGED,
+        events.rate_limits_changed(principal.name, limits),
+    )
     return {"rate_limits": limits}
 
 
@@ -224,12 +227,13 @@ def put_ai_gateway(
 ) -> Json:
     """Store and echo the AI gateway config; an empty one clears it."""
     gateway = _dump(body)
-    now = services.clock.now_ms()
-    with services.db.transaction() as session:
-        record = _existing(session, name)
-        store.save_ai_gateway(session, record.id, gateway, now)
-        message = events.ai_gateway_changed(principal.name, gateway)
-        store.add_event(session, record.id, EventType.AI_GATEWAY_CHANGED, message, now_ms=now)
+    _save_setting(
+        name,
+        services,
+        lambda session, endpoint_id, now: store.save_ai_gateway(session, endpoint_id, gateway, now),
+        EventType.AI_GATEWAY_CHANGED,
+        events.ai_gateway_changed(principal.name, gateway),
+    )
     return gateway
 
 
@@ -238,12 +242,15 @@ def patch_notifications(
     name: str, body: PatchNotifications, services: ServicesDep, principal: PrincipalDep
 ) -> Json:
     notifications = _dump(body.email_notifications)
-    now = services.clock.now_ms()
-    with services.db.transaction() as session:
-        record = _existing(session, name)
-        store.save_email_notifications(session, record.id, notifications, now)
-        message = events.notifications_changed(principal.name, notifications)
-        store.add_event(session, record.id, EventType.NOTIFICATIONS_CHANGED, message, now_ms=now)
+    _save_setting(
+        name,
+        services,
+        lambda session, endpoint_id, now: store.save_email_notifications(
+            session, endpoint_id, notifications, now
+        ),
+        EventType.NOTIFICATIONS_CHANGED,
+        events.notifications_changed(principal.name, notifications),
+    )
     return {"name": name, "email_notifications": notifications}
 
 
@@ -283,6 +290,21 @@ def _new_record(
         budget_policy_id=body.budget_policy_id,
         telemetry_config=_dump(body.telemetry_config) or None,
     )
+
+
+def _save_setting(
+    name: str,
+    services: Services,
+    save: Callable[[Session, str, int], None],
+    event_type: EventType,
+    message: str,
+) -> None:
+    """Store one endpoint setting and record the event saying who changed it."""
+    now = services.clock.now_ms()
+    with services.db.transaction() as session:
+        record = _existing(session, name)
+        save(session, record.id, now)
+        store.add_event(session, record.id, event_type, message, now_ms=now)
 
 
 def _rate_limits(limits: list[RateLimit] | None) -> list[Json]:
