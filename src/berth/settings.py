@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         return self.home_dir / "artifacts"
 
     @property
+    def envs_dir(self) -> Path:
+        return self.home_dir / "envs"
+
+    @property
     def admin_token_file(self) -> Path:
         return self.home_dir / "admin-token"
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -195,35 +192,6 @@ def test_an_update_in_progress_can_be_cancelled(api: httpx.Client, tmp_path: Pat
     assert answer.json()["version"] == "1"
     again = api.post(f"/api/2.0/serving-endpoints/{name}/config/cancel")
     assert again.status_code == 409
-
-
-@pytest.fixture(scope="module")
-def sklearn_endpoint(
-    server: BerthServer, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[str, list[int]]:
-    """A deployed MLflow scikit-learn model and what it predicts locally for ``ROWS``."""
-    out = tmp_path_factory.mktemp("mlflow")
-    subprocess.run(
-        [sys.executable, str(FAKES.parent / "make_sklearn_model.py"), str(out)],
-        check=True,
-        capture_output=True,
-    )
-    expected = json.loads((out / "expected.json").read_text())
-    path = out / "model"
-    name = unique("sklearn")
-    with server.client() as api:
-        deploy(api, name, name, register(api, name, path))
-    return name, expected
-
-
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_mlflow_sklearn_model_answers_what_it_predicts_locally(
-    api: httpx.Client, sklearn_endpoint: tuple[str, list[int]], fmt: str
-) -> None:
-    name, expected = sklearn_endpoint
-    answer = api.post(f"/serving-endpoints/{name}/invocations", json=FORMATS[fmt])
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {"predictions": expected}
 
 
 def test_logs_show_what_the_replicas_printed(api: httpx.Client, iris: str) -> None:

@@ -26,6 +26,8 @@ class ReplicaSpec:
     model_format: str
     python: str
     max_concurrency: int
+    pythonpath: str | None = None
+    """Where the runtime is importable from inside a model's own environment."""
     env: tuple[tuple[str, str], ...] = ()
     warmup_json: str | None = None
 

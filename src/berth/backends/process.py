@@ -76,6 +76,9 @@ async def spawn_replica(replica_id: str, spec: ReplicaSpec, folder: Path) -> Pro
     if spec.warmup_json:
         command += ["--warmup-json", spec.warmup_json]
     env = {**os.environ, **dict(spec.env), "PYTHONUNBUFFERED": "1", "BERTH_REPLICA_ID": replica_id}
+    env.pop("VIRTUAL_ENV", None)
+    if spec.pythonpath is not None:
+        env["PYTHONPATH"] = spec.pythonpath
     with (folder / "replica.log").open("ab") as log:
         child = await asyncio.create_subprocess_exec(
             *command,

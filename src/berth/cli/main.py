@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import demo, endpoints, models
+from berth.cli import demo, endpoints, envs, models
 
 app = typer.Typer(
     help="berth: self-hosted model serving.", no_args_is_help=True, pretty_exceptions_enable=False
 )
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(envs.app, name="envs")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from berth.cli.output import (
     OutputFormat,
     OutputOption,
     api_client,
+    err_console,
     print_json,
     print_table,
     when,
@@ -43,11 +44,21 @@ def register(
     upload: Annotated[
         bool, typer.Option(help="Upload a folder even when the server runs on this machine.")
     ] = False,
+    build_env: Annotated[
+        bool, typer.Option(help="Build the model's environment now, so deploys never wait.")
+    ] = False,
     output: OutputFormat = OutputOption,
 ) -> None:
     """Register PATH as the next version of NAME, creating the model if needed."""
-    with api_client() as client:
-        version = client.models.register(name, path, description=description, upload=upload)
+    with (
+        api_client() as client,
+        err_console.status(
+            "Registering" + (" and building its environment with uv…" if build_env else "…")
+        ),
+    ):
+        version = client.models.register(
+            name, path, description=description, upload=upload, build_env=build_env
+        )
     if output is OutputFormat.json:
         print_json(version)
     else:

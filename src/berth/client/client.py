@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from berth.client.endpoints import EndpointsApi
+from berth.client.envs import EnvsApi
 from berth.client.models import ModelsApi
 from berth.client.transport import Transport
 
@@ -16,6 +17,7 @@ class BerthClient:
         self._transport = Transport(host, token, timeout)
         self.models = ModelsApi(self._transport)
         self.endpoints = EndpointsApi(self._transport)
+        self.envs = EnvsApi(self._transport)
 
     @property
     def host(self) -> str:

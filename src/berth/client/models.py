@@ -50,25 +50,34 @@ class ModelsApi:
         source: str | None = None,
         archive: Path | None = None,
         description: str = "",
+        build_env: bool = False,
     ) -> JsonObject:
         """Register a version from ``source`` (a path or URI the server reads) or ``archive``.
 
         ``archive`` is a ``.tar.gz``/``.tgz``/``.zip`` file to upload, or a folder, which is
-        packed into a ``.tar.gz`` first.
+        packed into a ``.tar.gz`` first. ``build_env`` builds its environment before answering.
         """
+        params = {"build_env": "true"} if build_env else None
         if (source is None) == (archive is None):
             raise ValueError("give exactly one of source= and archive=")
         if source is not None:
             body = {"source": source, "description": description}
-            return self._inner("POST", _path(name, "versions"), "model_version", json=body)
+            return self._inner(
+                "POST", _path(name, "versions"), "model_version", json=body, params=params
+            )
         assert archive is not None
         if archive.is_dir():
             with tempfile.TemporaryDirectory(prefix="berth-pack-") as work:
-                return self._upload(name, _pack(archive, Path(work)), description)
-        return self._upload(name, archive, description)
+                return self._upload(name, _pack(archive, Path(work)), description, params)
+        return self._upload(name, archive, description, params)
 
     def register(
-        self, name: str, path: Path, description: str = "", upload: bool = False
+        self,
+        name: str,
+        path: Path,
+        description: str = "",
+        upload: bool = False,
+        build_env: bool = False,
     ) -> JsonObject:
         """Create the model if it is missing, then register ``path`` as its next version.
 
@@ -81,8 +90,12 @@ class ModelsApi:
         path = path.expanduser().resolve()
         try:
             if path.is_dir() and not upload and urlsplit(self._t.host).hostname in _THIS_MACHINE:
-                return self.create_version(name, source=str(path), description=description)
-            return self.create_version(name, archive=path, description=description)
+                return self.create_version(
+                    name, source=str(path), description=description, build_env=build_env
+                )
+            return self.create_version(
+                name, archive=path, description=description, build_env=build_env
+            )
         except ApiError:
             if created:
                 self.delete(name)
@@ -109,7 +122,9 @@ class ModelsApi:
             return False
         return True
 
-    def _upload(self, name: str, archive: Path, description: str) -> JsonObject:
+    def _upload(
+        self, name: str, archive: Path, description: str, params: dict[str, str] | None
+    ) -> JsonObject:
         with archive.open("rb") as fh:
             return self._inner(
                 "POST",
@@ -117,6 +132,7 @@ class ModelsApi:
                 "model_version",
                 files={UPLOAD_FIELD: (archive.name, fh, "application/octet-stream")},
                 data={"description": description},
+                params=params,
             )
 
     def _inner(self, method: str, path: str, key: str, **kwargs: Any) -> JsonObject:

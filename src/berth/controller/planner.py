@@ -121,6 +121,8 @@ def _entity_states(
 def _entity_state(
     entity: EntityTarget, observed: Mapping[str, ReplicaStatus], gate: bool
 ) -> EntityState:
+    if entity.blocked is not None:
+        return entity.blocked
     if entity.spec is None:
         return DeploymentState.READY.value, ""
     statuses = [observed[rid] for rid in entity.replica_ids() if rid in observed]

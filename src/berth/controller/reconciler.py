@@ -10,15 +10,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from berth.backends.base import Backend
+from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import transition_events
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
 from berth.controller.targets import (
     ArtifactRef,
+    ConfigTarget,
     EndpointStates,
     EndpointTarget,
+    Runtime,
     config_target,
     in_progress,
     stored_states,
@@ -26,6 +30,7 @@ from berth.controller.targets import (
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
 from berth.core.principal import Principal
+from berth.core.states import DeploymentState
 from berth.store import endpoints as endpoint_store
 from berth.store import models as model_store
 from berth.store import principals, rollouts
@@ -45,15 +50,17 @@ class Controller:
         bus: SnapshotBus,
         clock: Clock,
         *,
+        envs_root: Path,
         python: str,
         drain: Drain,
         tick_s: float = 0.5,
     ) -> None:
+        """``python`` runs models that ask for no environment of their own (berth's own)."""
         self._db = db
         self._backend = backend
         self._bus = bus
         self._clock = clock
-        self._python = python
+        self._envs = Environments(envs_root, python, self.nudge)
         self._drain = drain
         self._tick_s = tick_s
         self._wake = asyncio.Event()
@@ -75,6 +82,7 @@ class Controller:
                 await self._loop_task
         for task in self._stopping.values():
             task.cancel()
+        await self._envs.close()
         await self._backend.close()
 
     def logs(self, endpoint: str, served_entity: str, max_bytes: int = 64 * 1024) -> str | None:
@@ -139,17 +147,16 @@ class Controller:
         key = (entity["entity_name"], str(entity["entity_version"]))
         if key not in self._artifacts:
             version = model_store.get_version(session, key[0], int(key[1]))
-            self._artifacts[key] = ArtifactRef(version.artifact_path, version.format)
+            environment = version.details.get("environment") or {"hash": None}
+            self._artifacts[key] = ArtifactRef(version.artifact_path, version.format, environment)
 
     def _target(self, record: EndpointRecord) -> EndpointTarget | None:
         lookup = self._artifacts.__getitem__
 
-        def build(doc: Mapping[str, Any] | None) -> Any:
-            return (
-                None
-                if doc is None
-                else config_target(record.name, doc, lambda n, v: lookup((n, v)), self._python)
-            )
+        def build(doc: Mapping[str, Any] | None) -> ConfigTarget | None:
+            if doc is None:
+                return None
+            return config_target(record.name, doc, lambda n, v: lookup((n, v)), self._runtime)
 
         try:
             return EndpointTarget(
@@ -168,6 +175,13 @@ class Controller:
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)
             return None
+
+    def _runtime(self, artifact: ArtifactRef) -> Runtime:
+        status = self._envs.status(artifact.environment, artifact.path)
+        if isinstance(status, EnvReady):
+            return Runtime(status.python, status.pythonpath)
+        state = DeploymentState.FAILED if status.failed else DeploymentState.CREATING
+        return Runtime(None, blocked=(state.value, status.message))
 
     def _record(
         self, transitions: tuple[Transition, ...], records: dict[str, EndpointRecord]

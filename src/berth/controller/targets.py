@@ -15,14 +15,19 @@ REPLICA_CONCURRENCY = 4
 
 WORKLOAD_CONCURRENCY = {"Small": 4, "Medium": 16, "Large": 64}
 
+EntityState = tuple[str, str]
+"""(``deployment`` state, ``deployment_state_message``) of one served entity."""
+
 
 @dataclass(frozen=True, slots=True)
 class EntityTarget:
     name: str
     traffic: int
     spec: ReplicaSpec | None
-    """None for an external model: it needs no replica."""
+    """None for an external model (it needs no replica) or while ``blocked``."""
     replicas: int
+    blocked: EntityState | None = None
+    """The state to show while replicas cannot start yet (an environment being built)."""
 
     def replica_ids(self) -> tuple[str, ...]:
         if self.spec is None:
@@ -34,10 +39,6 @@ class EntityTarget:
 class ConfigTarget:
     version: int
     entities: tuple[EntityTarget, ...]
-
-
-EntityState = tuple[str, str]
-"""(``deployment`` state, ``deployment_state_message``) of one served entity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +63,21 @@ class EndpointTarget:
 class ArtifactRef:
     path: str
     model_format: str
+    environment: Mapping[str, Any]
+    """What registration recorded: ``{"hash": None}`` for berth's own environment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Where a model version's replicas run, or why they cannot start yet."""
+
+    python: str | None
+    pythonpath: str | None = None
+    blocked: EntityState | None = None
 
 
 ArtifactLookup = Callable[[str, str], ArtifactRef]
+RuntimeLookup = Callable[[ArtifactRef], Runtime]
 
 
 def replica_count(entity: Mapping[str, Any]) -> int:
@@ -76,7 +89,7 @@ def replica_count(entity: Mapping[str, Any]) -> int:
 
 
 def config_target(
-    endpoint: str, document: Mapping[str, Any], artifacts: ArtifactLookup, python: str
+    endpoint: str, document: Mapping[str, Any], artifacts: ArtifactLookup, runtimes: RuntimeLookup
 ) -> ConfigTarget:
     routes = {
         r.get("served_entity_name") or r.get("served_model_name"): int(r["traffic_percentage"])
@@ -84,24 +97,29 @@ def config_target(
     }
     entities = []
     for entity in document.get("served_entities", []):
-        spec = None
+        spec, blocked = None, None
         if entity.get("external_model") is None:
             artifact = artifacts(entity["entity_name"], str(entity["entity_version"]))
-            spec = ReplicaSpec(
-                endpoint=endpoint,
-                served_entity=entity["name"],
-                artifact=artifact.path,
-                model_format=artifact.model_format,
-                python=python,
-                max_concurrency=REPLICA_CONCURRENCY,
-                env=tuple(sorted((entity.get("environment_vars") or {}).items())),
-            )
+            runtime = runtimes(artifact)
+            blocked = runtime.blocked
+            if runtime.python is not None:
+                spec = ReplicaSpec(
+                    endpoint=endpoint,
+                    served_entity=entity["name"],
+                    artifact=artifact.path,
+                    model_format=artifact.model_format,
+                    python=runtime.python,
+                    pythonpath=runtime.pythonpath,
+                    max_concurrency=REPLICA_CONCURRENCY,
+                    env=tuple(sorted((entity.get("environment_vars") or {}).items())),
+                )
         entities.append(
             EntityTarget(
                 name=entity["name"],
                 traffic=routes.get(entity["name"], 0),
                 spec=spec,
                 replicas=replica_count(entity) if spec else 0,
+                blocked=blocked,
             )
         )
     return ConfigTarget(version=int(document["config_version"]), entities=tuple(entities))

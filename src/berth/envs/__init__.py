@@ -5,7 +5,8 @@ here may run on the request path: a build takes seconds to minutes.
 """
 
 from berth.envs.builder import BuiltEnv, EnvBuildFailed, build_env
-from berth.envs.cache import EnvInfo, list_envs, mark_used, prune
+from berth.envs.cache import EnvInfo, list_envs, log_path, mark_used, prune
+from berth.envs.describe import OWN_ENVIRONMENT, environment_details, spec_of
 from berth.envs.runtime_copy import runtime_path
 from berth.envs.spec import EnvSpec, current_platform, resolve_spec
 from berth.envs.uv_command import find_uv
@@ -15,12 +16,16 @@ __all__ = [
     "EnvBuildFailed",
     "EnvInfo",
     "EnvSpec",
+    "OWN_ENVIRONMENT",
     "build_env",
     "current_platform",
+    "environment_details",
     "find_uv",
     "list_envs",
+    "log_path",
     "mark_used",
     "prune",
     "resolve_spec",
     "runtime_path",
+    "spec_of",
 ]

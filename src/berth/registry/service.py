@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,11 +21,18 @@ from berth.store.models import ModelInfo, ModelTag, NewVersion, VersionInfo
 READY = "READY"
 
 
+EnvironmentInspector = Callable[[Path, str], Mapping[str, Any]]
+"""Resolves and validates an artifact's environment spec; its answer goes to the details."""
+
+
 class Registry:
-    def __init__(self, db: Database, clock: Clock, artifacts_dir: Path) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, artifacts_dir: Path, inspect_env: EnvironmentInspector
+    ) -> None:
         self._db = db
         self._clock = clock
         self._artifacts = ArtifactStore(artifacts_dir)
+        self._inspect_env = inspect_env
 
     def create_model(
         self, name: str, *, description: str, tags: Sequence[ModelTag], creator: str
@@ -67,6 +75,10 @@ class Registry:
         with self._artifacts.staging() as work:
             root = sources.fetch(source, work)
             detected = formats.detect(root, source.label)
+            details = {
+                **detected.details,
+                "environment": dict(self._inspect_env(root, detected.format.value)),
+            }
             with self._artifacts.placing() as place, self._db.transaction() as session:
                 now = self._clock.now_ms()
                 number = models.allocate_version(session, name, now)
@@ -77,7 +89,7 @@ class Registry:
                     format=detected.format.value,
                     status=READY,
                     artifact_path=str(target),
-                    details=detected.details,
+                    details=details,
                     description=description,
                     creator=creator,
                 )

@@ -13,12 +13,13 @@ import berth
 from berth.api.content_type import DefaultJsonContentType
 from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
-from berth.api.routes import dataplane, endpoints, health, models
+from berth.api.routes import dataplane, endpoints, envs, health, models
 from berth.api.services import Services
 from berth.backends.local import LocalBackend
 from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
+from berth.envs import environment_details
 from berth.gateway.app import Gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.registry.service import Registry
@@ -48,13 +49,21 @@ def build_server(settings: Settings) -> Server:
     bus = SnapshotBus()
     gateway = Gateway(bus)
     backend = LocalBackend(settings.home_dir / "replicas")
-    controller = Controller(db, backend, bus, clock, python=sys.executable, drain=gateway.drain)
+    controller = Controller(
+        db,
+        backend,
+        bus,
+        clock,
+        envs_root=settings.envs_dir,
+        python=sys.executable,
+        drain=gateway.drain,
+    )
     services = Services(
         settings=settings,
         db=db,
         clock=clock,
         tokens=tokens,
-        registry=Registry(db, clock, settings.artifacts_dir),
+        registry=Registry(db, clock, settings.artifacts_dir, environment_details),
         controller=controller,
         bus=bus,
     )
@@ -86,6 +95,7 @@ def build_server(settings: Settings) -> Server:
     protected.include_router(models.router)
     protected.include_router(endpoints.router)
     protected.include_router(dataplane.router)
+    protected.include_router(envs.router)
     api.include_router(protected)
     return Server(
         app=Dispatch(gateway, DefaultJsonContentType(api)), services=services, admin=admin

@@ -250,3 +250,37 @@ def _version_info(name: str, row: ModelVersionRow) -> VersionInfo:
         creator=row.creator,
         created_at=row.created_at,
     )
+
+
+def environment_users(session: Session) -> dict[str, list[str]]:
+    """Environment hash → the model versions (``name/version``) registered with it."""
+    users: dict[str, list[str]] = {}
+    rows = session.execute(
+        select(ModelRow.name, ModelVersionRow.version, ModelVersionRow.details)
+        .join(ModelVersionRow, ModelVersionRow.model_id == ModelRow.id)
+        .order_by(ModelRow.name, ModelVersionRow.version)
+    )
+    for name, version, details in rows:
+        env_hash = (details or {}).get("environment", {}).get("hash")
+        if env_hash:
+            users.setdefault(env_hash, []).append(f"{name}/{version}")
+    return users
+
+
+def served_environments(session: Session) -> set[str]:
+    """Hashes of the environments that current or in-progress endpoint configs run in."""
+    served: set[tuple[str, int]] = set()
+    for config, pending in session.execute(select(EndpointRow.config, EndpointRow.pending_config)):
+        for doc in (config, pending):
+            for entity in (doc or {}).get("served_entities", []):
+                if entity.get("entity_name") and entity.get("entity_version"):
+                    served.add((entity["entity_name"], int(entity["entity_version"])))
+    hashes: set[str] = set()
+    for name, version in served:
+        try:
+            details = get_version(session, name, version).details
+        except NotFound:
+            continue
+        if env_hash := details.get("environment", {}).get("hash"):
+            hashes.add(env_hash)
+    return hashes

@@ -114,3 +114,16 @@ def test_replica_count_follows_workload_size_and_concurrency() -> None:
     assert replica_count({"workload_size": "Large"}) == 16
     assert replica_count({"max_provisioned_concurrency": 8}) == 2
     assert replica_count({}) == 1
+
+
+def test_an_entity_waiting_for_its_environment_starts_nothing_and_says_why() -> None:
+    building = ("DEPLOYMENT_CREATING", "Building environment abc with uv: resolving")
+    waiting = EntityTarget("m-1", 100, None, 0, blocked=building)
+    decided = plan([target(None, ConfigTarget(1, (waiting,)), ready="NOT_READY")], [])
+    assert decided.start == ()
+    (save,) = decided.transitions
+    assert isinstance(save, SaveStates)
+    assert save.states.pending == {"m-1": building}
+    failed = EntityTarget("m-1", 100, None, 0, blocked=("DEPLOYMENT_FAILED", "uv failed: x"))
+    (failure,) = plan([target(None, ConfigTarget(1, (failed,)))], []).transitions
+    assert isinstance(failure, FailUpdate) and "uv failed: x" in failure.reason

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from berth.core.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
+from berth.envs import environment_details
 from berth.registry.service import Registry
 from berth.registry.sources import SourceUri
 from berth.store.db import Database
@@ -47,7 +48,7 @@ def artifacts(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(db: Database, artifacts: Path) -> Registry:
-    return Registry(db, StepClock(), artifacts)
+    return Registry(db, StepClock(), artifacts, environment_details)
 
 
 def _register(registry: Registry, name: str, source: SourceUri = SUM_SCORE) -> str:

@@ -40,6 +40,7 @@ from berth.core.errors import Conflict, NotFound
 from berth.core.ids import new_endpoint_id
 from berth.core.principal import Principal
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady, EventType
+from berth.envs import OWN_ENVIRONMENT, log_path
 from berth.registry.names import parse_version
 from berth.store import endpoints as store
 from berth.store import models
@@ -175,18 +176,28 @@ def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> 
 def served_model_logs(name: str, served_model_name: str, services: ServicesDep) -> Json:
     """The tail of what the served entity's replicas printed."""
     with services.db.transaction() as session:
-        record = _existing(session, name)
-    names = {
-        entity["name"]
-        for doc in (record.config, record.pending_config)
-        for entity in (doc or {}).get("served_entities", [])
-    }
-    if served_model_name not in names:
-        raise NotFound(
-            f"Endpoint '{name}' has no served entity named '{served_model_name}'; "
-            f"it has: {', '.join(sorted(names)) or 'none'}."
-        )
+        _served_entity(_existing(session, name), served_model_name)
     return {"logs": services.controller.logs(name, served_model_name) or ""}
+
+
+@router.get(BASE + "/{name}/served-models/{served_model_name}/build-logs")
+def served_model_build_logs(name: str, served_model_name: str, services: ServicesDep) -> Json:
+    """uv's output for the environment the served entity's model version runs in."""
+    with services.db.transaction() as session:
+        entity = _served_entity(_existing(session, name), served_model_name)
+        if entity.get("external_model") is not None:
+            return {"logs": "External models need no environment."}
+        version = models.get_version(
+            session, entity["entity_name"], parse_version(str(entity["entity_version"]))
+        )
+    environment = version.details.get("environment") or {}
+    env_hash = environment.get("hash")
+    if env_hash is None:
+        return {"logs": environment.get("summary", OWN_ENVIRONMENT)}
+    path = log_path(services.settings.envs_dir, env_hash)
+    if not path.exists():
+        return {"logs": f"Environment {env_hash[:12]} has not been built yet."}
+    return {"logs": path.read_text(errors="replace")}
 
 
 @router.patch(BASE + "/{name}/tags")
@@ -323,6 +334,22 @@ def _check_models(session: Session, config: NormalisedConfig) -> None:
             models.get_version(session, ref.model, parse_version(ref.version))
         except NotFound as exc:
             raise NotFound(f"Served entity '{ref.served_name}': {exc.message}") from exc
+
+
+def _served_entity(record: EndpointRecord, served_name: str) -> Json:
+    """The served entity named ``served_name`` in the current or pending config."""
+    entities = {
+        entity["name"]: entity
+        for doc in (record.config, record.pending_config)  # pending wins a shared name
+        for entity in (doc or {}).get("served_entities", [])
+    }
+    if served_name not in entities:
+        raise NotFound(
+            f"Endpoint '{record.name}' has no served entity named '{served_name}'; "
+            f"it has: {', '.join(sorted(entities)) or 'none'}."
+        )
+    entity: Json = entities[served_name]
+    return entity
 
 
 def _existing(session: Session, name: str, *, for_update: bool = False) -> EndpointRecord:

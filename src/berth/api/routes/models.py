@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from berth import envs
 from berth.api.deps import PrincipalDep, ServicesDep
 from berth.api.schemas.models import (
     CreateModelRequest,
@@ -19,8 +23,11 @@ from berth.api.schemas.models import (
     ModelVersion,
     ModelVersionResponse,
 )
+from berth.api.services import Services
 from berth.core.errors import BadRequest, InvalidParameter
+from berth.envs import spec_of
 from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
+from berth.store.models import VersionInfo
 
 router = APIRouter(prefix="/api/2.0/models", tags=["models"])
 
@@ -55,12 +62,17 @@ def delete_model(name: str, services: ServicesDep) -> dict[str, str]:
 
 @router.post("/{name}/versions")
 async def create_version(
-    name: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    name: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    build_env: Annotated[bool, Query(description="Also build its environment now.")] = False,
 ) -> ModelVersionResponse:
     """Register a version from ``{"source": ...}`` JSON or a multipart upload of an archive.
 
     The body's form decides the parsing, so this route reads it itself, then does the copy
-    and the store writes in the threadpool like the plain ``def`` routes.
+    and the store writes in the threadpool like the plain ``def`` routes. With
+    ``build_env=true`` the environment is built before answering, so deploys never wait.
     """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -93,7 +105,22 @@ async def create_version(
             f"Unsupported content type '{content_type}': send JSON {{\"source\": ...}} or a "
             f"multipart/form-data upload with the archive in field '{UPLOAD_FIELD}'."
         )
+    if build_env:
+        await run_in_threadpool(_build_environment, services, info)
     return ModelVersionResponse(model_version=ModelVersion.of(info))
+
+
+def _build_environment(services: Services, info: VersionInfo) -> None:
+    spec = spec_of(dict(info.details.get("environment") or {}))
+    if spec is None:
+        return
+    try:
+        envs.build_env(spec, services.settings.envs_dir, artifact=Path(info.artifact_path))
+    except envs.EnvBuildFailed as exc:
+        raise InvalidParameter(
+            f"Version {info.version} of model '{info.model}' is registered, but its "
+            f"environment failed to build: {exc.message}"
+        ) from exc
 
 
 @router.get("/{name}/versions")
