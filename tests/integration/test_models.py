@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from berth.envs import OWN_ENVIRONMENT
 from berth.store.db import Database
 from berth.store.tables import EndpointRow
 from tests.support.servers import BerthServer
@@ -191,6 +192,7 @@ def test_register_score_py_from_a_path(api: httpx.Client, server: BerthServer) -
             "model_artifact_version": "3.0",
             "has_runtime_yaml": True,
             "env_files": ["requirements.txt"],
+            "environment": {"hash": None, "summary": OWN_ENVIRONMENT},
         },
     }
     assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in SUM_SCORE.iterdir())
@@ -206,6 +208,10 @@ def test_register_mlflow_model_from_a_file_uri(api: httpx.Client, server: BerthS
     name = _model(api)
     version = _register(api, name, SUM_MLFLOW.as_uri())
     assert (version["format"], version["source"]) == ("mlflow", SUM_MLFLOW.as_uri())
+    environment = version["details"].pop("environment")
+    assert environment["spec"]["python"] == "3.11"
+    assert environment["spec"]["requirements"][0] == "mlflow-skinny"
+    assert len(environment["hash"]) == 64
     assert version["details"] == {
         "loader_module": "sum_loader",
         "python_version": "3.11.7",

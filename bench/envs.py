@@ -1,0 +1,87 @@
+"""Benchmark: deploying a model that needs its own environment, first build and cached.
+
+Trains a scikit-learn model in a venv of its own (as a user would), then on a scratch
+``berth serve``: registers it and a dependency-free score.py model, and times create → READY
+for (1) the sklearn endpoint with an empty environment cache, (2) a second sklearn endpoint
+(cached environment), (3) the score.py endpoint. Run: ``./uvw run python bench/envs.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import ROOT, TOKEN, start_berth, wait  # noqa: E402
+
+from berth.envs import find_uv  # noqa: E402
+
+
+def train(root: Path) -> Path:
+    venv, uv = root / "venv", str(find_uv())
+    subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            python,
+            "scikit-learn==1.6.1",
+            "mlflow-skinny==3.17.2",
+            "pandas",
+        ],
+        check=True,
+    )
+    script = ROOT / "tests" / "fakes" / "make_sklearn_model.py"
+    subprocess.run([python, str(script), str(root)], check=True, capture_output=True)
+    return root / "model"
+
+
+def deploy_seconds(api: httpx.Client, name: str, model: str) -> float:
+    config = {"served_entities": [{"entity_name": model, "entity_version": "1"}]}
+    started = time.perf_counter()
+    api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config}).raise_for_status()
+    wait(
+        lambda: api.get(f"/api/2.0/serving-endpoints/{name}").json()["state"]["ready"] == "READY",
+        600,
+        f"{name} to be READY",
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="berth-bench-envs-") as tmp:
+        root = Path(tmp)
+        model = train(root / "trainer")
+        home = root / "home"
+        home.mkdir()
+        proc, url = start_berth(home)
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        try:
+            for name, source in (("sk", model), ("plain", ROOT / "src/berth/demo/iris_model")):
+                api.post("/api/2.0/models", json={"name": name}).raise_for_status()
+                api.post(f"/api/2.0/models/{name}/versions", json={"source": str(source)})
+            first = deploy_seconds(api, "sk-first", "sk")
+            cached = deploy_seconds(api, "sk-cached", "sk")
+            plain = deploy_seconds(api, "plain", "plain")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print("| deploy (create → READY) | seconds |")
+    print("| --- | --- |")
+    print(f"| scikit-learn model, first build of its environment | {first:.2f} |")
+    print(f"| scikit-learn model, environment cached | {cached:.2f} |")
+    print(f"| score.py model, no dependencies | {plain:.2f} |")
+    print(f"\ncached sklearn deploy - score.py deploy = {cached - plain:+.2f} s (target ≤ 2 s)")
+
+
+if __name__ == "__main__":
+    main()
