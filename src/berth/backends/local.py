@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -29,8 +30,11 @@ PROBE_EVERY_S = 0.1
 
 
 class LocalBackend:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, on_change: Callable[[], None] | None = None) -> None:
+        """``on_change`` is called whenever a replica changes state (e.g. to wake the
+        controller, so a replica that became ready is routed to at once)."""
         self._root = root
+        self._on_change = on_change
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -167,8 +171,12 @@ class LocalBackend:
 
     def _set(self, replica_id: str, **changes: object) -> None:
         status = self._status.get(replica_id)
-        if status is not None:
-            self._status[replica_id] = replace(status, **changes)  # type: ignore[arg-type]
+        if status is None:
+            return
+        updated = replace(status, **changes)  # type: ignore[arg-type]
+        self._status[replica_id] = updated
+        if updated.state != status.state and self._on_change is not None:
+            self._on_change()
 
 
 def _address(folder: Path) -> str | None:

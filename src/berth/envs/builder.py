@@ -134,7 +134,11 @@ class _Job:
         venv = ["venv", "--python", self.spec.python, "--relocatable", "--no-project"]
         self._uv(log, [*venv, "--no-python-downloads", tmp], cwd=self.root)
         if self.spec.requirements:
-            install: list[str | Path] = ["pip", "install", "--python", env_python(tmp)]
+            # Bytecode compiled now makes every replica start fast, whatever the environment
+            # says about writing .pyc files (PYTHONDONTWRITEBYTECODE); importlib fixes the
+            # compile-time paths recorded in them after the rename.
+            install: list[str | Path] = ["pip", "install", "--compile-bytecode"]
+            install += ["--python", env_python(tmp)]
             install += ["-r", _write_lines(tmp / _REQUIREMENTS_FILE, self.spec.requirements)]
             if self.spec.constraints:
                 install += ["-c", _write_lines(tmp / _CONSTRAINTS_FILE, self.spec.constraints)]

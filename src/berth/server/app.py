@@ -48,7 +48,7 @@ def build_server(settings: Settings) -> Server:
 
     bus = SnapshotBus()
     gateway = Gateway(bus)
-    backend = LocalBackend(settings.home_dir / "replicas")
+    backend = LocalBackend(settings.home_dir / "replicas", on_change=lambda: controller.nudge())
     controller = Controller(
         db,
         backend,
