@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Admin bearer token to create on first start; generated when unset."
     )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts secret values at rest (AES-256-GCM): 32 random bytes in "
+        "URL-safe base64, e.g. from `python -c 'import base64,os; "
+        "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'`. When unset, one is "
+        "generated on first start into $BERTH_HOME/secret-key (mode 0600). Servers sharing one "
+        "store must share this key; losing it makes the stored secrets unreadable.",
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @property
@@ -54,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.home_dir / "admin-token"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home_dir / "secret-key"
 
     @property
     def store_url(self) -> str:

@@ -19,11 +19,10 @@ from tests.support.deploy import (
     endpoint,
     entity,
     register,
+    update_under_load,
     versioned_artifact,
     wait_ready,
-    wait_settled,
 )
-from tests.support.load import Load
 from tests.support.servers import BerthServer
 
 SKLEARN = "scikit-learn==1.6.1"
@@ -113,13 +112,7 @@ def test_a_missing_requirement_fails_the_update_and_the_old_version_serves(
     good = register(api, name, versioned_artifact(tmp_path, "1"))
     broken = register(api, name, FAKES / "missing_dep")
     create(api, name, name, good)
-    with Load(server.url, server.token, name) as load:
-        put = api.put(
-            f"/api/2.0/serving-endpoints/{name}/config",
-            json={"served_entities": [entity(name, broken)]},
-        )
-        assert put.status_code == 200, put.text
-        settled = wait_settled(api, name, timeout=120)
+    settled, load = update_under_load(api, server.url, server.token, name, broken, timeout=120)
     assert settled["state"]["config_update"] == "UPDATE_FAILED"
     state = settled["pending_config"]["served_entities"][0]["state"]
     assert state["deployment"] == "DEPLOYMENT_FAILED"

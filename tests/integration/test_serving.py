@@ -16,11 +16,10 @@ from tests.support.deploy import (
     endpoint,
     entity,
     register,
+    update_under_load,
     versioned_artifact,
     wait_ready,
-    wait_settled,
 )
-from tests.support.load import Load
 from tests.support.servers import BerthServer
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
@@ -133,13 +132,7 @@ def test_failed_update_keeps_the_old_version_serving(
     good = register(api, name, versioned_artifact(tmp_path, "1"))
     bad = register(api, name, FAKES / "failing_load")
     deploy(api, name, name, good)
-    with Load(server.url, server.token, name) as load:
-        put = api.put(
-            f"/api/2.0/serving-endpoints/{name}/config",
-            json={"served_entities": [entity(name, bad)]},
-        )
-        assert put.status_code == 200, put.text
-        settled = wait_settled(api, name)
+    settled, load = update_under_load(api, server.url, server.token, name, bad)
     assert settled["state"]["config_update"] == "UPDATE_FAILED"
     pending = settled["pending_config"]["served_entities"][0]["state"]
     assert pending["deployment"] == "DEPLOYMENT_FAILED"

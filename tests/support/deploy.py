@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.load import Load
 from tests.support.net import wait_until
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes" / "models"
@@ -95,3 +96,17 @@ def _stateless(value: Any) -> Any:
     if not isinstance(value, list):
         return value
     return [{k: v for k, v in item.items() if k != "state"} for item in value]
+
+
+def update_under_load(
+    api: httpx.Client, url: str, token: str, name: str, version: str, timeout: float = 60
+) -> tuple[dict[str, Any], Load]:
+    """Switch ``name`` to ``version`` of its model while clients query it; wait it out."""
+    with Load(url, token, name) as load:
+        put = api.put(
+            f"/api/2.0/serving-endpoints/{name}/config",
+            json={"served_entities": [entity(name, version)]},
+        )
+        assert put.status_code == 200, put.text
+        settled = wait_settled(api, name, timeout=timeout)
+    return settled, load

@@ -9,6 +9,7 @@ from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
 from berth.identity.tokens import TokenService
 from berth.registry.service import Registry
+from berth.secrets import SecretsService
 from berth.settings import Settings
 from berth.store.db import Database
 
@@ -32,3 +33,4 @@ class Services:
     registry: Registry
     controller: ControllerPort
     bus: SnapshotBus
+    secrets: SecretsService

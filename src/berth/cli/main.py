@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import demo, endpoints, envs, models
+from berth.cli import demo, endpoints, envs, models, secrets
 
 app = typer.Typer(
     help="berth: self-hosted model serving.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(envs.app, name="envs")
+app.add_typer(secrets.app, name="secrets")
 
 
 @app.command()

@@ -7,6 +7,7 @@ from types import TracebackType
 from berth.client.endpoints import EndpointsApi
 from berth.client.envs import EnvsApi
 from berth.client.models import ModelsApi
+from berth.client.secrets import SecretsApi
 from berth.client.transport import Transport
 
 
@@ -18,6 +19,7 @@ class BerthClient:
         self.models = ModelsApi(self._transport)
         self.endpoints = EndpointsApi(self._transport)
         self.envs = EnvsApi(self._transport)
+        self.secrets = SecretsApi(self._transport)
 
     @property
     def host(self) -> str:

@@ -13,7 +13,7 @@ import berth
 from berth.api.content_type import DefaultJsonContentType
 from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
-from berth.api.routes import dataplane, endpoints, envs, health, models
+from berth.api.routes import dataplane, endpoints, envs, health, models, secrets
 from berth.api.services import Services
 from berth.backends.local import LocalBackend
 from berth.controller.reconciler import Controller
@@ -23,6 +23,7 @@ from berth.envs import environment_details
 from berth.gateway.app import Gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.registry.service import Registry
+from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.server.dispatch import Dispatch
 from berth.settings import Settings
 from berth.store.db import Database
@@ -66,6 +67,7 @@ def build_server(settings: Settings) -> Server:
         registry=Registry(db, clock, settings.artifacts_dir, environment_details),
         controller=controller,
         bus=bus,
+        secrets=SecretsService(db, clock, SecretCipher(load_key(settings))),
     )
 
     @asynccontextmanager
@@ -96,6 +98,7 @@ def build_server(settings: Settings) -> Server:
     protected.include_router(endpoints.router)
     protected.include_router(dataplane.router)
     protected.include_router(envs.router)
+    protected.include_router(secrets.router)
     api.include_router(protected)
     return Server(
         app=Dispatch(gateway, DefaultJsonContentType(api)), services=services, admin=admin

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -126,3 +127,24 @@ class EndpointEventRow(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)
     config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SecretScopeRow(Base):
+    __tablename__ = "secret_scopes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    creator: Mapped[str] = mapped_column(String(255))
+    # Kept for the per-scope ACLs: Databricks grants MANAGE to this principal at creation.
+    initial_manage_principal: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SecretRow(Base):
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("scope_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope_id: Mapped[int] = mapped_column(ForeignKey("secret_scopes.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    creator: Mapped[str] = mapped_column(String(255))
+    last_updated: Mapped[int] = mapped_column(BigInteger)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,28 +16,10 @@ from berth.registry.sources import SourceUri
 from berth.store.db import Database
 from berth.store.models import ModelTag
 from berth.store.tables import EndpointRow, ModelRow, ModelVersionRow
+from tests.unit.clock import StepClock
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes" / "models"
 SUM_SCORE = SourceUri(str(FAKES / "sum_score"))
-
-
-class StepClock:
-    """Each reading is one millisecond after the last."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000_000
-
-    def now_ms(self) -> int:
-        self.now += 1
-        return self.now
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'berth.db'}")
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
