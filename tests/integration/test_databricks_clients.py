@@ -214,13 +214,19 @@ def test_mlflow_deployments_client_creates_lists_and_deletes(
         client.get_endpoint(endpoint=name)
 
 
-def test_mlflow_creates_an_external_model_endpoint(databricks_env: None, name: str) -> None:
+def test_mlflow_creates_an_external_model_endpoint(
+    databricks_env: None, name: str, api: httpx.Client
+) -> None:
     client = get_deploy_client("databricks")
+    scope = f"{name}-keys"
+    assert api.post("/api/2.0/secrets/scopes/create", json={"scope": scope}).status_code == 200
+    put = {"scope": scope, "key": "openai", "string_value": "sk-not-used-here"}
+    assert api.post("/api/2.0/secrets/put", json=put).status_code == 200
     external_model = {
         "name": "gpt-4",
         "provider": "openai",
         "task": "llm/v1/chat",
-        "openai_config": {"openai_api_key": "{{secrets/scope/key}}"},
+        "openai_config": {"openai_api_key": f"{{{{secrets/{scope}/openai}}}}"},
     }
     config = {"served_entities": [{"external_model": external_model}]}
 

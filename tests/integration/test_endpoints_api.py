@@ -19,6 +19,7 @@ from tests.support.deploy import (
     wait_ready,
     wait_settled,
 )
+from tests.support.secrets import ensure_referenced_secrets
 from tests.support.servers import BerthServer
 
 BASE = "/api/2.0/serving-endpoints"
@@ -28,6 +29,11 @@ ABORTED = {
     "deployment": "DEPLOYMENT_ABORTED",
     "deployment_state_message": "The update was cancelled.",
 }
+
+
+@pytest.fixture(autouse=True)
+def _referenced_secrets(api: httpx.Client) -> None:
+    ensure_referenced_secrets(api)
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +312,8 @@ def test_external_model_endpoint_is_promoted_without_replicas_and_never_echoes_p
     by_ref, by_plaintext = promoted["config"]["served_entities"]
     assert by_ref["name"] == "gpt-4o-mini-2024"
     assert by_ref["external_model"]["openai_config"] == {"openai_api_key": "{{secrets/llm/openai}}"}
-    assert by_plaintext["external_model"]["openai_config"] == {}
+    sealed = f"{{{{secrets/berth-endpoint-{promoted['id']}/gpt-4o.openai_api_key}}}}"
+    assert by_plaintext["external_model"]["openai_config"] == {"openai_api_key": sealed}
     ready = {"deployment": "DEPLOYMENT_READY", "deployment_state_message": ""}
     assert [by_ref["state"], by_plaintext["state"]] == [ready, ready]
     assert "served_models" not in promoted["config"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.deploy import register_model, requested, unique, wait_ready
+from tests.support.secrets import ensure_referenced_secrets
 from tests.support.servers import BerthServer
 
 BASE = "/api/2.0/serving-endpoints"
@@ -17,6 +18,11 @@ MODEL = "{model}"
 """Stands for the registered model of the module in the payloads below."""
 
 Payload = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def _referenced_secrets(api: httpx.Client) -> None:
+    ensure_referenced_secrets(api)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import httpx
 from pydantic import SecretStr
 
 from berth.core.clock import SystemClock
@@ -49,3 +50,15 @@ def run_cli(server: BerthServer, *args: str, stdin: str = "") -> subprocess.Comp
         text=True,
         timeout=60,
     )
+
+
+REFERENCED = {("llm", "openai"), ("llm", "anthropic"), ("a", "b"), ("team", "token")}
+"""Secrets that endpoint tests reference: the controller resolves references, so they exist."""
+
+
+def ensure_referenced_secrets(api: httpx.Client) -> None:
+    for scope, key in sorted(REFERENCED):
+        made = api.post("/api/2.0/secrets/scopes/create", json={"scope": scope})
+        assert made.status_code in (200, 409), made.text
+        put = {"scope": scope, "key": key, "string_value": f"test-value-of-{scope}-{key}"}
+        assert api.post("/api/2.0/secrets/put", json=put).status_code == 200

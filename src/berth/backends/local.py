@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
-from berth.backends.process import Process, read_tail, spawn_replica
+from berth.backends.process import Process, Reveal, read_tail, spawn_replica
+from berth.core.errors import BerthError
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,18 @@ PROBE_EVERY_S = 0.1
 
 
 class LocalBackend:
-    def __init__(self, root: Path, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_change: Callable[[], None] | None = None,
+        reveal: Reveal | None = None,
+    ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
-        controller, so a replica that became ready is routed to at once)."""
+        controller, so a replica that became ready is routed to at once); ``reveal`` resolves
+        secret references in environment variables as a replica starts."""
         self._root = root
         self._on_change = on_change
+        self._reveal = reveal
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -103,7 +111,11 @@ class LocalBackend:
             if proc is None:
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "port").unlink(missing_ok=True)
-                proc = await spawn_replica(replica_id, spec, folder)
+                try:
+                    proc = await spawn_replica(replica_id, spec, folder, self._reveal)
+                except BerthError as exc:  # e.g. a referenced secret does not exist
+                    self._set(replica_id, state=ReplicaState.FAILED, message=exc.message)
+                    return
                 self._procs[replica_id] = proc
                 (folder / "state.json").write_text(
                     json.dumps({"pid": proc.pid, "spec": asdict(spec)})

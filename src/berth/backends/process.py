@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from berth.backends.base import ReplicaSpec
@@ -59,7 +60,15 @@ class Process:
             await self.wait()
 
 
-async def spawn_replica(replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
+Reveal = Callable[[str], str | None]
+"""The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
+
+
+async def spawn_replica(
+    replica_id: str, spec: ReplicaSpec, folder: Path, reveal: Reveal | None = None
+) -> Process:
+    """Start the runtime; secret references in ``spec.env`` are resolved only into the child's
+    environment, never written anywhere (``state.json`` keeps the references)."""
     command = [
         spec.python,
         "-m",
@@ -75,7 +84,8 @@ async def spawn_replica(replica_id: str, spec: ReplicaSpec, folder: Path) -> Pro
     ]
     if spec.warmup_json:
         command += ["--warmup-json", spec.warmup_json]
-    env = {**os.environ, **dict(spec.env), "PYTHONUNBUFFERED": "1", "BERTH_REPLICA_ID": replica_id}
+    given = {k: (reveal(v) if reveal else None) or v for k, v in spec.env}
+    env = {**os.environ, **given, "PYTHONUNBUFFERED": "1", "BERTH_REPLICA_ID": replica_id}
     env.pop("VIRTUAL_ENV", None)
     if spec.pythonpath is not None:
         env["PYTHONPATH"] = spec.pythonpath

@@ -154,6 +154,7 @@ def _route(
                     and status.state == ReplicaState.READY
                     and status.address is not None
                 ),
+                external=e.external,
             )
             for e in serving.entities
         )

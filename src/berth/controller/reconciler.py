@@ -40,6 +40,8 @@ from berth.store.endpoints import EndpointRecord
 log = logging.getLogger(__name__)
 
 Drain = Callable[[str], Awaitable[None]]
+Reveal = Callable[[str], str | None]
+"""The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
 
 
 class Controller:
@@ -53,6 +55,7 @@ class Controller:
         envs_root: Path,
         python: str,
         drain: Drain,
+        reveal: Reveal,
         tick_s: float = 0.5,
     ) -> None:
         """``python`` runs models that ask for no environment of their own (berth's own)."""
@@ -62,6 +65,7 @@ class Controller:
         self._clock = clock
         self._envs = Environments(envs_root, python, self.nudge)
         self._drain = drain
+        self._reveal = reveal
         self._tick_s = tick_s
         self._wake = asyncio.Event()
         self._artifacts: dict[tuple[str, str], ArtifactRef] = {}
@@ -156,7 +160,9 @@ class Controller:
         def build(doc: Mapping[str, Any] | None) -> ConfigTarget | None:
             if doc is None:
                 return None
-            return config_target(record.name, doc, lambda n, v: lookup((n, v)), self._runtime)
+            return config_target(
+                record.name, doc, lambda n, v: lookup((n, v)), self._runtime, self._external
+            )
 
         try:
             return EndpointTarget(
@@ -175,6 +181,19 @@ class Controller:
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)
             return None
+
+    def _external(self, block: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``block`` with each ``{{secrets/s/k}}`` credential swapped for its ``*_plaintext``
+        value, which lives only in memory and in the admin-only data-plane channel."""
+        resolved: dict[str, Any] = {}
+        for key, value in block.items():
+            if isinstance(value, Mapping):
+                resolved[key] = self._external(value)
+            elif isinstance(value, str) and (secret := self._reveal(value)) is not None:
+                resolved[f"{key}_plaintext"] = secret
+            else:
+                resolved[key] = value
+        return resolved
 
     def _runtime(self, artifact: ArtifactRef) -> Runtime:
         status = self._envs.status(artifact.environment, artifact.path)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
-from berth.core.states import ConfigUpdate
+from berth.core.errors import BerthError
+from berth.core.states import ConfigUpdate, DeploymentState
 
 REPLICA_CONCURRENCY = 4
 """Concurrent requests one replica takes: Databricks' Small size is one such replica."""
@@ -28,6 +29,8 @@ class EntityTarget:
     replicas: int
     blocked: EntityState | None = None
     """The state to show while replicas cannot start yet (an environment being built)."""
+    external: Mapping[str, Any] | None = None
+    """An external model's block with its credentials resolved."""
 
     def replica_ids(self) -> tuple[str, ...]:
         if self.spec is None:
@@ -78,6 +81,7 @@ class Runtime:
 
 ArtifactLookup = Callable[[str, str], ArtifactRef]
 RuntimeLookup = Callable[[ArtifactRef], Runtime]
+ExternalResolver = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 def replica_count(entity: Mapping[str, Any]) -> int:
@@ -89,7 +93,11 @@ def replica_count(entity: Mapping[str, Any]) -> int:
 
 
 def config_target(
-    endpoint: str, document: Mapping[str, Any], artifacts: ArtifactLookup, runtimes: RuntimeLookup
+    endpoint: str,
+    document: Mapping[str, Any],
+    artifacts: ArtifactLookup,
+    runtimes: RuntimeLookup,
+    externals: ExternalResolver,
 ) -> ConfigTarget:
     routes = {
         r.get("served_entity_name") or r.get("served_model_name"): int(r["traffic_percentage"])
@@ -97,8 +105,13 @@ def config_target(
     }
     entities = []
     for entity in document.get("served_entities", []):
-        spec, blocked = None, None
-        if entity.get("external_model") is None:
+        spec, blocked, external = None, None, None
+        if entity.get("external_model") is not None:
+            try:
+                external = externals(entity["external_model"])
+            except BerthError as exc:  # e.g. a secret it references is missing
+                blocked = (DeploymentState.FAILED.value, exc.message)
+        else:
             artifact = artifacts(entity["entity_name"], str(entity["entity_version"]))
             runtime = runtimes(artifact)
             blocked = runtime.blocked
@@ -120,6 +133,7 @@ def config_target(
                 spec=spec,
                 replicas=replica_count(entity) if spec else 0,
                 blocked=blocked,
+                external=external,
             )
         )
     return ConfigTarget(version=int(document["config_version"]), entities=tuple(entities))

@@ -28,6 +28,12 @@ class EntityRoute:
     name: str
     traffic_percentage: int
     replicas: tuple[ReplicaRoute, ...]
+    external: Mapping[str, Any] | None = None
+    """An external model's block, credentials resolved: served by a provider, not replicas."""
+
+    @property
+    def live(self) -> bool:
+        return bool(self.replicas) or self.external is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,7 @@ class EndpointRoute:
     @property
     def serving(self) -> bool:
         """At least one routed entity has a ready replica."""
-        return any(e.replicas and e.traffic_percentage > 0 for e in self.entities)
+        return any(e.live and e.traffic_percentage > 0 for e in self.entities)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,7 @@ class Snapshot:
                             "replicas": [
                                 [r.replica_id, r.address, r.max_concurrency] for r in en.replicas
                             ],
+                            "external": en.external,
                         }
                         for en in ep.entities
                     ],
@@ -85,6 +92,7 @@ class Snapshot:
                         en["name"],
                         en["traffic_percentage"],
                         tuple(ReplicaRoute(r[0], r[1], r[2]) for r in en["replicas"]),
+                        en.get("external"),
                     )
                     for en in ep["entities"]
                 ),

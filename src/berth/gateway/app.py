@@ -23,6 +23,7 @@ from berth.core.errors import (
 )
 from berth.core.principal import Principal
 from berth.gateway.admission import Admission
+from berth.gateway.llm import MODELS_PATH, OPENAI_ALIASES, Llm, models_list, parse_json, send_json
 from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamResponse
 
 PREFIX = "/serving-endpoints/"
@@ -44,8 +45,11 @@ class Gateway:
         self._max_body = max_body_bytes
         self.admission = Admission(max_queue)
         self.upstream = Upstream()
+        self.llm = Llm()
 
     def handles(self, path: str) -> bool:
+        if path in OPENAI_ALIASES or path == MODELS_PATH:
+            return True
         parts = path[len(PREFIX) :].split("/") if path.startswith(PREFIX) else []
         return len(parts) == 2 and parts[1] in ACTIONS
 
@@ -54,12 +58,28 @@ class Gateway:
         upstream_ms = 0.0
         headers: list[tuple[bytes, bytes]] = []
         try:
-            if scope["method"] != "POST":
-                raise BadRequest(f"Use POST on {scope['path']}.")
-            name = scope["path"][len(PREFIX) :].split("/", 1)[0]
             self._authenticate(scope)
-            route = self._route(name)
+            path = scope["path"]
+            if path == MODELS_PATH:
+                payload = json.dumps(models_list(self._bus.current)).encode()
+                await send_json(send, 200, payload, headers)
+                return
+            if scope["method"] != "POST":
+                raise BadRequest(f"Use POST on {path}.")
             body = await self._read_body(receive)
+            operation = OPENAI_ALIASES.get(path)
+            if operation is not None:
+                request = parse_json(body)
+                route = self._route(str(request.get("model", "")))
+            else:
+                request = None
+                route = self._route(path[len(PREFIX) :].split("/", 1)[0])
+            external = self.llm.external_entity(route)
+            if external is not None:
+                overhead = f"{(time.perf_counter() - started) * 1000:.3f}".encode()
+                timing = [(b"x-berth-overhead-ms", overhead)]
+                await self.llm.serve(external, operation, request or parse_json(body), send, timing)
+                return
             entity, answer, upstream_ms = await self._forward(route, body, scope)
             headers.append((b"served-model-name", entity.encode()))
             status, payload, content_type = answer.status, answer.body, answer.content_type
@@ -152,6 +172,7 @@ class Gateway:
 
     async def close(self) -> None:
         await self.upstream.close()
+        await self.llm.close()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -162,4 +183,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _error_body(exc: BerthError) -> bytes:
-    return json.dumps(exc.to_json()).encode()
+    """The Databricks error, with OpenAI's ``error`` object beside it for OpenAI clients."""
+    body: dict[str, object] = {
+        **exc.to_json(),
+        "error": {"message": exc.message, "type": exc.error_code, "code": exc.error_code},
+    }
+    return json.dumps(body).encode()

@@ -13,7 +13,7 @@ def pick_entity(entities: Sequence[EntityRoute], rng: random.Random) -> EntityRo
 
     An entity whose replicas are all down gives its share to the others rather than failing.
     """
-    live = [e for e in entities if e.replicas and e.traffic_percentage > 0]
+    live = [e for e in entities if e.live and e.traffic_percentage > 0]
     if not live:
         return None
     roll = rng.random() * sum(e.traffic_percentage for e in live)

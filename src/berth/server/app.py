@@ -24,6 +24,7 @@ from berth.gateway.app import Gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.registry.service import Registry
 from berth.secrets import SecretCipher, SecretsService, load_key
+from berth.secrets.references import resolve_reference
 from berth.server.dispatch import Dispatch
 from berth.settings import Settings
 from berth.store.db import Database
@@ -47,9 +48,16 @@ def build_server(settings: Settings) -> Server:
     configured = settings.admin_token.get_secret_value() if settings.admin_token else None
     admin = tokens.bootstrap_admin(settings.admin_token_file, configured)
 
+    secret_store = SecretsService(db, clock, SecretCipher(load_key(settings)))
     bus = SnapshotBus()
     gateway = Gateway(bus)
-    backend = LocalBackend(settings.home_dir / "replicas", on_change=lambda: controller.nudge())
+
+    def reveal(text: str) -> str | None:
+        return resolve_reference(secret_store, text, "a served entity")
+
+    backend = LocalBackend(
+        settings.home_dir / "replicas", on_change=lambda: controller.nudge(), reveal=reveal
+    )
     controller = Controller(
         db,
         backend,
@@ -58,6 +66,7 @@ def build_server(settings: Settings) -> Server:
         envs_root=settings.envs_dir,
         python=sys.executable,
         drain=gateway.drain,
+        reveal=reveal,
     )
     services = Services(
         settings=settings,
@@ -67,7 +76,7 @@ def build_server(settings: Settings) -> Server:
         registry=Registry(db, clock, settings.artifacts_dir, environment_details),
         controller=controller,
         bus=bus,
-        secrets=SecretsService(db, clock, SecretCipher(load_key(settings))),
+        secrets=secret_store,
     )
 
     @asynccontextmanager

@@ -35,8 +35,9 @@ from berth.api.schemas.endpoints import (
     PutRateLimits,
     RateLimit,
 )
+from berth.api.sealed_keys import drop_endpoint_scope, seal_plaintext_keys
 from berth.api.services import Services
-from berth.core.errors import Conflict, NotFound
+from berth.core.errors import AlreadyExists, BerthError, Conflict, NotFound
 from berth.core.ids import new_endpoint_id
 from berth.core.principal import Principal
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady, EventType
@@ -69,11 +70,20 @@ def create_endpoint(
     record = _new_record(body, config, doc, principal, now)
     with services.db.transaction() as session:
         _check_models(session, config)
-        store.insert_endpoint(session, record)
-        message = events.created(principal.name, doc)
-        store.add_event(
-            session, record.id, EventType.CREATED, message, now_ms=now, config_version=1
-        )
+        if store.get_endpoint(session, body.name) is not None:
+            raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
+    doc = seal_plaintext_keys(doc, record.id, services.secrets, principal)
+    record = replace(record, pending_config=doc)
+    try:
+        with services.db.transaction() as session:
+            store.insert_endpoint(session, record)
+            message = events.created(principal.name, doc)
+            store.add_event(
+                session, record.id, EventType.CREATED, message, now_ms=now, config_version=1
+            )
+    except BerthError:
+        drop_endpoint_scope(record.id, services.secrets, principal)
+        raise
     services.controller.nudge()
     return views.detailed(record)
 
@@ -93,10 +103,11 @@ def get_endpoint(name: str, services: ServicesDep) -> Json:
 
 
 @router.delete(BASE + "/{name}")
-def delete_endpoint(name: str, services: ServicesDep) -> Json:
+def delete_endpoint(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
     with services.db.transaction() as session:
-        if not store.delete_endpoint(session, name):
-            raise _not_found(name)
+        record = _existing(session, name)
+        store.delete_endpoint(session, name)
+    drop_endpoint_scope(record.id, services.secrets, principal)
     services.controller.nudge()
     return {}
 
@@ -115,8 +126,9 @@ def update_config(
             raise _in_progress(record)
         _check_models(session, config)
         version = record.config_version + 1
+        document = config.document(version=version, creator=principal.name, now_ms=now)
         pending = {
-            **config.document(version=version, creator=principal.name, now_ms=now),
+            **seal_plaintext_keys(document, record.id, services.secrets, principal),
             "start_time": now,
         }
         if not store.request_config(session, record.id, pending, now):

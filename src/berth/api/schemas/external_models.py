@@ -42,6 +42,7 @@ class OpenAiConfig(Strict):
 class AnthropicConfig(Strict):
     anthropic_api_key: str | None = None
     anthropic_api_key_plaintext: str | None = None
+    anthropic_api_base: str | None = None  # berth extension: a proxy or a test server
 
 
 class CohereConfig(Strict):
@@ -53,6 +54,7 @@ class CohereConfig(Strict):
 class Ai21LabsConfig(Strict):
     ai21labs_api_key: str | None = None
     ai21labs_api_key_plaintext: str | None = None
+    ai21labs_api_base: str | None = None  # berth extension
 
 
 class AmazonBedrockConfig(Strict):

@@ -1,0 +1,200 @@
+"""External-model endpoints answer the official OpenAI SDK through berth's gateway."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.fakes.llm_server import FakeLlmServer
+from tests.support.deploy import FAKES, entity, register, wait_ready
+from tests.support.llm import llm_server  # noqa: F401 - a fixture
+from tests.support.servers import BerthServer
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def external(provider: str, task: str, key: str, base: str, model: str) -> dict[str, Any]:
+    if provider == "openai":
+        config = {"openai_config": {"openai_api_key_plaintext": key, "openai_api_base": base}}
+    else:
+        config = {"anthropic_config": {"anthropic_api_key": key, "anthropic_api_base": base}}
+    return {"name": model, "provider": provider, "task": task, **config}
+
+
+def create(api: httpx.Client, name: str, block: dict[str, Any]) -> None:
+    answer = api.post(
+        "/api/2.0/serving-endpoints",
+        json={"name": name, "config": {"served_entities": [{"external_model": block}]}},
+    )
+    assert answer.status_code == 200, answer.text
+    wait_ready(api, name)
+
+
+@pytest.fixture
+def sdk(server: BerthServer) -> Iterator[openai.OpenAI]:
+    """The official OpenAI client, pointed at berth as Databricks users point it."""
+    with openai.OpenAI(
+        base_url=f"{server.url}/serving-endpoints", api_key=server.token, max_retries=0
+    ) as found:
+        yield found
+
+
+def test_openai_chat_plain_and_streamed(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    name = unique("chat")
+    create(
+        api,
+        name,
+        external("openai", "llm/v1/chat", llm_server.api_key, f"{llm_server.url}/v1", "gpt-4o"),
+    )
+    answer = sdk.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "hello big world"}]
+    )
+    assert answer.choices[0].message.content == "world big hello"
+    assert answer.usage is not None and answer.usage.total_tokens > 0
+    pieces = sdk.chat.completions.create(
+        model=name,
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(pieces)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "three two one"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+
+
+def test_openai_completions_and_embeddings(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    completions, embeddings = unique("cmp"), unique("emb")
+    base = f"{llm_server.url}/v1"
+    create(
+        api,
+        completions,
+        external(
+            "openai", "llm/v1/completions", llm_server.api_key, base, "gpt-3.5-turbo-instruct"
+        ),
+    )
+    create(
+        api,
+        embeddings,
+        external("openai", "llm/v1/embeddings", llm_server.api_key, base, "text-embedding-3-small"),
+    )
+    text = sdk.completions.create(model=completions, prompt="a b c").choices[0].text
+    assert text == "c b a"
+    vectors = sdk.embeddings.create(model=embeddings, input=["hi", "there"])  # base64 on wire
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 0
+    raw = api.post(
+        f"/serving-endpoints/{embeddings}/invocations",
+        json={"input": "hi", "encoding_format": "base64"},
+    ).json()["data"][0]["embedding"]
+    floats = struct.unpack(f"<{len(base64.b64decode(raw)) // 4}f", base64.b64decode(raw))
+    assert list(floats) == pytest.approx(vectors.data[0].embedding)
+
+
+def test_anthropic_is_translated_both_ways(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    scope, name = unique("scope"), unique("claude")
+    assert api.post("/api/2.0/secrets/scopes/create", json={"scope": scope}).status_code == 200
+    put = {"scope": scope, "key": "anthropic", "string_value": llm_server.api_key}
+    assert api.post("/api/2.0/secrets/put", json=put).status_code == 200
+    create(
+        api,
+        name,
+        external(
+            "anthropic",
+            "llm/v1/chat",
+            f"{{{{secrets/{scope}/anthropic}}}}",
+            llm_server.url,
+            "claude-sonnet",
+        ),
+    )
+    answer = sdk.chat.completions.create(
+        model=name,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "x y"}],
+    )
+    assert answer.choices[0].message.content == "y x"
+    assert answer.usage is not None and answer.usage.prompt_tokens > 0
+    streamed = sdk.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "p q r"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "r q p"
+
+
+def test_a_wrong_provider_key_is_a_clear_error_without_the_key(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    name = unique("badkey")
+    wrong = "sk-wrong-key-000000000000"
+    create(api, name, external("openai", "llm/v1/chat", wrong, f"{llm_server.url}/v1", "gpt-4o"))
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}])
+    message = raised.value.response.text
+    assert "openai" in message.lower() and wrong not in message
+    listed = sdk.models.list()
+    assert name in [m.id for m in listed.data]
+
+
+def test_no_provider_key_is_stored_or_shown_in_plain_text(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    server: BerthServer,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    name = unique("sealed")
+    key = llm_server.api_key
+    create(api, name, external("openai", "llm/v1/chat", key, f"{llm_server.url}/v1", "gpt-4o"))
+    answer = sdk.chat.completions.create(model=name, messages=[{"role": "user", "content": "a"}])
+    assert answer.choices[0].message.content == "a"
+    shown = (
+        api.get(f"/api/2.0/serving-endpoints/{name}").text
+        + api.get(f"/api/2.0/serving-endpoints/{name}/events").text
+    )
+    assert key not in shown and "{{secrets/" in shown
+    leaks = [
+        path
+        for path in server.home.rglob("*")
+        if path.is_file() and key.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+
+
+def test_secret_references_in_environment_vars_reach_the_replica_only(
+    api: httpx.Client, server: BerthServer
+) -> None:
+    scope, name = unique("scope"), unique("envs")
+    value = "swordfish-" + uuid.uuid4().hex
+    assert api.post("/api/2.0/secrets/scopes/create", json={"scope": scope}).status_code == 200
+    put = {"scope": scope, "key": "db", "string_value": value}
+    assert api.post("/api/2.0/secrets/put", json=put).status_code == 200
+    version = register(api, name, FAKES / "env_reader")
+    served = entity(name, version, environment_vars={"DB_PASSWORD": f"{{{{secrets/{scope}/db}}}}"})
+    created = api.post(
+        "/api/2.0/serving-endpoints", json={"name": name, "config": {"served_entities": [served]}}
+    )
+    assert created.status_code == 200, created.text
+    wait_ready(api, name)
+    answer = api.post(f"/serving-endpoints/{name}/invocations", json={"names": ["DB_PASSWORD"]})
+    assert answer.json() == {"DB_PASSWORD": value}
+    leaks = [p for p in server.home.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
+    assert leaks == []
