@@ -198,3 +198,27 @@ def test_secret_references_in_environment_vars_reach_the_replica_only(
     assert answer.json() == {"DB_PASSWORD": value}
     leaks = [p for p in server.home.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_a_custom_openai_compatible_server_with_bearer_auth(
+    api: httpx.Client,
+    sdk: openai.OpenAI,
+    llm_server: FakeLlmServer,  # noqa: F811
+) -> None:
+    name = unique("custom")
+    block = {
+        "name": "llama-3",
+        "provider": "custom",
+        "task": "llm/v1/chat",
+        "custom_provider_config": {
+            "custom_provider_url": f"{llm_server.url}/v1",
+            "bearer_token_auth": {"token_plaintext": llm_server.api_key},
+        },
+    }
+    create(api, name, block)
+    answer = sdk.chat.completions.create(model=name, messages=[{"role": "user", "content": "m n"}])
+    assert answer.choices[0].message.content == "n m"
+    streamed = sdk.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": "u v w"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "w v u"
