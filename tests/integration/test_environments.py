@@ -16,6 +16,7 @@ import pytest
 from berth.envs import OWN_ENVIRONMENT, find_uv
 from tests.support.deploy import (
     FAKES,
+    FORMATS,
     endpoint,
     entity,
     register,
@@ -27,14 +28,6 @@ from tests.support.servers import BerthServer
 
 SKLEARN = "scikit-learn==1.6.1"
 MLFLOW = "mlflow-skinny==3.17.2"
-COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
-FORMATS = {
-    "dataframe_split": {"dataframe_split": {"columns": COLUMNS, "data": ROWS}},
-    "dataframe_records": {"dataframe_records": [dict(zip(COLUMNS, r, strict=True)) for r in ROWS]},
-    "instances": {"instances": [dict(zip(COLUMNS, r, strict=True)) for r in ROWS]},
-    "inputs": {"inputs": {c: [r[i] for r in ROWS] for i, c in enumerate(COLUMNS)}},
-}
 
 
 def unique(prefix: str) -> str:

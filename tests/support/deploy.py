@@ -16,6 +16,16 @@ FAKES = Path(__file__).resolve().parent.parent / "fakes" / "models"
 ECHO = FAKES / "echo"
 FAILING_LOAD = FAKES / "failing_load"
 SLOW_LOAD = FAKES / "slow_load"
+
+# Two iris rows in each of MLflow's four scoring formats.
+COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+FORMATS = {
+    "dataframe_split": {"dataframe_split": {"columns": COLUMNS, "data": ROWS}},
+    "dataframe_records": {"dataframe_records": [dict(zip(COLUMNS, r, strict=True)) for r in ROWS]},
+    "instances": {"instances": [dict(zip(COLUMNS, r, strict=True)) for r in ROWS]},
+    "inputs": {"inputs": {c: [r[i] for r in ROWS] for i, c in enumerate(COLUMNS)}},
+}
 """Answers each request with its input: for endpoints where what is served does not matter."""
 
 
