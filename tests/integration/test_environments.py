@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from berth.envs import OWN_ENVIRONMENT, find_uv
+from berth.envs import OWN_ENVIRONMENT
 from tests.support.deploy import (
     FAKES,
     FORMATS,
@@ -25,9 +25,7 @@ from tests.support.deploy import (
     wait_ready,
 )
 from tests.support.servers import BerthServer
-
-SKLEARN = "scikit-learn==1.6.1"
-MLFLOW = "mlflow-skinny==3.17.2"
+from tests.support.trainer import SKLEARN
 
 
 def unique(prefix: str) -> str:
@@ -44,16 +42,13 @@ def create(api: httpx.Client, name: str, model: str, version: str) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
-def sklearn_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+def sklearn_model(
+    tmp_path_factory: pytest.TempPathFactory, trainer_python: Path
+) -> tuple[Path, list[int]]:
     """An MLflow scikit-learn model saved in a venv of its own with pinned versions."""
-    root = tmp_path_factory.mktemp("trainer")
-    venv, uv = root / "venv", str(find_uv())
-    subprocess.run([uv, "venv", "-q", "--python", "3.11", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    install = [uv, "pip", "install", "-q", "--python", python, SKLEARN, MLFLOW, "pandas"]
-    subprocess.run(install, check=True)
+    root = tmp_path_factory.mktemp("sklearn")
     script = FAKES.parent / "make_sklearn_model.py"
-    subprocess.run([python, str(script), str(root)], check=True, capture_output=True)
+    subprocess.run([trainer_python, str(script), str(root)], check=True, capture_output=True)
     return root / "model", json.loads((root / "expected.json").read_text())
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from berth.providers import ProviderOptions
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import FAKES, entity, register, wait_ready
-from tests.support.llm import llm_server  # noqa: F401 - a fixture
 from tests.support.servers import BerthServer
 
 
@@ -39,19 +40,10 @@ def create(api: httpx.Client, name: str, block: dict[str, Any]) -> None:
     wait_ready(api, name)
 
 
-@pytest.fixture
-def sdk(server: BerthServer) -> Iterator[openai.OpenAI]:
-    """The official OpenAI client, pointed at berth as Databricks users point it."""
-    with openai.OpenAI(
-        base_url=f"{server.url}/serving-endpoints", api_key=server.token, max_retries=0
-    ) as found:
-        yield found
-
-
 def test_openai_chat_plain_and_streamed(
     api: httpx.Client,
     sdk: openai.OpenAI,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     name = unique("chat")
     create(
@@ -79,7 +71,7 @@ def test_openai_chat_plain_and_streamed(
 def test_openai_completions_and_embeddings(
     api: httpx.Client,
     sdk: openai.OpenAI,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     completions, embeddings = unique("cmp"), unique("emb")
     base = f"{llm_server.url}/v1"
@@ -110,7 +102,7 @@ def test_openai_completions_and_embeddings(
 def test_anthropic_is_translated_both_ways(
     api: httpx.Client,
     sdk: openai.OpenAI,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     scope, name = unique("scope"), unique("claude")
     assert api.post("/api/2.0/secrets/scopes/create", json={"scope": scope}).status_code == 200
@@ -142,7 +134,7 @@ def test_anthropic_is_translated_both_ways(
 def test_a_wrong_provider_key_is_a_clear_error_without_the_key(
     api: httpx.Client,
     sdk: openai.OpenAI,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     name = unique("badkey")
     wrong = "sk-wrong-key-000000000000"
@@ -159,7 +151,7 @@ def test_no_provider_key_is_stored_or_shown_in_plain_text(
     api: httpx.Client,
     sdk: openai.OpenAI,
     server: BerthServer,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     name = unique("sealed")
     key = llm_server.api_key
@@ -203,7 +195,7 @@ def test_secret_references_in_environment_vars_reach_the_replica_only(
 def test_a_custom_openai_compatible_server_with_bearer_auth(
     api: httpx.Client,
     sdk: openai.OpenAI,
-    llm_server: FakeLlmServer,  # noqa: F811
+    llm_server: FakeLlmServer,
 ) -> None:
     name = unique("custom")
     block = {
@@ -222,3 +214,70 @@ def test_a_custom_openai_compatible_server_with_bearer_auth(
         model=name, messages=[{"role": "user", "content": "u v w"}], stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "w v u"
+
+
+def routed(
+    api: httpx.Client, name: str, condition: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The endpoint's route once the data plane's snapshot satisfies ``condition``."""
+    version = -1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        snapshot = api.get("/api/2.0/berth/data-plane", params={"after": version, "timeout": 5})
+        version = snapshot.json()["version"]
+        (route,) = [r for r in snapshot.json()["endpoints"] if r["name"] == name]
+        if condition(route):
+            return route
+    raise AssertionError(f"the data plane never routed {name} as expected")
+
+
+def test_fallback_hands_a_failing_provider_over_to_the_next_entity(
+    api: httpx.Client,
+    server: BerthServer,
+    llm_server: FakeLlmServer,
+) -> None:
+    spare = FakeLlmServer(api_key="sk-spare-0123456789").start()
+    try:
+        name = unique("fb")
+        primary = external("openai", "llm/v1/chat", llm_server.api_key, f"{llm_server.url}/v1", "a")
+        backup = external("openai", "llm/v1/chat", spare.api_key, f"{spare.url}/v1", "b")
+        config = {
+            "served_entities": [
+                {"name": "primary", "external_model": primary},
+                {"name": "backup", "external_model": backup},
+            ],
+            "traffic_config": {
+                "routes": [
+                    {"served_entity_name": "primary", "traffic_percentage": 100},
+                    {"served_entity_name": "backup", "traffic_percentage": 0},
+                ]
+            },
+        }
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, name)
+        chat = {"model": name, "messages": [{"role": "user", "content": "x y"}]}
+        fails = ProviderOptions().max_retries + 1  # every attempt the provider client makes
+
+        llm_server.fail_next(fails, status=503, retry_after="0")
+        refused = api.post("/serving-endpoints/chat/completions", json=chat)
+        assert refused.status_code == 503, refused.text
+        assert spare.requests == []
+
+        enabled = {"fallback_config": {"enabled": True}}
+        assert api.put(f"/api/2.0/serving-endpoints/{name}/ai-gateway", json=enabled).is_success
+        routed(api, name, lambda route: route["fallback"])
+        llm_server.fail_next(fails, status=503, retry_after="0")
+        answer = api.post("/serving-endpoints/chat/completions", json=chat)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["served-model-name"] == "backup"
+        assert answer.json()["choices"][0]["message"]["content"] == "y x"
+        assert len(spare.requests) == 1
+
+        llm_server.fail_next(1, status=401)  # a refused key is not the provider being down
+        wrong = api.post("/serving-endpoints/chat/completions", json=chat)
+        assert wrong.status_code == 403 and len(spare.requests) == 1
+        healthy = api.post("/serving-endpoints/chat/completions", json=chat)
+        assert healthy.headers["served-model-name"] == "primary"
+    finally:
+        spare.stop()

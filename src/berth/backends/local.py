@@ -1,9 +1,10 @@
 """The ``local`` backend: each replica a child process in its own process group.
 
 Per replica, ``<root>/<replica_id>/`` holds ``replica.log`` (stdout and stderr), ``port`` (the
-port the runtime bound) and ``state.json`` (pid and spec), so a restarted server re-adopts
-replicas that still run and kills none by mistake. A supervisor task per replica starts the
-process, probes its health, and restarts it with backoff when it dies.
+port the runtime bound) and ``state.json`` (pid, its start time, and spec), so a restarted
+server re-adopts replicas that still run and kills none by mistake. A supervisor task per
+replica starts the process (forked from a warm zygote when its environment has one), probes
+its health, and restarts it with backoff when it dies.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.process import Process, Reveal, read_tail, spawn_replica
+from berth.backends.zygotes import Zygotes
 from berth.core.errors import BerthError
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class LocalBackend:
         root: Path,
         on_change: Callable[[], None] | None = None,
         reveal: Reveal | None = None,
+        zygotes: Zygotes | None = None,
     ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
         controller, so a replica that became ready is routed to at once); ``reveal`` resolves
@@ -43,6 +46,7 @@ class LocalBackend:
         self._root = root
         self._on_change = on_change
         self._reveal = reveal
+        self._zygotes = zygotes
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -58,7 +62,7 @@ class LocalBackend:
                 spec = ReplicaSpec(
                     **{**state["spec"], "env": tuple(map(tuple, state["spec"]["env"]))}
                 )
-                proc = Process.existing(int(state["pid"]), replica_id)
+                proc = Process.existing(int(state["pid"]), int(state["started"]))
             except (ValueError, KeyError, TypeError):
                 proc = None
             if proc is None:
@@ -100,6 +104,8 @@ class LocalBackend:
 
     async def close(self) -> None:
         await asyncio.gather(*(self.stop(rid) for rid in list(self._tasks)))
+        if self._zygotes is not None:
+            await self._zygotes.close()
         await self._http.aclose()
 
     async def _supervise(self, replica_id: str, spec: ReplicaSpec, proc: Process | None) -> None:
@@ -112,14 +118,13 @@ class LocalBackend:
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "port").unlink(missing_ok=True)
                 try:
-                    proc = await spawn_replica(replica_id, spec, folder, self._reveal)
+                    proc = await self._spawn(replica_id, spec, folder)
                 except BerthError as exc:  # e.g. a referenced secret does not exist
                     self._set(replica_id, state=ReplicaState.FAILED, message=exc.message)
                     return
                 self._procs[replica_id] = proc
-                (folder / "state.json").write_text(
-                    json.dumps({"pid": proc.pid, "spec": asdict(spec)})
-                )
+                state = {"pid": proc.pid, "started": proc.started, "spec": asdict(spec)}
+                (folder / "state.json").write_text(json.dumps(state))
             self._set(replica_id, state=ReplicaState.STARTING, pid=proc.pid, restarts=restarts)
             outcome = await self._until_ready(replica_id, proc, folder)
             if outcome == "failed":
@@ -143,6 +148,13 @@ class LocalBackend:
             self._set(replica_id, state=ReplicaState.STARTING, address=None, message="restarting")
             await asyncio.sleep(min(0.5 * 2**crashes, 10.0))
             proc = None
+
+    async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
+        if self._zygotes is not None:
+            forked = await self._zygotes.fork(replica_id, spec, folder)
+            if forked is not None:
+                return forked
+        return await spawn_replica(replica_id, spec, folder, self._reveal)
 
     async def _until_ready(self, replica_id: str, proc: Process, folder: Path) -> str:
         """'ready', 'failed' (the model failed to load) or 'exited'."""

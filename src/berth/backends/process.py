@@ -15,20 +15,20 @@ POLL_S = 0.2
 
 
 class Process:
-    """A replica process we started (a child) or adopted from a previous server run."""
+    """A replica process: a child we started, one a zygote forked for us, or one adopted from
+    a previous server run. ``started`` (its start time in clock ticks since boot) tells it
+    apart from a later process that got the same pid."""
 
     def __init__(self, pid: int, child: asyncio.subprocess.Process | None) -> None:
         self.pid = pid
         self._child = child
+        self.started = start_time(pid)
 
     @classmethod
-    def existing(cls, pid: int, replica_id: str) -> Process | None:
-        """The process ``pid`` if it still runs *this* replica (pids get reused)."""
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return cls(pid, None) if replica_id.encode() in cmdline else None
+    def existing(cls, pid: int, started: int) -> Process | None:
+        """The process ``pid`` if it is still the one that started at ``started``."""
+        found = cls(pid, None)
+        return found if found.started == started and found.alive() else None
 
     @property
     def returncode(self) -> int | None:
@@ -64,15 +64,9 @@ Reveal = Callable[[str], str | None]
 """The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
 
 
-async def spawn_replica(
-    replica_id: str, spec: ReplicaSpec, folder: Path, reveal: Reveal | None = None
-) -> Process:
-    """Start the runtime; secret references in ``spec.env`` are resolved only into the child's
-    environment, never written anywhere (``state.json`` keeps the references)."""
-    command = [
-        spec.python,
-        "-m",
-        "berth.runtime",
+def runtime_args(spec: ReplicaSpec, folder: Path) -> list[str]:
+    """The flags of ``python -m berth.runtime`` for one replica."""
+    args = [
         "--artifact",
         spec.artifact,
         "--format",
@@ -83,20 +77,43 @@ async def spawn_replica(
         str(spec.max_concurrency),
     ]
     if spec.warmup_json:
-        command += ["--warmup-json", spec.warmup_json]
+        args += ["--warmup-json", spec.warmup_json]
+    return args
+
+
+def model_env(spec: ReplicaSpec, reveal: Reveal | None) -> dict[str, str]:
+    """The environment of a process running in the model's environment; secret references
+    in ``spec.env`` are resolved here only, never written anywhere (``state.json`` keeps the
+    references)."""
     given = {k: (reveal(v) if reveal else None) or v for k, v in spec.env}
-    env = {**os.environ, **given, "PYTHONUNBUFFERED": "1", "BERTH_REPLICA_ID": replica_id}
+    env = {**os.environ, **given, "PYTHONUNBUFFERED": "1"}
     env.pop("VIRTUAL_ENV", None)
     if spec.pythonpath is not None:
         env["PYTHONPATH"] = spec.pythonpath
-    with (folder / "replica.log").open("ab") as log:
+    return env
+
+
+async def spawn_replica(
+    replica_id: str, spec: ReplicaSpec, folder: Path, reveal: Reveal | None = None
+) -> Process:
+    """Start the runtime as a child in its own session, output to ``replica.log``."""
+    command = [spec.python, "-m", "berth.runtime", *runtime_args(spec, folder)]
+    env = {**model_env(spec, reveal), "BERTH_REPLICA_ID": replica_id}
+    return await start_in_session(command, env, folder, folder / "replica.log")
+
+
+async def start_in_session(
+    command: list[str], env: dict[str, str], cwd: Path, log: Path
+) -> Process:
+    """A child in a session (and process group) of its own, stdout and stderr to ``log``."""
+    with log.open("ab") as out:
         child = await asyncio.create_subprocess_exec(
             *command,
-            stdout=log,
+            stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            cwd=folder,
+            cwd=cwd,
         )
     return Process(child.pid, child)
 
@@ -116,8 +133,19 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _is_zombie(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name (which may hold spaces), or []."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def start_time(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def _is_zombie(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] == "Z"

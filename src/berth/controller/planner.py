@@ -159,4 +159,4 @@ def _route(
             for e in serving.entities
         )
     version = serving.version if serving is not None else 0
-    return EndpointRoute(target.name, target.endpoint_id, version, entities)
+    return EndpointRoute(target.name, target.endpoint_id, version, entities, target.fallback)

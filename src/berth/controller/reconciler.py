@@ -177,6 +177,9 @@ class Controller:
                     if in_progress(record.config_update)
                     else {},
                 ),
+                fallback=bool(
+                    ((record.ai_gateway or {}).get("fallback_config") or {}).get("enabled")
+                ),
             )
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)

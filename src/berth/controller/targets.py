@@ -60,6 +60,7 @@ class EndpointTarget:
     """Set only while an update is in progress."""
     states: EndpointStates
     """As stored, so that only changes are written."""
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

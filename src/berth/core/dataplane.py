@@ -42,6 +42,8 @@ class EndpointRoute:
     endpoint_id: str
     config_version: int
     entities: tuple[EntityRoute, ...]
+    fallback: bool = False
+    """AI gateway ``fallback_config``: a failing external entity hands over to the next one."""
 
     @property
     def serving(self) -> bool:
@@ -63,6 +65,7 @@ class Snapshot:
                     "name": ep.name,
                     "endpoint_id": ep.endpoint_id,
                     "config_version": ep.config_version,
+                    "fallback": ep.fallback,
                     "entities": [
                         {
                             "name": en.name,
@@ -96,6 +99,7 @@ class Snapshot:
                     )
                     for en in ep["entities"]
                 ),
+                fallback=ep["fallback"],
             )
             for ep in data["endpoints"]
         }

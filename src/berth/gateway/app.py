@@ -13,7 +13,7 @@ import time
 
 from starlette.types import Receive, Scope, Send
 
-from berth.core.dataplane import EndpointRoute, SnapshotBus
+from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, SnapshotBus
 from berth.core.errors import (
     BadRequest,
     BerthError,
@@ -23,7 +23,18 @@ from berth.core.errors import (
 )
 from berth.core.principal import Principal
 from berth.gateway.admission import Admission
-from berth.gateway.llm import MODELS_PATH, OPENAI_ALIASES, Llm, models_list, parse_json, send_json
+from berth.gateway.llm import (
+    MODELS_PATH,
+    OPENAI_ALIASES,
+    SSE_HEADERS,
+    Llm,
+    base64_embeddings,
+    end_stream_with_error,
+    models_list,
+    parse_json,
+    replica_call,
+    send_json,
+)
 from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamResponse
 
 PREFIX = "/serving-endpoints/"
@@ -76,13 +87,19 @@ class Gateway:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0])
             external = self.llm.external_entity(route)
             if external is not None:
-                overhead = f"{(time.perf_counter() - started) * 1000:.3f}".encode()
-                timing = [(b"x-berth-overhead-ms", overhead)]
-                await self.llm.serve(external, operation, request or parse_json(body), send, timing)
+                timing = [(b"x-berth-overhead-ms", _ms_since(started))]
+                request = request or parse_json(body)
+                await self.llm.serve(route, external, operation, request, send, timing)
                 return
-            entity, answer, upstream_ms = await self._forward(route, body, scope)
+            call = replica_call(body, request)
+            if call.stream:
+                await self._forward_stream(route, call.body, scope, send, started)
+                return
+            entity, answer, upstream_ms = await self._forward(route, call.body, scope)
             headers.append((b"served-model-name", entity.encode()))
             status, payload, content_type = answer.status, answer.body, answer.content_type
+            if call.base64 and status == 200:
+                payload = base64_embeddings(payload)
         except BerthError as exc:
             status, payload, content_type = exc.http_status, _error_body(exc), "application/json"
             if exc.retry_after is not None:
@@ -129,6 +146,17 @@ class Gateway:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
+    async def _acquire(
+        self, route: EndpointRoute, deadline: float
+    ) -> tuple[EntityRoute, ReplicaRoute]:
+        try:
+            async with asyncio.timeout(max(deadline - time.perf_counter(), 0.001)):
+                return await self.admission.acquire(route)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"No replica of '{route.name}' became free within {self._timeout:.0f}s."
+            ) from exc
+
     async def _forward(
         self, route: EndpointRoute, body: bytes, scope: Scope
     ) -> tuple[str, UpstreamResponse, float]:
@@ -139,18 +167,15 @@ class Gateway:
         content_type = _header(scope, b"content-type") or "application/json"
         deadline = time.perf_counter() + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = deadline - time.perf_counter()
-            try:
-                async with asyncio.timeout(max(remaining, 0.001)):
-                    entity, replica = await self.admission.acquire(route)
-            except TimeoutError as exc:
-                raise DeadlineExceeded(
-                    f"No replica of '{route.name}' became free within {self._timeout:.0f}s."
-                ) from exc
+            entity, replica = await self._acquire(route, deadline)
             sent = time.perf_counter()
             try:
                 answer = await self.upstream.post(
-                    replica.address, "/invocations", body, content_type, max(remaining, 0.001)
+                    replica.address,
+                    "/invocations",
+                    body,
+                    content_type,
+                    max(deadline - sent, 0.001),
                 )
                 if answer.replica_ms is None:  # a replica that does not time itself
                     return entity.name, answer, (time.perf_counter() - sent) * 1000
@@ -164,6 +189,49 @@ class Gateway:
                 self.admission.release(route.name, replica.replica_id)
         raise AssertionError("unreachable")
 
+    async def _forward_stream(
+        self, route: EndpointRoute, body: bytes, scope: Scope, send: Send, started: float
+    ) -> None:
+        """Relay a replica's server-sent events as they come, holding its slot to the end.
+
+        Until the first byte goes out, failures are ordinary error answers (and a replica
+        that answered nothing is retried); after it, a failure ends the stream with an error
+        event, since the status line is already sent.
+        """
+        content_type = _header(scope, b"content-type") or "application/json"
+        deadline = time.perf_counter() + self._timeout
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            entity, replica = await self._acquire(route, deadline)
+            headers = [
+                (b"served-model-name", entity.name.encode()),
+                (b"x-berth-overhead-ms", _ms_since(started)),
+            ]
+            streaming = False
+            try:
+                async with self.upstream.stream(
+                    replica.address, "/invocations", body, content_type, self._timeout
+                ) as answer:
+                    if answer.status != 200 or answer.content_type != "text/event-stream":
+                        await send_json(send, answer.status, await answer.read(), headers)
+                        return
+                    start = {"type": "http.response.start", "status": 200}
+                    await send({**start, "headers": [*headers, *SSE_HEADERS]})
+                    streaming = True
+                    async for chunk in answer.content.iter_any():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            except BerthError as exc:
+                if streaming:
+                    await end_stream_with_error(send, exc)
+                    return
+                if not isinstance(exc, ReplicaUnreachable) or attempt == MAX_ATTEMPTS:
+                    raise
+                self.admission.mark_down(replica.replica_id)
+                route = self._bus.current.endpoints.get(route.name, route)
+            finally:
+                self.admission.release(route.name, replica.replica_id)
+
     async def drain(self, replica_id: str, timeout_s: float = 30.0) -> None:
         """Return once no request of this process is in flight on ``replica_id``."""
         deadline = time.monotonic() + timeout_s
@@ -173,6 +241,10 @@ class Gateway:
     async def close(self) -> None:
         await self.upstream.close()
         await self.llm.close()
+
+
+def _ms_since(started: float) -> bytes:
+    return f"{(time.perf_counter() - started) * 1000:.3f}".encode()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -1,4 +1,5 @@
-"""Pure choices: a served entity by traffic percentage, a replica by power of two choices."""
+"""Pure choices: a served entity by traffic percentage, a replica by power of two choices,
+the entities a failing request falls back to."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import random
 from collections.abc import Mapping, Sequence
 
 from berth.core.dataplane import EntityRoute, ReplicaRoute
+
+MAX_FALLBACKS = 2
+"""As on Databricks: a request tries at most two other served entities."""
 
 
 def pick_entity(entities: Sequence[EntityRoute], rng: random.Random) -> EntityRoute | None:
@@ -33,3 +37,13 @@ def pick_replica(
         return free[0] if free else None
     a, b = rng.sample(free, 2)
     return a if outstanding.get(a.replica_id, 0) <= outstanding.get(b.replica_id, 0) else b
+
+
+def fallback_order(
+    entities: Sequence[EntityRoute], first: EntityRoute, limit: int = MAX_FALLBACKS
+) -> list[EntityRoute]:
+    """``first``, then the endpoint's other external entities in their configured order
+    (starting after ``first`` and wrapping around), whatever their traffic share."""
+    at = next(i for i, e in enumerate(entities) if e.name == first.name)
+    rest = [e for e in (*entities[at + 1 :], *entities[:at]) if e.external is not None]
+    return [first, *rest[:limit]]

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Send
 
 from berth.core.dataplane import EndpointRoute, EntityRoute, Snapshot
 from berth.core.errors import BadRequest, BerthError, InvalidParameter, Unavailable
-from berth.gateway.balancer import pick_entity
+from berth.gateway.balancer import fallback_order, pick_entity
 from berth.providers import Provider, provider_for
+from berth.providers.shapes import embeddings_response
 
 OPENAI_ALIASES = {
     "/serving-endpoints/chat/completions": "chat",
@@ -27,6 +30,8 @@ TASK_OPERATIONS = {
     "llm/v1/completions": "completions",
     "llm/v1/embeddings": "embeddings",
 }
+log = logging.getLogger("berth.gateway")
+
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -51,6 +56,57 @@ def models_list(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaCall:
+    """A body on its way to a model replica, and what the answer then needs."""
+
+    body: bytes
+    stream: bool = False
+    base64: bool = False
+    """The caller asked for base64 embeddings; models answer floats."""
+
+
+def replica_call(body: bytes, openai_request: dict[str, Any] | None) -> ReplicaCall:
+    """An OpenAI-route request loses ``model`` (the endpoint's name, not the model's input);
+    any JSON body loses ``encoding_format``, which berth applies to the answer. Other bodies
+    go through untouched and unparsed, unless they may ask for a stream."""
+    request = openai_request
+    if request is None:
+        if b'"stream"' not in body and b'"encoding_format"' not in body:
+            return ReplicaCall(body)
+        with contextlib.suppress(ValueError):
+            request = json.loads(body)
+        if not isinstance(request, dict):
+            return ReplicaCall(body)
+        if "encoding_format" not in request:
+            return ReplicaCall(body, stream=request.get("stream") is True)
+    adapted = {
+        k: v
+        for k, v in request.items()
+        if k != "encoding_format" and (k != "model" or openai_request is None)
+    }
+    return ReplicaCall(
+        json.dumps(adapted).encode(),
+        stream=adapted.get("stream") is True,
+        base64=request.get("encoding_format") == "base64",
+    )
+
+
+def base64_embeddings(payload: bytes) -> bytes:
+    """An OpenAI embeddings answer with its vectors as base64; any other answer as it is."""
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
+        return payload
+    return json.dumps(embeddings_response(parsed, "base64")).encode()
+
+
+def _falls_back(exc: BerthError) -> bool:
+    return exc.http_status == 429 or exc.http_status >= 500
+
+
 def _unresolved(reference: str) -> str:
     raise InvalidParameter(f"The secret reference {reference} could not be resolved.")
 
@@ -72,6 +128,29 @@ class Llm:
         return entity
 
     async def serve(
+        self,
+        route: EndpointRoute,
+        entity: EntityRoute,
+        operation: str | None,
+        request: dict[str, Any],
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Answer from ``entity``'s provider; with ``fallback_config`` on, a 429 or 5xx from it
+        (before any byte went out) hands the request to the endpoint's next external entity."""
+        candidates = fallback_order(route.entities, entity) if route.fallback else [entity]
+        for attempt, candidate in enumerate(candidates, start=1):
+            try:
+                await self._serve_one(candidate, operation, request, send, headers)
+                return
+            except BerthError as exc:
+                if attempt == len(candidates) or not _falls_back(exc):
+                    raise
+                log.warning(
+                    "endpoint %s: %s failed (%s), falling back", route.name, candidate.name, exc
+                )
+
+    async def _serve_one(
         self,
         entity: EntityRoute,
         operation: str | None,
@@ -136,8 +215,15 @@ class Llm:
                 async for chunk in chunks:
                     await _event(send, chunk)
             except BerthError as exc:
-                await _event(send, {"error": {"message": exc.message, "code": exc.error_code}})
+                await end_stream_with_error(send, exc)
+                return
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+async def end_stream_with_error(send: Send, exc: BerthError) -> None:
+    """A stream that fails after its status line went out: an error event, then the end."""
+    await _event(send, {"error": {"message": exc.message, "code": exc.error_code}})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
 
 async def _event(send: Send, chunk: Mapping[str, Any]) -> None:

@@ -6,6 +6,8 @@ profiling showed httpx taking three quarters of the gateway's CPU.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -45,22 +47,9 @@ class Upstream:
     async def post(
         self, address: str, path: str, body: bytes, content_type: str, timeout_s: float
     ) -> UpstreamResponse:
-        try:
-            async with self._client().post(
-                f"http://{address}{path}",
-                data=body,
-                headers={"content-type": content_type},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                payload = await response.read()
-        except aiohttp.ClientConnectorError as exc:
-            raise ReplicaUnreachable(f"Replica at {address} refused the connection.") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            raise ReplicaUnreachable(f"Replica at {address} dropped the connection.") from exc
-        except TimeoutError as exc:
-            raise DeadlineExceeded(f"The model did not answer within {timeout_s:.0f}s.") from exc
-        except aiohttp.ClientError as exc:
-            raise BerthError(f"The replica at {address} failed mid-request: {exc}") from exc
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with self._request(address, path, body, content_type, timeout) as response:
+            payload = await response.read()
         replica_ms = response.headers.get("x-berth-replica-ms")
         return UpstreamResponse(
             response.status,
@@ -69,6 +58,47 @@ class Upstream:
             float(replica_ms) if replica_ms else None,
         )
 
+    def stream(
+        self, address: str, path: str, body: bytes, content_type: str, timeout_s: float
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """The replica's answer, to be read as it arrives; ``timeout_s`` bounds each wait for
+        bytes, not the whole stream."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        return self._request(address, path, body, content_type, timeout)
+
+    @contextlib.asynccontextmanager
+    async def _request(
+        self,
+        address: str,
+        path: str,
+        body: bytes,
+        content_type: str,
+        timeout: aiohttp.ClientTimeout,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
+            async with self._client().post(
+                f"http://{address}{path}",
+                data=body,
+                headers={"content-type": content_type},
+                timeout=timeout,
+            ) as response:
+                yield response
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+@contextlib.contextmanager
+def _replica_errors(address: str, timeout_s: float) -> Iterator[None]:
+    """aiohttp's failures as berth errors; one that means "no answer at all" may be retried."""
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise ReplicaUnreachable(f"Replica at {address} refused the connection.") from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise ReplicaUnreachable(f"Replica at {address} dropped the connection.") from exc
+    except TimeoutError as exc:
+        raise DeadlineExceeded(f"The model did not answer within {timeout_s:.0f}s.") from exc
+    except aiohttp.ClientError as exc:
+        raise BerthError(f"The replica at {address} failed mid-request: {exc}") from exc

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,27 @@ from berth.runtime.models import LoadedModel, ModelInputError
 log = logging.getLogger("berth.runtime")
 
 READY_BODY = b'{"status":"ready"}'
+_END = object()
+"""What ``next`` returns once a model's stream is exhausted."""
+
+
+def _step(chunks: Iterator[Any]) -> Any:
+    return next(chunks, _END)
+
+
+def _describe(exc: Exception) -> str:
+    return (
+        str(exc)
+        if isinstance(exc, ModelInputError)
+        else f"Model raised {type(exc).__name__}: {exc}"
+    )
+
+
+def _failure(exc: Exception) -> Response:
+    """A model's exception as the answer: the input's fault or the model's, never a crash."""
+    if not isinstance(exc, ModelInputError):
+        log.exception("predict failed", exc_info=exc)
+    return error_response(400, "BAD_REQUEST", _describe(exc))
 
 
 class Phase(StrEnum):
@@ -80,15 +102,24 @@ class ReplicaApp:
         if path in self._predict_routes:
             if request.method != "POST":
                 return error_response(405, "BAD_REQUEST", f"use POST on {path}")
-            self.in_flight += 1
-            self._idle.clear()
+            self._enter()
+            response: Response | None = None
             try:
-                return await self._predict(request.body)
+                response = await self._predict(request.body)
+                return response
             finally:
-                self.in_flight -= 1
-                if self.in_flight == 0:
-                    self._idle.set()
+                if response is None or response.stream is None:
+                    self._leave()  # a stream leaves when its last chunk is out
         return error_response(404, "ENDPOINT_NOT_FOUND", f"no route {request.method} {path}")
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
 
     def _health(self) -> Response:
         if self.phase is Phase.READY:
@@ -104,21 +135,65 @@ class ReplicaApp:
             body = json.loads(raw) if raw else None
         except ValueError as exc:
             return error_response(400, "BAD_REQUEST", f"Malformed JSON in request body: {exc}")
+        if isinstance(body, dict) and body.get("stream") is True:
+            return await self._predict_stream(model, body)
         async with self._slots:
             loop = asyncio.get_running_loop()
             try:
                 result = await loop.run_in_executor(self._pool, model.predict, body)
-            except ModelInputError as exc:
-                return error_response(400, "BAD_REQUEST", str(exc))
             except Exception as exc:
-                log.exception("predict failed")
-                return error_response(
-                    400, "BAD_REQUEST", f"Model raised {type(exc).__name__}: {exc}"
-                )
+                return _failure(exc)
         try:
             return Response(200, json.dumps(result).encode())
         except (TypeError, ValueError) as exc:
             return error_response(500, "INTERNAL_ERROR", f"Model output is not JSON: {exc}")
+
+    async def _predict_stream(self, model: LoadedModel, body: dict[str, Any]) -> Response:
+        """Server-sent events, one ``data:`` line a chunk, ending ``data: [DONE]``.
+
+        The first chunk is computed before answering, so a refused request gets an error
+        status rather than a broken stream; the slot is held until the last chunk is out.
+        """
+        await self._slots.acquire()
+        # Each step of the model's generator may run on another pool thread, but always in
+        # this one context: MLflow sets a context variable when a stream starts and resets it
+        # when it ends, which fails across contexts.
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        try:
+            chunks = await loop.run_in_executor(self._pool, context.run, model.predict_stream, body)
+            if chunks is None:
+                raise ModelInputError(
+                    'This model does not stream: send the request without "stream": true.'
+                )
+            first = await loop.run_in_executor(self._pool, context.run, _step, chunks)
+        except Exception as exc:
+            self._slots.release()
+            return _failure(exc)
+        stream = self._events(chunks, first, context)
+        return Response(200, content_type="text/event-stream", stream=stream)
+
+    async def _events(
+        self, chunks: Iterator[Any], first: Any, context: contextvars.Context
+    ) -> AsyncGenerator[bytes, None]:
+        loop = asyncio.get_running_loop()
+        try:
+            chunk = first
+            try:
+                while chunk is not _END:
+                    yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                    chunk = await loop.run_in_executor(self._pool, context.run, _step, chunks)
+            except Exception as exc:
+                log.exception("predict_stream failed")
+                error = {"error_code": "BAD_REQUEST", "message": _describe(exc)}
+                yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await loop.run_in_executor(self._pool, context.run, close)
+            self._slots.release()
+            self._leave()
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no request is in flight; False if ``timeout`` passed first."""

@@ -1,8 +1,9 @@
 """A small HTTP/1.1 server on asyncio for the replica runtime.
 
 Only what berth's gateway, health probes and curl send is supported: requests with a
-``Content-Length`` body (or none), keep-alive, pipelining, ``Expect: 100-continue``. It exists
-because the runtime must run in model environments that lack berth's server dependencies.
+``Content-Length`` body (or none), keep-alive, pipelining, ``Expect: 100-continue``; answers
+whole or, for streams, chunked. It exists because the runtime must run in model environments
+that lack berth's server dependencies.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -32,6 +33,8 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    stream: AsyncGenerator[bytes, None] | None = None
+    """When set, the body is sent chunk by chunk as it is produced (``body`` is ignored)."""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -48,14 +51,17 @@ def encode_response(response: Response, keep_alive: bool, elapsed_ms: str | None
     lines = [
         f"HTTP/1.1 {response.status} {reason}",
         f"content-type: {response.content_type}",
-        f"content-length: {len(response.body)}",
+        "transfer-encoding: chunked"
+        if response.stream is not None
+        else f"content-length: {len(response.body)}",
     ]
     if elapsed_ms is not None:
         lines.append(f"x-berth-replica-ms: {elapsed_ms}")
     lines.extend(f"{name}: {value}" for name, value in response.headers)
     if not keep_alive:
         lines.append("connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if response.stream is not None else head + response.body
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -130,6 +136,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         elapsed_ms = f"{(time.perf_counter() - started) * 1000:.3f}"
         transport.write(encode_response(response, keep_alive, elapsed_ms))
+        if response.stream is not None and not await self._send_chunks(response.stream):
+            return
         if not keep_alive:
             transport.close()
             return
@@ -137,6 +145,22 @@ class HttpProtocol(asyncio.Protocol):
         transport.resume_reading()
         if self._buffer:
             self._next()
+
+    async def _send_chunks(self, chunks: AsyncGenerator[bytes, None]) -> bool:
+        """Write each chunk as it comes; False when the client went away mid-stream."""
+        try:
+            async for chunk in chunks:
+                transport = self._transport
+                if transport is None:
+                    return False
+                if chunk:
+                    transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        finally:
+            await chunks.aclose()
+        if self._transport is None:
+            return False
+        self._transport.write(b"0\r\n\r\n")
+        return True
 
     def _reject(self, status: int, message: str) -> None:
         assert self._transport is not None

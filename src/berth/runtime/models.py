@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +18,9 @@ class ModelInputError(ValueError):
 class LoadedModel(Protocol):
     def predict(self, body: Any) -> Any:
         """Score one decoded JSON body; return what becomes the JSON answer."""
+
+    def predict_stream(self, body: Any) -> Iterator[Any] | None:
+        """The chunks of a streamed answer, or None when the model cannot stream."""
 
 
 class ScoreModel:
@@ -41,15 +45,29 @@ class ScoreModel:
             self._model = param.default
         else:
             self._model = module.load_model()
+        self._stream = getattr(module, "predict_stream", None)
 
     def predict(self, body: Any) -> Any:
         if self._takes_model:
             return self._predict(body, model=self._model)
         return self._predict(body)
 
+    def predict_stream(self, body: Any) -> Iterator[Any] | None:
+        """``predict_stream(data, model)``, a generator of JSON chunks, when score.py has one."""
+        if self._stream is None:
+            return None
+        chunks: Iterator[Any] = (
+            self._stream(body, model=self._model) if self._takes_model else self._stream(body)
+        )
+        return chunks
+
 
 class MlflowModel:
-    """An MLflow pyfunc model, decoded and encoded by MLflow's own scoring-server functions."""
+    """An MLflow pyfunc model, decoded and encoded by MLflow's own scoring-server functions.
+
+    Bodies in the unified LLM shape (``messages``, ``prompt`` or ``input``) reach the model as
+    they are and come back unwrapped, as MLflow's server and Databricks do for chat models.
+    """
 
     def __init__(self, artifact: Path) -> None:
         import mlflow.pyfunc
@@ -57,27 +75,43 @@ class MlflowModel:
 
         self._model = mlflow.pyfunc.load_model(str(artifact))
         self._server: Any = scoring_server  # MLflow's scoring functions are untyped
-        metadata = self._model.metadata
-        self._schema = metadata.get_input_schema() if metadata is not None else None
+        self._metadata = self._model.metadata
+        self._schema = self._metadata.get_input_schema() if self._metadata is not None else None
 
-    def predict(self, body: Any) -> Any:
+    def _parse(self, body: Any) -> tuple[Any, Any, bool]:
+        """(data, params, unified LLM input) for one body, as MLflow's scoring server reads it."""
         from mlflow.exceptions import MlflowException
 
         if not isinstance(body, dict):
             raise ModelInputError(
                 "Expected a JSON object with one of dataframe_split, dataframe_records, "
-                "instances or inputs, and optionally params."
+                "instances or inputs (or messages, prompt or input), and optionally params."
             )
-        params = body.get("params")
-        data_keys = {k: v for k, v in body.items() if k not in ("params", "client_request_id")}
+        body = {k: v for k, v in body.items() if k != "client_request_id"}
         try:
-            data = self._server.infer_and_parse_data(data_keys, self._schema)
+            parsed = self._server._parse_json_data(body, self._metadata, self._schema)
         except MlflowException as exc:
             raise ModelInputError(exc.message) from exc
+        return parsed.data, parsed.params or None, parsed.is_unified_llm_input
+
+    def predict(self, body: Any) -> Any:
+        data, params, unified = self._parse(body)
         raw = self._model.predict(data, params=params) if params else self._model.predict(data)
         out: list[str] = []
-        self._server.predictions_to_json(raw, _Sink(out))
+        encode = (
+            self._server.unwrapped_predictions_to_json
+            if unified
+            else self._server.predictions_to_json
+        )
+        encode(raw, _Sink(out))
         return json.loads("".join(out))
+
+    def predict_stream(self, body: Any) -> Iterator[Any] | None:
+        if getattr(self._model, "_predict_stream_fn", None) is None:
+            return None
+        data, params, _ = self._parse({k: v for k, v in body.items() if k != "stream"})
+        chunks = self._model.predict_stream(data, params=params)
+        return (self._server._get_jsonable_obj(chunk) for chunk in chunks)
 
 
 class _Sink:

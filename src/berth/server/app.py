@@ -16,6 +16,7 @@ from berth.api.errors import install_error_handlers
 from berth.api.routes import dataplane, endpoints, envs, health, models, secrets
 from berth.api.services import Services
 from berth.backends.local import LocalBackend
+from berth.backends.zygotes import Zygotes
 from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
@@ -56,7 +57,10 @@ def build_server(settings: Settings) -> Server:
         return resolve_reference(secret_store, text, "a served entity")
 
     backend = LocalBackend(
-        settings.home_dir / "replicas", on_change=lambda: controller.nudge(), reveal=reveal
+        settings.home_dir / "replicas",
+        on_change=lambda: controller.nudge(),
+        reveal=reveal,
+        zygotes=Zygotes(settings.home_dir / "zygotes", reveal),
     )
     controller = Controller(
         db,

@@ -322,12 +322,13 @@ def _save_setting(
     event_type: EventType,
     message: str,
 ) -> None:
-    """Store one endpoint setting and record the event saying who changed it."""
+    """Store one endpoint setting, record who changed it, and have the data plane follow."""
     now = services.clock.now_ms()
     with services.db.transaction() as session:
         record = _existing(session, name)
         save(session, record.id, now)
         store.add_event(session, record.id, event_type, message, now_ms=now)
+    services.controller.nudge()
 
 
 def _rate_limits(limits: list[RateLimit] | None) -> list[Json]:
