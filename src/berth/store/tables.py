@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -32,6 +33,8 @@ class PrincipalRow(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     display_name: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    """SCIM's ``active``: an inactive principal's tokens are refused on both planes."""
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -60,6 +63,8 @@ class TokenRow(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """Who made the token: its owner, or an admin acting on the owner's behalf."""
 
 
 class ModelRow(Base):
@@ -148,3 +153,58 @@ class SecretRow(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     creator: Mapped[str] = mapped_column(String(255))
     last_updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class GrantRow(Base):
+    """One direct permission: a principal or group holds ``level`` on one object.
+
+    ``object_type`` is ``serving-endpoint`` (id = the endpoint's id), ``secret-scope`` (id =
+    the scope's name) or ``registered-model`` (id = the model's name).
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        UniqueConstraint("object_type", "object_id", "principal_kind", "principal_name"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(255), index=True)
+    principal_kind: Mapped[str] = mapped_column(String(32))
+    """``user``, ``service_principal`` or ``group``."""
+    principal_name: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(32))
+
+
+class UsageRow(Base):
+    """Requests of one minute, one endpoint, served entity, principal and status, summed.
+
+    Per-minute sums rather than a row per request: a busy endpoint answers thousands of
+    requests a second, and summaries by endpoint, user and day need no more.
+    """
+
+    __tablename__ = "usage"
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Epoch milliseconds at the start of the minute (UTC)."""
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    served_entity: Mapped[str] = mapped_column(String(255), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    """The sum of the requests' latencies; divide by ``requests`` for the mean."""
+
+
+class AuditRow(Base):
+    """One control-plane change: who did what to which object, and the object before/after."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(255))
+    before: Mapped[Json | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[Json | None] = mapped_column(JSON, nullable=True)
