@@ -14,7 +14,7 @@ from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
 
 STORES = ["sqlite", "postgresql"]
-pytest_plugins = ["tests.support.llm", "tests.support.trainer"]
+pytest_plugins = ["tests.support.llm", "tests.support.redis", "tests.support.trainer"]
 
 
 @pytest.fixture(scope="session")

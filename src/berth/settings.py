@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         "generated on first start into $BERTH_HOME/secret-key (mode 0600). Servers sharing one "
         "store must share this key; losing it makes the stored secrets unreadable.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db shared by gateway processes for rate-limit counters; "
+        "unset: counters live in this process.",
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @property

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.net import wait_until
+
 
 @dataclass
 class Load:
@@ -30,6 +32,8 @@ class Load:
             thread = threading.Thread(target=self._run, name=f"load-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        # Under load means already answering: a fast change must not slip in before it.
+        wait_until(lambda: self.total >= self.clients, timeout=30, what="the load to flow")
         return self
 
     def __exit__(self, *_: object) -> None:

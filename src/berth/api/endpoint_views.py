@@ -12,8 +12,6 @@ from berth.store.endpoints import EndpointRecord, EventRecord
 
 Json = dict[str, Any]
 
-PERMISSION_LEVEL = "CAN_MANAGE"
-
 _UNECHOED = frozenset({"burst_scaling_enabled"})
 _SERVED_MODEL_KEYS = (
     "name",
@@ -33,14 +31,14 @@ _SERVED_MODEL_KEYS = (
 )
 
 
-def detailed(record: EndpointRecord) -> Json:
-    """The answer of GET, create and config updates."""
+def detailed(record: EndpointRecord, permission_level: str) -> Json:
+    """The answer of GET, create and config updates; ``permission_level`` is the caller's."""
     body = _common(record)
     if record.config is not None:
         body["config"] = _config(record.config)
     if record.pending_config is not None:
         body["pending_config"] = _config(record.pending_config)
-    body["permission_level"] = PERMISSION_LEVEL
+    body["permission_level"] = permission_level
     return body
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
 from berth.core.errors import AlreadyExists, NotFound
-from berth.core.principal import Principal
+from berth.core.principal import SYSTEM
 from berth.secrets import SecretsService
 
 Json = dict[str, Any]
@@ -24,10 +24,11 @@ def endpoint_scope(endpoint_id: str) -> str:
     return f"berth-endpoint-{endpoint_id}"
 
 
-def seal_plaintext_keys(
-    doc: Json, endpoint_id: str, secrets: SecretsService, principal: Principal
-) -> Json:
-    """A copy of config ``doc`` whose plaintext keys are sealed secrets and references."""
+def seal_plaintext_keys(doc: Json, endpoint_id: str, secrets: SecretsService) -> Json:
+    """A copy of config ``doc`` whose plaintext keys are sealed secrets and references.
+
+    The scope belongs to berth (``SYSTEM``), not to whoever sent the key: the endpoint's
+    managers change its keys through its config, and nobody lists the scope but admins."""
     sealed = copy.deepcopy(doc)
     scope = endpoint_scope(endpoint_id)
     made: list[bool] = []
@@ -35,9 +36,9 @@ def seal_plaintext_keys(
     def put(key: str, value: str) -> str:
         if not made:
             with contextlib.suppress(AlreadyExists):
-                secrets.create_scope(principal, scope)
+                secrets.create_scope(SYSTEM, scope)
             made.append(True)
-        secrets.put_secret(principal, scope, key, value.encode())
+        secrets.put_secret(SYSTEM, scope, key, value.encode())
         return f"{{{{secrets/{scope}/{key}}}}}"
 
     for entity in sealed["served_entities"]:
@@ -48,9 +49,9 @@ def seal_plaintext_keys(
     return sealed
 
 
-def drop_endpoint_scope(endpoint_id: str, secrets: SecretsService, principal: Principal) -> None:
+def drop_endpoint_scope(endpoint_id: str, secrets: SecretsService) -> None:
     with contextlib.suppress(NotFound):
-        secrets.delete_scope(principal, endpoint_scope(endpoint_id))
+        secrets.delete_scope(SYSTEM, endpoint_scope(endpoint_id))
 
 
 def _seal(config: Json, prefix: str, put: Put) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import demo, endpoints, envs, models, secrets
+from berth.cli import demo, endpoints, envs, governance, groups, models, secrets, tokens, users
 
 app = typer.Typer(
     help="berth: self-hosted model serving.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -17,6 +17,11 @@ app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(envs.app, name="envs")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(users.app, name="users")
+app.add_typer(groups.app, name="groups")
+app.add_typer(tokens.app, name="tokens")
+app.command("usage")(governance.usage)
+app.command("audit")(governance.audit)
 
 
 @app.command()
@@ -43,6 +48,31 @@ def serve(
     settings = settings.model_copy(update={"server": server})
     on_started = partial(demo.install, token_file=settings.admin_token_file) if demo_mode else None
     run_server(settings, on_started=on_started)
+
+
+@app.command("gateway")
+def gateway_process(
+    control_url: Annotated[
+        str | None,
+        typer.Option(help="The berth server to follow (default BERTH_HOST or 127.0.0.1:8000)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8001,
+) -> None:
+    """Run a data-plane-only gateway process that follows a berth server; rate limits are
+    shared through BERTH_REDIS_URL. Needs an admin token (BERTH_TOKEN, or the server's
+    $BERTH_HOME/admin-token on this machine)."""
+    from berth.client.transport import resolve_host, resolve_token
+    from berth.server.gateway_process import run_gateway
+    from berth.settings import Settings
+
+    settings = Settings()
+    token = resolve_token(None)
+    if token is None and settings.admin_token_file.exists():
+        token = settings.admin_token_file.read_text().strip()
+    if not token:
+        raise typer.BadParameter("Set BERTH_TOKEN to an admin token.", param_hint="BERTH_TOKEN")
+    run_gateway(resolve_host(control_url), token, settings.redis_url, host, port)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from types import TracebackType
 
 from berth.client.endpoints import EndpointsApi
 from berth.client.envs import EnvsApi
+from berth.client.governance import GovernanceApi
+from berth.client.identity import GroupsApi, ServicePrincipalsApi, TokensApi, UsersApi
 from berth.client.models import ModelsApi
 from berth.client.secrets import SecretsApi
 from berth.client.transport import Transport
@@ -20,6 +22,11 @@ class BerthClient:
         self.endpoints = EndpointsApi(self._transport)
         self.envs = EnvsApi(self._transport)
         self.secrets = SecretsApi(self._transport)
+        self.governance = GovernanceApi(self._transport)
+        self.users = UsersApi(self._transport)
+        self.service_principals = ServicePrincipalsApi(self._transport)
+        self.groups = GroupsApi(self._transport)
+        self.tokens = TokensApi(self._transport)
 
     @property
     def host(self) -> str:

@@ -159,4 +159,13 @@ def _route(
             for e in serving.entities
         )
     version = serving.version if serving is not None else 0
-    return EndpointRoute(target.name, target.endpoint_id, version, entities, target.fallback)
+    return EndpointRoute(
+        target.name,
+        target.endpoint_id,
+        version,
+        entities,
+        fallback=target.fallback,
+        queriers=target.queriers,
+        track_usage=target.track_usage,
+        rate_limits=target.rate_limits,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,12 @@ from berth.controller.targets import (
 )
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
 from berth.core.states import DeploymentState
 from berth.store import endpoints as endpoint_store
+from berth.store import grants, principals, rollouts
 from berth.store import models as model_store
-from berth.store import principals, rollouts
 from berth.store.db import Database
 from berth.store.endpoints import EndpointRecord
 
@@ -115,8 +116,10 @@ class Controller:
             self._wake.clear()
 
     async def reconcile(self) -> Plan:
-        records, tokens = await asyncio.to_thread(self._read)
-        targets = [t for t in (self._target(r) for r in records) if t is not None]
+        records, tokens, queriers = await asyncio.to_thread(self._read)
+        targets = [
+            t for t in (self._target(r, queriers.get(r.id, ())) for r in records) if t is not None
+        ]
         # A replica being retired is gone as far as planning goes; should it be wanted again
         # (an endpoint re-created under the same name), it restarts once the retiring is done.
         observed = [r for r in self._backend.replicas() if r.replica_id not in self._stopping]
@@ -135,15 +138,19 @@ class Controller:
                 self._stopping[replica_id] = asyncio.create_task(self._retire(replica_id))
         return decided
 
-    def _read(self) -> tuple[list[EndpointRecord], dict[str, Principal]]:
+    def _read(
+        self,
+    ) -> tuple[list[EndpointRecord], dict[str, Principal], dict[str, list[Grant]]]:
+        """Endpoints, live tokens, and who may query each endpoint (by endpoint id)."""
         with self._db.transaction() as session:
             records = endpoint_store.list_endpoints(session)
             tokens = principals.live_tokens(session, self._clock.now_ms())
+            queriers = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
             for record in records:
                 for doc in (record.config, record.pending_config):
                     for entity in (doc or {}).get("served_entities", []):
                         self._remember_artifact(session, entity)
-        return records, tokens
+        return records, tokens, queriers
 
     def _remember_artifact(self, session: Any, entity: Mapping[str, Any]) -> None:
         if entity.get("external_model") is not None:
@@ -154,7 +161,7 @@ class Controller:
             environment = version.details.get("environment") or {"hash": None}
             self._artifacts[key] = ArtifactRef(version.artifact_path, version.format, environment)
 
-    def _target(self, record: EndpointRecord) -> EndpointTarget | None:
+    def _target(self, record: EndpointRecord, granted: Iterable[Grant]) -> EndpointTarget | None:
         lookup = self._artifacts.__getitem__
 
         def build(doc: Mapping[str, Any] | None) -> ConfigTarget | None:
@@ -177,8 +184,12 @@ class Controller:
                     if in_progress(record.config_update)
                     else {},
                 ),
-                fallback=bool(
-                    ((record.ai_gateway or {}).get("fallback_config") or {}).get("enabled")
+                fallback=_enabled(record.ai_gateway, "fallback_config"),
+                queriers=keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY"),
+                track_usage=_enabled(record.ai_gateway, "usage_tracking_config"),
+                rate_limits=(
+                    *(record.rate_limits or ()),
+                    *((record.ai_gateway or {}).get("rate_limits") or ()),
                 ),
             )
         except KeyError:
@@ -268,3 +279,8 @@ class Controller:
             await self._backend.stop(replica_id)
         finally:
             self._stopping.pop(replica_id, None)
+
+
+def _enabled(ai_gateway: Mapping[str, Any] | None, block: str) -> bool:
+    """Whether the AI gateway config turns ``block`` (``{"enabled": bool}``) on."""
+    return bool(((ai_gateway or {}).get(block) or {}).get("enabled"))

@@ -61,6 +61,9 @@ class EndpointTarget:
     states: EndpointStates
     """As stored, so that only changes are written."""
     fallback: bool = False
+    queriers: frozenset[str] = frozenset()
+    track_usage: bool = False
+    rate_limits: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ class EndpointRoute:
     entities: tuple[EntityRoute, ...]
     fallback: bool = False
     """AI gateway ``fallback_config``: a failing external entity hands over to the next one."""
+    queriers: frozenset[str] = frozenset()
+    """Who holds CAN_QUERY: ``u:<principal>`` and ``g:<group>`` keys (admins always may)."""
+    track_usage: bool = False
+    """AI gateway ``usage_tracking_config``: each request's cost is summed for reports."""
+    rate_limits: tuple[Mapping[str, Any], ...] = ()
+    """Legacy and AI gateway rate limits: ``{"calls"?, "tokens"?, "key", "principal"?, ...}``."""
 
     @property
     def serving(self) -> bool:
@@ -66,6 +72,9 @@ class Snapshot:
                     "endpoint_id": ep.endpoint_id,
                     "config_version": ep.config_version,
                     "fallback": ep.fallback,
+                    "queriers": sorted(ep.queriers),
+                    "track_usage": ep.track_usage,
+                    "rate_limits": list(ep.rate_limits),
                     "entities": [
                         {
                             "name": en.name,
@@ -100,6 +109,9 @@ class Snapshot:
                     for en in ep["entities"]
                 ),
                 fallback=ep["fallback"],
+                queriers=frozenset(ep["queriers"]),
+                track_usage=ep["track_usage"],
+                rate_limits=tuple(ep["rate_limits"]),
             )
             for ep in data["endpoints"]
         }

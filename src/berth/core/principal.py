@@ -24,3 +24,7 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return ADMINS_GROUP in self.groups
+
+
+SYSTEM = Principal("berth", PrincipalKind.SERVICE_PRINCIPAL, frozenset({ADMINS_GROUP}))
+"""berth acting on its own behalf, e.g. keeping an endpoint's sealed provider keys."""

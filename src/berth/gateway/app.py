@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import time
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -19,15 +20,20 @@ from berth.core.errors import (
     BerthError,
     DeadlineExceeded,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
 )
+from berth.core.permissions import may
 from berth.core.principal import Principal
+from berth.core.usage import Outcome
 from berth.gateway.admission import Admission
+from berth.gateway.limits import Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import (
     MODELS_PATH,
     OPENAI_ALIASES,
     SSE_HEADERS,
     Llm,
+    Served,
     base64_embeddings,
     end_stream_with_error,
     models_list,
@@ -35,7 +41,10 @@ from berth.gateway.llm import (
     replica_call,
     send_json,
 )
+from berth.gateway.ratelimit_headers import LimitExceeded, quota_headers
+from berth.gateway.token_estimate import estimate_tokens
 from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamResponse
+from berth.gateway.usage import UsageMeter
 
 PREFIX = "/serving-endpoints/"
 ACTIONS = {"invocations", "predict"}
@@ -47,6 +56,7 @@ class Gateway:
         self,
         bus: SnapshotBus,
         *,
+        limiter: Limiter | None = None,
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
         max_body_bytes: int = 16 * 1024 * 1024,
@@ -57,6 +67,8 @@ class Gateway:
         self.admission = Admission(max_queue)
         self.upstream = Upstream()
         self.llm = Llm()
+        self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
+        self.limiter: Limiter = limiter or LocalLimiter()
 
     def handles(self, path: str) -> bool:
         if path in OPENAI_ALIASES or path == MODELS_PATH:
@@ -66,52 +78,114 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        upstream_ms = 0.0
-        headers: list[tuple[bytes, bytes]] = []
+        principal: Principal | None = None
+        route: EndpointRoute | None = None
         try:
-            self._authenticate(scope)
+            principal = self._authenticate(scope)
             path = scope["path"]
             if path == MODELS_PATH:
-                payload = json.dumps(models_list(self._bus.current)).encode()
-                await send_json(send, 200, payload, headers)
+                payload = json.dumps(models_list(self._bus.current, principal)).encode()
+                await send_json(send, 200, payload, [])
                 return
             if scope["method"] != "POST":
                 raise BadRequest(f"Use POST on {path}.")
             body = await self._read_body(receive)
             operation = OPENAI_ALIASES.get(path)
+            request: dict[str, Any] | None = None
             if operation is not None:
                 request = parse_json(body)
-                route = self._route(str(request.get("model", "")))
+                route = self._route(str(request.get("model", "")), principal)
             else:
-                request = None
-                route = self._route(path[len(PREFIX) :].split("/", 1)[0])
-            external = self.llm.external_entity(route)
-            if external is not None:
-                timing = [(b"x-berth-overhead-ms", _ms_since(started))]
-                request = request or parse_json(body)
-                await self.llm.serve(route, external, operation, request, send, timing)
-                return
-            call = replica_call(body, request)
-            if call.stream:
-                await self._forward_stream(route, call.body, scope, send, started)
-                return
-            entity, answer, upstream_ms = await self._forward(route, call.body, scope)
-            headers.append((b"served-model-name", entity.encode()))
-            status, payload, content_type = answer.status, answer.body, answer.content_type
-            if call.base64 and status == 200:
-                payload = base64_embeddings(payload)
+                route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
+            served = await self._limited(
+                route, principal, operation, request, body, scope, send, started
+            )
         except BerthError as exc:
-            status, payload, content_type = exc.http_status, _error_body(exc), "application/json"
-            if exc.retry_after is not None:
-                headers.append((b"retry-after", str(exc.retry_after).encode()))
+            served = Served(status=exc.http_status)
+            await _send_error(send, exc, started)
+        if route is not None and principal is not None and route.track_usage:
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.usage.record(
+                Outcome(
+                    route.name,
+                    served.entity,
+                    principal.name,
+                    served.status,
+                    latency_ms,
+                    served.input_tokens,
+                    served.output_tokens,
+                )
+            )
+
+    async def _limited(
+        self,
+        route: EndpointRoute,
+        principal: Principal,
+        operation: str | None,
+        request: dict[str, Any] | None,
+        body: bytes,
+        scope: Scope,
+        send: Send,
+        started: float,
+    ) -> Served:
+        """Serve within the endpoint's rate limits: admitted (reserving the request's token
+        estimate) or refused with 429, and settled on the tokens really used."""
+        buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
+        if not buckets:
+            return await self._serve(route, operation, request, body, scope, send, started, [])
+        estimate = 0
+        if any(bucket.tokens is not None for bucket in buckets):
+            estimate = estimate_tokens(request if request is not None else _json_or_none(body))
+        admitted = await self.limiter.admit(buckets, estimate)
+        if isinstance(admitted, Refusal):
+            raise LimitExceeded(admitted)
+        served = Served()
+        try:
+            headers = quota_headers(admitted.requests, admitted.tokens)
+            served = await self._serve(
+                route, operation, request, body, scope, send, started, headers
+            )
+            return served
+        finally:
+            await self.limiter.settle(admitted, served.input_tokens + served.output_tokens)
+
+    async def _serve(
+        self,
+        route: EndpointRoute,
+        operation: str | None,
+        request: dict[str, Any] | None,
+        body: bytes,
+        scope: Scope,
+        send: Send,
+        started: float,
+        headers: list[tuple[bytes, bytes]],
+    ) -> Served:
+        """Answer from a provider or a replica, with ``headers`` added; what it came to."""
+        external = self.llm.external_entity(route)
+        if external is not None:
+            timing = [*headers, (b"x-berth-overhead-ms", _ms_since(started))]
+            request = request or parse_json(body)
+            return await self.llm.serve(route, external, operation, request, send, timing)
+        call = replica_call(body, request)
+        if call.stream:
+            return await self._forward_stream(route, call.body, scope, send, started, headers)
+        entity, answer, upstream_ms = await self._forward(route, call.body, scope)
+        served = Served(entity, answer.status)
+        payload = answer.body
+        served.count_json(payload)
+        if call.base64 and answer.status == 200:
+            payload = base64_embeddings(payload)
         overhead_ms = (time.perf_counter() - started) * 1000 - upstream_ms
-        headers += [
-            (b"content-type", content_type.encode()),
+        headers = [
+            *headers,
+            (b"served-model-name", entity.encode()),
+            (b"content-type", answer.content_type.encode()),
             (b"content-length", str(len(payload)).encode()),
             (b"x-berth-overhead-ms", f"{overhead_ms:.3f}".encode()),
         ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+        return served
 
     def _authenticate(self, scope: Scope) -> Principal:
         for key, value in scope["headers"]:
@@ -127,10 +201,15 @@ class Gateway:
             "Missing credentials: send 'Authorization: Bearer <token>' with a berth token."
         )
 
-    def _route(self, name: str) -> EndpointRoute:
+    def _route(self, name: str, principal: Principal) -> EndpointRoute:
         route = self._bus.current.endpoints.get(name)
         if route is None:
             raise NotFound(f"Endpoint with name '{name}' does not exist.")
+        if not may(principal, route.queriers):
+            raise PermissionDenied(
+                f"'{principal.name}' does not have CAN_QUERY on serving endpoint '{name}'; "
+                "someone with CAN_MANAGE on it, or an admin, can grant it."
+            )
         return route
 
     async def _read_body(self, receive: Receive) -> bytes:
@@ -190,8 +269,14 @@ class Gateway:
         raise AssertionError("unreachable")
 
     async def _forward_stream(
-        self, route: EndpointRoute, body: bytes, scope: Scope, send: Send, started: float
-    ) -> None:
+        self,
+        route: EndpointRoute,
+        body: bytes,
+        scope: Scope,
+        send: Send,
+        started: float,
+        extra: list[tuple[bytes, bytes]],
+    ) -> Served:
         """Relay a replica's server-sent events as they come, holding its slot to the end.
 
         Until the first byte goes out, failures are ordinary error answers (and a replica
@@ -203,34 +288,37 @@ class Gateway:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             entity, replica = await self._acquire(route, deadline)
             headers = [
+                *extra,
                 (b"served-model-name", entity.name.encode()),
                 (b"x-berth-overhead-ms", _ms_since(started)),
             ]
-            streaming = False
+            served = Served(entity.name)
             try:
                 async with self.upstream.stream(
                     replica.address, "/invocations", body, content_type, self._timeout
                 ) as answer:
+                    served.status = answer.status
                     if answer.status != 200 or answer.content_type != "text/event-stream":
                         await send_json(send, answer.status, await answer.read(), headers)
-                        return
+                        return served
                     start = {"type": "http.response.start", "status": 200}
                     await send({**start, "headers": [*headers, *SSE_HEADERS]})
-                    streaming = True
                     async for chunk in answer.content.iter_any():
+                        served.count_events(chunk)
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
-                return
+                return served
             except BerthError as exc:
-                if streaming:
+                if served.status == 200:  # the status line is out: end the stream instead
                     await end_stream_with_error(send, exc)
-                    return
+                    return served
                 if not isinstance(exc, ReplicaUnreachable) or attempt == MAX_ATTEMPTS:
                     raise
                 self.admission.mark_down(replica.replica_id)
                 route = self._bus.current.endpoints.get(route.name, route)
             finally:
                 self.admission.release(route.name, replica.replica_id)
+        raise AssertionError("unreachable")
 
     async def drain(self, replica_id: str, timeout_s: float = 30.0) -> None:
         """Return once no request of this process is in flight on ``replica_id``."""
@@ -241,6 +329,16 @@ class Gateway:
     async def close(self) -> None:
         await self.upstream.close()
         await self.llm.close()
+        await self.limiter.aclose()
+
+
+def _json_or_none(body: bytes) -> dict[str, Any] | None:
+    """An invocations body as a JSON object, when it is one (for its token estimate)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _ms_since(started: float) -> bytes:
@@ -252,6 +350,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+async def _send_error(send: Send, exc: BerthError, started: float) -> None:
+    payload = _error_body(exc)
+    headers = [
+        *(exc.quota_headers() if isinstance(exc, LimitExceeded) else []),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-berth-overhead-ms", _ms_since(started)),
+    ]
+    if exc.retry_after is not None:
+        headers.append((b"retry-after", str(exc.retry_after).encode()))
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _error_body(exc: BerthError) -> bytes:

@@ -15,6 +15,8 @@ from starlette.types import Send
 
 from berth.core.dataplane import EndpointRoute, EntityRoute, Snapshot
 from berth.core.errors import BadRequest, BerthError, InvalidParameter, Unavailable
+from berth.core.permissions import may
+from berth.core.principal import Principal
 from berth.gateway.balancer import fallback_order, pick_entity
 from berth.providers import Provider, provider_for
 from berth.providers.shapes import embeddings_response
@@ -45,15 +47,53 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return parsed
 
 
-def models_list(snapshot: Snapshot) -> dict[str, Any]:
-    """``GET /serving-endpoints/models``: every endpoint, as the OpenAI client lists models."""
+def models_list(snapshot: Snapshot, principal: Principal) -> dict[str, Any]:
+    """``GET /serving-endpoints/models``: the endpoints the caller may query, as the OpenAI
+    client lists models."""
     return {
         "object": "list",
         "data": [
             {"id": name, "object": "model", "owned_by": "berth", "created": 0}
-            for name in sorted(snapshot.endpoints)
+            for name, route in sorted(snapshot.endpoints.items())
+            if may(principal, route.queriers)
         ],
     }
+
+
+@dataclass(slots=True)
+class Served:
+    """What answering one request came to: who answered, the status, the tokens it used."""
+
+    entity: str = ""
+    status: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def count(self, usage: Any) -> None:
+        """Take the token counts of an OpenAI ``usage`` object, when there is one."""
+        if isinstance(usage, dict):
+            self.input_tokens = _count(usage.get("prompt_tokens"))
+            self.output_tokens = _count(usage.get("completion_tokens"))
+
+    def count_json(self, payload: bytes) -> None:
+        """The same from a JSON answer; bodies that mention no usage are not parsed."""
+        if b'"usage"' in payload:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(payload)
+                if isinstance(parsed, dict):
+                    self.count(parsed.get("usage"))
+
+    def count_events(self, chunk: bytes) -> None:
+        """The same from relayed server-sent events: the last ``usage`` seen wins."""
+        if b'"usage"' not in chunk:
+            return
+        for line in chunk.split(b"\n"):
+            if line.startswith(b"data: {"):
+                self.count_json(line[len(b"data: ") :])
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,20 +175,20 @@ class Llm:
         request: dict[str, Any],
         send: Send,
         headers: list[tuple[bytes, bytes]],
-    ) -> None:
+    ) -> Served:
         """Answer from ``entity``'s provider; with ``fallback_config`` on, a 429 or 5xx from it
         (before any byte went out) hands the request to the endpoint's next external entity."""
         candidates = fallback_order(route.entities, entity) if route.fallback else [entity]
         for attempt, candidate in enumerate(candidates, start=1):
             try:
-                await self._serve_one(candidate, operation, request, send, headers)
-                return
+                return await self._serve_one(candidate, operation, request, send, headers)
             except BerthError as exc:
                 if attempt == len(candidates) or not _falls_back(exc):
                     raise
                 log.warning(
                     "endpoint %s: %s failed (%s), falling back", route.name, candidate.name, exc
                 )
+        raise AssertionError("the last candidate's failure is raised")
 
     async def _serve_one(
         self,
@@ -157,22 +197,25 @@ class Llm:
         request: dict[str, Any],
         send: Send,
         headers: list[tuple[bytes, bytes]],
-    ) -> None:
+    ) -> Served:
         external = entity.external
         assert external is not None
         operation = operation or TASK_OPERATIONS.get(str(external.get("task")), "chat")
         provider = self._provider(external)
         request = {k: v for k, v in request.items() if k != "model"}
         headers = [*headers, (b"served-model-name", entity.name.encode())]
+        served = Served(entity.name, 200)
         if request.get("stream") and operation != "embeddings":
-            await self._stream(provider, operation, request, send, headers)
-            return
+            await self._stream(provider, operation, request, send, headers, served)
+            return served
         call = {"chat": provider.chat, "completions": provider.completions}.get(
             operation, provider.embeddings
         )
         answer = await call(request)
+        served.count(answer.get("usage"))
         payload = json.dumps(answer).encode()
         await send_json(send, 200, payload, headers)
+        return served
 
     async def close(self) -> None:
         for provider in self._providers.values():
@@ -194,6 +237,7 @@ class Llm:
         request: dict[str, Any],
         send: Send,
         headers: list[tuple[bytes, bytes]],
+        served: Served,
     ) -> None:
         """Data-only SSE ending in ``data: [DONE]`` (MLflow's reader breaks on anything else).
 
@@ -211,8 +255,10 @@ class Llm:
             )
             try:
                 if first is not None:
+                    served.count(first.get("usage"))
                     await _event(send, first)
                 async for chunk in chunks:
+                    served.count(chunk.get("usage"))
                     await _event(send, chunk)
             except BerthError as exc:
                 await end_stream_with_error(send, exc)

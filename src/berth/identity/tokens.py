@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -13,10 +13,10 @@ from berth.core.clock import Clock
 from berth.core.errors import Unauthenticated
 from berth.core.ids import hash_token, new_token
 from berth.core.principal import ADMINS_GROUP, Principal, PrincipalKind
+from berth.identity.policy import ADMIN_NAME
 from berth.store import principals
 from berth.store.db import Database
-
-ADMIN_NAME = "admin"
+from berth.store.principals import TokenInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,39 @@ class AdminBootstrap:
     created: bool
     token: str | None
     token_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token: ``value`` is shown once, to whoever asked for it, and stored nowhere."""
+
+    value: str = field(repr=False)
+    info: TokenInfo
+
+
+def issue(
+    session: Session,
+    owner_id: int,
+    *,
+    comment: str,
+    now_ms: int,
+    expires_at: int | None,
+    created_by: str,
+    value: str | None = None,
+) -> IssuedToken:
+    """Store a token's hash for ``owner_id``: ``value`` when given, else a new random one."""
+    value = value or new_token()
+    info = principals.add_token(
+        session,
+        token_id=uuid.uuid4().hex,
+        principal_id=owner_id,
+        token_hash=hash_token(value),
+        comment=comment,
+        now_ms=now_ms,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    return IssuedToken(value, info)
 
 
 class TokenService:
@@ -47,12 +80,11 @@ class TokenService:
             principals.ensure_group_member(session, ADMINS_GROUP, admin_id, now)
             if configured is not None:
                 if principals.principal_for_token(session, hash_token(configured), now) is None:
-                    self._add(session, admin_id, configured, "admin token from BERTH_ADMIN_TOKEN")
+                    self._add(session, admin_id, "admin token from BERTH_ADMIN_TOKEN", configured)
                 return AdminBootstrap(created=False, token=None, token_file=token_file)
             if principals.count_tokens(session) > 0:
                 return AdminBootstrap(created=False, token=None, token_file=token_file)
-            token = new_token()
-            self._add(session, admin_id, token, "admin token made on first start")
+            token = self._add(session, admin_id, "admin token made on first start").value
         _write_private(token_file, token + "\n")
         return AdminBootstrap(created=True, token=token, token_file=token_file)
 
@@ -75,15 +107,17 @@ class TokenService:
             raise Unauthenticated("Invalid access token: it is unknown, revoked or expired.")
         return principal
 
-    def _add(self, session: Session, principal_id: int, token: str, comment: str) -> None:
-        principals.add_token(
+    def _add(
+        self, session: Session, admin_id: int, comment: str, value: str | None = None
+    ) -> IssuedToken:
+        return issue(
             session,
-            token_id=uuid.uuid4().hex,
-            principal_id=principal_id,
-            token_hash=hash_token(token),
+            admin_id,
             comment=comment,
             now_ms=self._clock.now_ms(),
             expires_at=None,
+            created_by=ADMIN_NAME,
+            value=value,
         )
 
 

@@ -1,30 +1,36 @@
-"""Who may do what on a secret scope.
+"""Who may do what on a secret scope: Databricks' per-scope ACLs, READ < WRITE < MANAGE.
 
-Databricks orders the permissions READ < WRITE < MANAGE. For now every authenticated
-principal holds MANAGE on every scope; per-scope ACLs replace ``AnyPrincipal``.
+A scope's creator gets MANAGE; ``initial_manage_principal: "users"`` gives it to everyone.
+ACL principals are user, service principal or group names, as in Databricks.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import Protocol
+from sqlalchemy.orm import Session
 
+from berth.core.errors import NotFound
+from berth.core.permissions import EVERYONE, GranteeKind, ObjectType, require_level
 from berth.core.principal import Principal
+from berth.store import grants
+from berth.store import secrets as store
+
+SCOPE = ObjectType.SECRET_SCOPE
 
 
-class Permission(IntEnum):
-    READ = 1
-    WRITE = 2
-    MANAGE = 3
+def require(session: Session, principal: Principal, scope: str, needed: str) -> None:
+    """``NotFound`` for a missing scope, else ``PermissionDenied`` unless ``needed`` is held."""
+    store.scope_id(session, scope)
+    require_level(
+        SCOPE, grants.grants_on(session, SCOPE, scope), principal, needed, f"secret scope '{scope}'"
+    )
 
 
-class ScopeAccess(Protocol):
-    def require(self, principal: Principal, scope: str, needed: Permission) -> None:
-        """Raise ``PermissionDenied`` unless ``principal`` holds ``needed`` on ``scope``."""
-
-
-class AnyPrincipal:
-    """Every authenticated principal may do everything."""
-
-    def require(self, principal: Principal, scope: str, needed: Permission) -> None:
-        return None
+def grantee(session: Session, name: str) -> tuple[GranteeKind, str]:
+    """How an ACL principal name is held: a group when one has that name, else a user or
+    service principal; ``NotFound`` when nobody has it."""
+    if name == EVERYONE or grants.grantee_exists(session, GranteeKind.GROUP, name):
+        return GranteeKind.GROUP, name
+    for kind in (GranteeKind.USER, GranteeKind.SERVICE_PRINCIPAL):
+        if grants.grantee_exists(session, kind, name):
+            return kind, name
+    raise NotFound(f"No user, service principal or group is named '{name}'.")

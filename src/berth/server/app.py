@@ -13,7 +13,18 @@ import berth
 from berth.api.content_type import DefaultJsonContentType
 from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
-from berth.api.routes import dataplane, endpoints, envs, health, models, secrets
+from berth.api.routes import (
+    dataplane,
+    endpoints,
+    envs,
+    health,
+    models,
+    permissions,
+    scim,
+    secrets,
+    usage,
+)
+from berth.api.routes import tokens as token_routes
 from berth.api.services import Services
 from berth.backends.local import LocalBackend
 from berth.backends.zygotes import Zygotes
@@ -22,11 +33,14 @@ from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.envs import environment_details
 from berth.gateway.app import Gateway
+from berth.gateway.limits import Limiter, LocalLimiter
+from berth.gateway.limits_redis import RedisLimiter
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.registry.service import Registry
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
 from berth.server.dispatch import Dispatch
+from berth.server.usage_writer import UsageWriter
 from berth.settings import Settings
 from berth.store.db import Database
 
@@ -36,6 +50,13 @@ class Server:
     app: Dispatch
     services: Services
     admin: AdminBootstrap
+
+
+def limiter_for(settings: Settings) -> Limiter:
+    """Rate-limit counters in Redis when several gateway processes must share them."""
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    return LocalLimiter()
 
 
 def build_server(settings: Settings) -> Server:
@@ -51,7 +72,7 @@ def build_server(settings: Settings) -> Server:
 
     secret_store = SecretsService(db, clock, SecretCipher(load_key(settings)))
     bus = SnapshotBus()
-    gateway = Gateway(bus)
+    gateway = Gateway(bus, limiter=limiter_for(settings))
 
     def reveal(text: str) -> str | None:
         return resolve_reference(secret_store, text, "a served entity")
@@ -83,16 +104,20 @@ def build_server(settings: Settings) -> Server:
         secrets=secret_store,
     )
 
+    usage_writer = UsageWriter(gateway.usage, db)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await backend.adopt()
         await controller.reconcile()  # routes and tokens are known before the first query
         controller.start()
+        usage_writer.start()
         try:
             yield
         finally:
             await controller.close()
             await gateway.close()
+            await usage_writer.close()
 
     api = FastAPI(
         title="berth",
@@ -112,6 +137,10 @@ def build_server(settings: Settings) -> Server:
     protected.include_router(dataplane.router)
     protected.include_router(envs.router)
     protected.include_router(secrets.router)
+    protected.include_router(permissions.router)
+    protected.include_router(usage.router)
+    protected.include_router(scim.router)
+    protected.include_router(token_routes.router)
     api.include_router(protected)
     return Server(
         app=Dispatch(gateway, DefaultJsonContentType(api)), services=services, admin=admin

@@ -87,6 +87,11 @@ def get_endpoint(session: Session, name: str, *, for_update: bool = False) -> En
     return None if row is None else _record(row)
 
 
+def get_endpoint_by_id(session: Session, endpoint_id: str) -> EndpointRecord | None:
+    row = session.get(EndpointRow, endpoint_id)
+    return None if row is None else _record(row)
+
+
 def list_endpoints(session: Session) -> list[EndpointRecord]:
     return [_record(row) for row in session.scalars(select(EndpointRow).order_by(EndpointRow.name))]
 

@@ -53,21 +53,19 @@ def list_scopes(session: Session) -> list[ScopeInfo]:
 
 
 def delete_scope(session: Session, name: str) -> None:
-    scope_id = _scope_id(session, name)
-    session.execute(delete(SecretRow).where(SecretRow.scope_id == scope_id))
-    session.execute(delete(SecretScopeRow).where(SecretScopeRow.id == scope_id))
+    found = scope_id(session, name)
+    session.execute(delete(SecretRow).where(SecretRow.scope_id == found))
+    session.execute(delete(SecretScopeRow).where(SecretScopeRow.id == found))
 
 
 def put_secret(
     session: Session, scope: str, key: str, *, ciphertext: bytes, creator: str, now_ms: int
 ) -> None:
     """Insert the secret or overwrite its value."""
-    scope_id = _scope_id(session, scope)
-    row = session.scalar(
-        select(SecretRow).where(SecretRow.scope_id == scope_id, SecretRow.key == key)
-    )
+    found = scope_id(session, scope)
+    row = session.scalar(select(SecretRow).where(SecretRow.scope_id == found, SecretRow.key == key))
     if row is None:
-        row = SecretRow(scope_id=scope_id, key=key)
+        row = SecretRow(scope_id=found, key=key)
         session.add(row)
     row.ciphertext, row.creator, row.last_updated = ciphertext, creator, now_ms
     try:
@@ -83,7 +81,7 @@ def put_secret(
 def list_secrets(session: Session, scope: str) -> list[SecretInfo]:
     rows = session.scalars(
         select(SecretRow)
-        .where(SecretRow.scope_id == _scope_id(session, scope))
+        .where(SecretRow.scope_id == scope_id(session, scope))
         .order_by(SecretRow.key)
     )
     return [SecretInfo(row.key, row.creator, row.last_updated) for row in rows]
@@ -101,7 +99,7 @@ def sealed_value(session: Session, scope: str, key: str) -> bytes:
 def _secret(session: Session, scope: str, key: str) -> SecretRow:
     found = session.scalar(
         select(SecretRow).where(
-            SecretRow.scope_id == _scope_id(session, scope), SecretRow.key == key
+            SecretRow.scope_id == scope_id(session, scope), SecretRow.key == key
         )
     )
     if found is None:
@@ -109,7 +107,8 @@ def _secret(session: Session, scope: str, key: str) -> SecretRow:
     return found
 
 
-def _scope_id(session: Session, name: str) -> int:
+def scope_id(session: Session, name: str) -> int:
+    """The scope's row id; ``NotFound`` when there is no such scope."""
     found = session.scalar(select(SecretScopeRow.id).where(SecretScopeRow.name == name))
     if found is None:
         raise NotFound(f"Secret scope '{name}' does not exist.")

@@ -62,7 +62,7 @@ CUSTOM = {
 
 
 def test_plaintext_secrets_are_removed_at_any_depth() -> None:
-    body = views.detailed(record(document([CUSTOM]), task="llm/v1/completions"))
+    body = views.detailed(record(document([CUSTOM]), task="llm/v1/completions"), "CAN_MANAGE")
     [entity] = body["config"]["served_entities"]
     assert entity["external_model"]["custom_provider_config"] == {
         "custom_provider_url": "https://x",
@@ -80,7 +80,7 @@ def test_registered_model_entities_get_a_served_models_mirror() -> None:
         "entity_version": "1",
         "burst_scaling_enabled": True,
     }
-    body = views.detailed(record(document([entity])))
+    body = views.detailed(record(document([entity])), "CAN_MANAGE")
     [served] = body["config"]["served_entities"]
     [mirror] = body["config"]["served_models"]
     assert "burst_scaling_enabled" not in served
@@ -101,7 +101,7 @@ def test_pending_config_carries_its_start_time_and_summary_omits_it() -> None:
     stored = record(
         document([entity]), pending_config=pending, config_update=ConfigUpdate.IN_PROGRESS
     )
-    body = views.detailed(stored)
+    body = views.detailed(stored, "CAN_QUERY")
     assert (body["pending_config"]["config_version"], body["pending_config"]["start_time"]) == (
         2,
         9,
@@ -116,10 +116,10 @@ def test_pending_config_carries_its_start_time_and_summary_omits_it() -> None:
 
 
 def test_unset_optional_fields_are_left_out() -> None:
-    body = views.detailed(record(document([CUSTOM])))
+    body = views.detailed(record(document([CUSTOM])), "CAN_VIEW")
     for key in ("description", "task", "ai_gateway", "email_notifications", "budget_policy_id"):
         assert key not in body
-    assert body["permission_level"] == "CAN_MANAGE"
+    assert body["permission_level"] == "CAN_VIEW", "the caller's level"
 
 
 def test_event_messages_read_as_sentences() -> None:

@@ -6,24 +6,72 @@ A long poll: ``?after=<version>`` answers as soon as a newer snapshot exists, or
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
 from berth.api.deps import PrincipalDep, ServicesDep
 from berth.core.errors import PermissionDenied
+from berth.core.usage import UsageKey, UsageSum
+from berth.store import usage
 
 router = APIRouter(tags=["data plane"])
+POLL_SLICE_S = 1.0
 
 
 @router.get("/api/2.0/berth/data-plane")
 async def data_plane(
+    request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
     after: Annotated[int, Query(ge=-1)] = -1,
     timeout: Annotated[float, Query(ge=0, le=60)] = 30.0,
 ) -> dict[str, Any]:
+    """Waits in slices, so a follower that went away (a stopped gateway) does not hold the
+    server's shutdown for the rest of its poll."""
     if not principal.is_admin:
         raise PermissionDenied("Only admins may read the data-plane snapshot.")
-    snapshot = await services.bus.newer_than(after, timeout)
-    return snapshot.to_json()
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        snapshot = await services.bus.newer_than(after, min(max(remaining, 0), POLL_SLICE_S))
+        if snapshot.version > after or remaining <= POLL_SLICE_S:
+            return snapshot.to_json()
+        if await request.is_disconnected():
+            return snapshot.to_json()
+
+
+class UsageRow(BaseModel):
+    minute: int
+    endpoint: str
+    served_entity: str
+    principal: str
+    status: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+
+
+class UsageReport(BaseModel):
+    usage: list[UsageRow]
+
+
+@router.post("/api/2.0/berth/data-plane/usage")
+def report_usage(
+    body: UsageReport, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Usage sums from a gateway in another process (``berth gateway``), for the store."""
+    if not principal.is_admin:
+        raise PermissionDenied("Only admins (gateway processes) may report usage.")
+    sums = {
+        UsageKey(r.minute, r.endpoint, r.served_entity, r.principal, r.status): UsageSum(
+            r.requests, r.input_tokens, r.output_tokens, r.latency_ms
+        )
+        for r in body.usage
+    }
+    with services.db.transaction() as session:
+        usage.add(session, sums)
+    return {}

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from berth.api import access
 from berth.api import endpoint_events as events
 from berth.api import endpoint_views as views
 from berth.api.deps import PrincipalDep, ServicesDep
@@ -39,18 +40,20 @@ from berth.api.sealed_keys import drop_endpoint_scope, seal_plaintext_keys
 from berth.api.services import Services
 from berth.core.errors import AlreadyExists, BerthError, Conflict, NotFound
 from berth.core.ids import new_endpoint_id
+from berth.core.permissions import effective_level, owner_grant, top_level
 from berth.core.principal import Principal
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady, EventType
 from berth.envs import OWN_ENVIRONMENT, log_path
 from berth.registry.names import parse_version
 from berth.store import endpoints as store
-from berth.store import models
+from berth.store import grants, models
 from berth.store.endpoints import EndpointRecord
 from berth.store.rollouts import with_states
 
 Json = dict[str, Any]
 
 BASE = "/api/2.0/serving-endpoints"
+ENDPOINT = access.ENDPOINT
 ABORTED = (DeploymentState.ABORTED.value, "The update was cancelled.")
 
 router = APIRouter(tags=["serving-endpoints"])
@@ -69,45 +72,64 @@ def create_endpoint(
     doc = {**config.document(version=1, creator=principal.name, now_ms=now), "start_time": now}
     record = _new_record(body, config, doc, principal, now)
     with services.db.transaction() as session:
-        _check_models(session, config)
+        access.check_served(session, config, principal, services.secrets, None)
         if store.get_endpoint(session, body.name) is not None:
             raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
-    doc = seal_plaintext_keys(doc, record.id, services.secrets, principal)
+    doc = seal_plaintext_keys(doc, record.id, services.secrets)
     record = replace(record, pending_config=doc)
     try:
         with services.db.transaction() as session:
             store.insert_endpoint(session, record)
+            grants.set_grant(session, ENDPOINT, record.id, owner_grant(ENDPOINT, principal))
             message = events.created(principal.name, doc)
             store.add_event(
                 session, record.id, EventType.CREATED, message, now_ms=now, config_version=1
             )
+            access.record_change(
+                session, principal, "serving-endpoints.create", record, now, after=doc
+            )
     except BerthError:
-        drop_endpoint_scope(record.id, services.secrets, principal)
+        drop_endpoint_scope(record.id, services.secrets)
         raise
     services.controller.nudge()
-    return views.detailed(record)
+    return views.detailed(record, top_level(ENDPOINT))
 
 
 @router.get(BASE)
 @router.get(BASE + "/", include_in_schema=False)
-def list_endpoints(services: ServicesDep) -> Json:
+def list_endpoints(services: ServicesDep, principal: PrincipalDep) -> Json:
+    """The endpoints the caller may view."""
     with services.db.transaction() as session:
         records = store.list_endpoints(session)
-    return {"endpoints": [views.summary(record) for record in records]}
+        granted = grants.all_grants(session, ENDPOINT)
+    visible = [
+        record
+        for record in records
+        if effective_level(ENDPOINT, granted.get(record.id, ()), principal) is not None
+    ]
+    return {"endpoints": [views.summary(record) for record in visible]}
 
 
 @router.get(BASE + "/{name}")
-def get_endpoint(name: str, services: ServicesDep) -> Json:
+def get_endpoint(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
     with services.db.transaction() as session:
-        return views.detailed(_existing(session, name))
+        record = _existing(session, name)
+        level = access.endpoint_level(session, record, principal, "CAN_VIEW")
+    return views.detailed(record, level)
 
 
 @router.delete(BASE + "/{name}")
 def delete_endpoint(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
     with services.db.transaction() as session:
-        record = _existing(session, name)
+        record = access.endpoint(session, name, principal, "CAN_MANAGE")
         store.delete_endpoint(session, name)
-    drop_endpoint_scope(record.id, services.secrets, principal)
+        grants.drop_object(session, ENDPOINT, record.id)
+        before = {"config": record.config, "pending_config": record.pending_config}
+        now = services.clock.now_ms()
+        access.record_change(
+            session, principal, "serving-endpoints.delete", record, now, before=before
+        )
+    drop_endpoint_scope(record.id, services.secrets)
     services.controller.nudge()
     return {}
 
@@ -120,15 +142,15 @@ def update_config(
     config = normalise_config(body)
     now = services.clock.now_ms()
     with services.db.transaction() as session:
-        record = _existing(session, name)
+        record = access.endpoint(session, name, principal, "CAN_MANAGE")
         check_update(name, record.task, config)
         if record.config_update == ConfigUpdate.IN_PROGRESS:
             raise _in_progress(record)
-        _check_models(session, config)
+        access.check_served(session, config, principal, services.secrets, record.id)
         version = record.config_version + 1
         document = config.document(version=version, creator=principal.name, now_ms=now)
         pending = {
-            **seal_plaintext_keys(document, record.id, services.secrets, principal),
+            **seal_plaintext_keys(document, record.id, services.secrets),
             "start_time": now,
         }
         if not store.request_config(session, record.id, pending, now):
@@ -142,11 +164,20 @@ def update_config(
             now_ms=now,
             config_version=version,
         )
+        access.record_change(
+            session,
+            principal,
+            "serving-endpoints.update_config",
+            record,
+            now,
+            before=record.config,
+            after=pending,
+        )
     services.controller.nudge()
     updated = replace(
         record, pending_config=pending, config_update=ConfigUpdate.IN_PROGRESS, updated_at=now
     )
-    return views.detailed(updated)
+    return views.detailed(updated, top_level(ENDPOINT))
 
 
 @router.post(BASE + "/{name}/config/cancel")
@@ -154,7 +185,7 @@ def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> 
     """berth's extension: abandon the update in progress; the current config keeps serving."""
     now = services.clock.now_ms()
     with services.db.transaction() as session:
-        record = _existing(session, name)
+        record = access.endpoint(session, name, principal, "CAN_MANAGE")
         pending = record.pending_config
         if record.config_update != ConfigUpdate.IN_PROGRESS or pending is None:
             raise Conflict(f"Endpoint '{name}' has no config update in progress to cancel.")
@@ -173,6 +204,7 @@ def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> 
             now_ms=now,
             config_version=version,
         )
+        access.record_change(session, principal, "serving-endpoints.cancel_update", record, now)
     services.controller.nudge()
     return views.detailed(
         replace(
@@ -180,23 +212,29 @@ def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> 
             pending_config=aborted,
             config_update=ConfigUpdate.UPDATE_CANCELED,
             updated_at=now,
-        )
+        ),
+        top_level(ENDPOINT),
     )
 
 
 @router.get(BASE + "/{name}/served-models/{served_model_name}/logs")
-def served_model_logs(name: str, served_model_name: str, services: ServicesDep) -> Json:
+def served_model_logs(
+    name: str, served_model_name: str, services: ServicesDep, principal: PrincipalDep
+) -> Json:
     """The tail of what the served entity's replicas printed."""
     with services.db.transaction() as session:
-        _served_entity(_existing(session, name), served_model_name)
+        _served_entity(access.endpoint(session, name, principal, "CAN_VIEW"), served_model_name)
     return {"logs": services.controller.logs(name, served_model_name) or ""}
 
 
 @router.get(BASE + "/{name}/served-models/{served_model_name}/build-logs")
-def served_model_build_logs(name: str, served_model_name: str, services: ServicesDep) -> Json:
+def served_model_build_logs(
+    name: str, served_model_name: str, services: ServicesDep, principal: PrincipalDep
+) -> Json:
     """uv's output for the environment the served entity's model version runs in."""
     with services.db.transaction() as session:
-        entity = _served_entity(_existing(session, name), served_model_name)
+        record = access.endpoint(session, name, principal, "CAN_VIEW")
+        entity = _served_entity(record, served_model_name)
         if entity.get("external_model") is not None:
             return {"logs": "External models need no environment."}
         version = models.get_version(
@@ -219,12 +257,22 @@ def patch_tags(name: str, body: PatchTags, services: ServicesDep, principal: Pri
     now = services.clock.now_ms()
     with services.db.transaction() as session:
         record = _existing(session, name, for_update=True)
+        access.endpoint_level(session, record, principal, "CAN_MANAGE")
         tags = merge_tags(record.tags, added, deleted)
         store.save_tags(session, record.id, tags, now)
         message = events.tags_changed(
             principal.name, [tag.model_dump(exclude_none=True) for tag in added], deleted
         )
         store.add_event(session, record.id, EventType.TAGS_CHANGED, message, now_ms=now)
+        access.record_change(
+            session,
+            principal,
+            "serving-endpoints.patch_tags",
+            record,
+            now,
+            before={"tags": record.tags},
+            after={"tags": tags},
+        )
     return {"tags": tags}
 
 
@@ -237,9 +285,11 @@ def put_rate_limits(
     _save_setting(
         name,
         services,
+        principal,
         lambda session, endpoint_id, now: store.save_rate_limits(session, endpoint_id, limits, now),
         EventType.RATE_LIMITS_CHANGED,
         events.rate_limits_changed(principal.name, limits),
+        ("rate_limits", limits),
     )
     return {"rate_limits": limits}
 
@@ -253,9 +303,11 @@ def put_ai_gateway(
     _save_setting(
         name,
         services,
+        principal,
         lambda session, endpoint_id, now: store.save_ai_gateway(session, endpoint_id, gateway, now),
         EventType.AI_GATEWAY_CHANGED,
         events.ai_gateway_changed(principal.name, gateway),
+        ("ai_gateway", gateway),
     )
     return gateway
 
@@ -268,20 +320,23 @@ def patch_notifications(
     _save_setting(
         name,
         services,
+        principal,
         lambda session, endpoint_id, now: store.save_email_notifications(
             session, endpoint_id, notifications, now
         ),
         EventType.NOTIFICATIONS_CHANGED,
         events.notifications_changed(principal.name, notifications),
+        ("email_notifications", notifications),
     )
     return {"name": name, "email_notifications": notifications}
 
 
 @router.get(BASE + "/{name}/events")
-def list_events(name: str, services: ServicesDep) -> Json:
+def list_events(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
     """berth's extension: every state change of the endpoint, oldest first."""
     with services.db.transaction() as session:
-        found = store.list_events(session, _existing(session, name).id)
+        record = access.endpoint(session, name, principal, "CAN_VIEW")
+        found = store.list_events(session, record.id)
     return {"events": [views.event(item) for item in found]}
 
 
@@ -318,16 +373,29 @@ def _new_record(
 def _save_setting(
     name: str,
     services: Services,
+    principal: Principal,
     save: Callable[[Session, str, int], None],
     event_type: EventType,
     message: str,
+    setting: tuple[str, Any],
 ) -> None:
-    """Store one endpoint setting, record who changed it, and have the data plane follow."""
+    """Store one endpoint setting (``setting`` = its record field and new value), record who
+    changed it, and have the data plane follow."""
     now = services.clock.now_ms()
+    field, value = setting
     with services.db.transaction() as session:
-        record = _existing(session, name)
+        record = access.endpoint(session, name, principal, "CAN_MANAGE")
         save(session, record.id, now)
         store.add_event(session, record.id, event_type, message, now_ms=now)
+        access.record_change(
+            session,
+            principal,
+            f"serving-endpoints.put_{field}",
+            record,
+            now,
+            before={field: getattr(record, field)},
+            after={field: value},
+        )
     services.controller.nudge()
 
 
@@ -338,15 +406,6 @@ def _rate_limits(limits: list[RateLimit] | None) -> list[Json]:
 
 def _dump(model: BaseModel | None) -> Json:
     return {} if model is None else model.model_dump(exclude_none=True)
-
-
-def _check_models(session: Session, config: NormalisedConfig) -> None:
-    """Each served registered model version exists in the registry."""
-    for ref in config.model_refs:
-        try:
-            models.get_version(session, ref.model, parse_version(ref.version))
-        except NotFound as exc:
-            raise NotFound(f"Served entity '{ref.served_name}': {exc.message}") from exc
 
 
 def _served_entity(record: EndpointRecord, served_name: str) -> Json:

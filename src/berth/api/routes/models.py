@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from berth import envs
+from berth.api import access
 from berth.api.deps import PrincipalDep, ServicesDep
 from berth.api.schemas.models import (
     CreateModelRequest,
@@ -25,11 +27,16 @@ from berth.api.schemas.models import (
 )
 from berth.api.services import Services
 from berth.core.errors import BadRequest, InvalidParameter
+from berth.core.permissions import effective_level, owner_grant
+from berth.core.principal import Principal
 from berth.envs import spec_of
+from berth.registry.names import parse_version
 from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
+from berth.store import audit, grants
 from berth.store.models import VersionInfo
 
 router = APIRouter(prefix="/api/2.0/models", tags=["models"])
+MODEL = access.MODEL
 
 UPLOAD_FIELD = "file"
 
@@ -38,25 +45,43 @@ UPLOAD_FIELD = "file"
 def create_model(
     body: CreateModelRequest, services: ServicesDep, principal: PrincipalDep
 ) -> ModelResponse:
+    """Any principal may create a model; its creator gets CAN_MANAGE on it."""
     info = services.registry.create_model(
         body.name, description=body.description, tags=body.model_tags(), creator=principal.name
     )
+    with services.db.transaction() as session:
+        grants.set_grant(session, MODEL, info.name, owner_grant(MODEL, principal))
+        _audit(session, services, principal, "models.create", info.name)
     return ModelResponse(model=Model.of(info))
 
 
 @router.get("")
-def list_models(services: ServicesDep) -> ListModelsResponse:
-    return ListModelsResponse(models=[Model.of(info) for info in services.registry.list_models()])
+def list_models(services: ServicesDep, principal: PrincipalDep) -> ListModelsResponse:
+    """The models the caller may read."""
+    with services.db.transaction() as session:
+        granted = grants.all_grants(session, MODEL)
+    return ListModelsResponse(
+        models=[
+            Model.of(info)
+            for info in services.registry.list_models()
+            if effective_level(MODEL, granted.get(info.name, ()), principal) is not None
+        ]
+    )
 
 
 @router.get("/{name}")
-def get_model(name: str, services: ServicesDep) -> ModelResponse:
+def get_model(name: str, services: ServicesDep, principal: PrincipalDep) -> ModelResponse:
+    _require(services, principal, name, "CAN_READ")
     return ModelResponse(model=Model.of(services.registry.get_model(name)))
 
 
 @router.delete("/{name}")
-def delete_model(name: str, services: ServicesDep) -> dict[str, str]:
+def delete_model(name: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, str]:
+    _require(services, principal, name, "CAN_MANAGE")
     services.registry.delete_model(name)
+    with services.db.transaction() as session:
+        grants.drop_object(session, MODEL, name)
+        _audit(session, services, principal, "models.delete", name)
     return {}
 
 
@@ -73,7 +98,9 @@ async def create_version(
     The body's form decides the parsing, so this route reads it itself, then does the copy
     and the store writes in the threadpool like the plain ``def`` routes. With
     ``build_env=true`` the environment is built before answering, so deploys never wait.
+    Needs CAN_EDIT on the model.
     """
+    await run_in_threadpool(_require, services, principal, name, "CAN_EDIT")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form() as form:
@@ -105,9 +132,16 @@ async def create_version(
             f"Unsupported content type '{content_type}': send JSON {{\"source\": ...}} or a "
             f"multipart/form-data upload with the archive in field '{UPLOAD_FIELD}'."
         )
+    await run_in_threadpool(_record_version, services, principal, info)
     if build_env:
         await run_in_threadpool(_build_environment, services, info)
     return ModelVersionResponse(model_version=ModelVersion.of(info))
+
+
+def _record_version(services: Services, principal: Principal, info: VersionInfo) -> None:
+    with services.db.transaction() as session:
+        after = {"version": info.version, "source": info.source}
+        _audit(session, services, principal, "models.create_version", info.model, after)
 
 
 def _build_environment(services: Services, info: VersionInfo) -> None:
@@ -124,21 +158,59 @@ def _build_environment(services: Services, info: VersionInfo) -> None:
 
 
 @router.get("/{name}/versions")
-def list_versions(name: str, services: ServicesDep) -> ListModelVersionsResponse:
+def list_versions(
+    name: str, services: ServicesDep, principal: PrincipalDep
+) -> ListModelVersionsResponse:
+    _require(services, principal, name, "CAN_READ")
     versions = services.registry.list_versions(name)
     return ListModelVersionsResponse(model_versions=[ModelVersion.of(v) for v in versions])
 
 
 @router.get("/{name}/versions/{version}")
-def get_version(name: str, version: str, services: ServicesDep) -> ModelVersionResponse:
+def get_version(
+    name: str, version: str, services: ServicesDep, principal: PrincipalDep
+) -> ModelVersionResponse:
+    parse_version(version)  # a malformed version is the caller's error, whatever the model
+    _require(services, principal, name, "CAN_READ")
     info = services.registry.get_version(name, version)
     return ModelVersionResponse(model_version=ModelVersion.of(info))
 
 
 @router.delete("/{name}/versions/{version}")
-def delete_version(name: str, version: str, services: ServicesDep) -> dict[str, str]:
+def delete_version(
+    name: str, version: str, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, str]:
+    parse_version(version)
+    _require(services, principal, name, "CAN_MANAGE")
     services.registry.delete_version(name, version)
+    with services.db.transaction() as session:
+        after = {"version": version}
+        _audit(session, services, principal, "models.delete_version", name, after=after)
     return {}
+
+
+def _require(services: Services, principal: Principal, name: str, needed: str) -> None:
+    with services.db.transaction() as session:
+        access.model(session, name, principal, needed)
+
+
+def _audit(
+    session: Session,
+    services: Services,
+    principal: Principal,
+    action: str,
+    name: str,
+    after: dict[str, Any] | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor=principal.name,
+        action=action,
+        object_type=MODEL.value,
+        object_id=name,
+        now_ms=services.clock.now_ms(),
+        after=after,
+    )
 
 
 def _version_request(raw: bytes) -> CreateVersionRequest:

@@ -82,3 +82,26 @@ class SecretMetadata(BaseModel):
 
 class ListSecretsResponse(BaseModel):
     secrets: list[SecretMetadata]
+
+
+AclPermission = Literal["READ", "WRITE", "MANAGE"]
+
+
+class PutAclRequest(Strict):
+    scope: str
+    principal: str
+    permission: AclPermission
+
+
+class AclRequest(Strict):
+    scope: str
+    principal: str
+
+
+class AclItem(BaseModel):
+    principal: str
+    permission: AclPermission
+
+
+class ListAclsResponse(BaseModel):
+    items: list[AclItem]

@@ -33,6 +33,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("object_type", "object_id", "principal_kind", "principal_name"),
     )
     op.create_index("ix_grants_object_id", "grants", ["object_id"])
+    # What existed before grants did: its creator manages it, as a creator now does.
+    for table, key, object_type, level in (
+        ("endpoints", "id", "serving-endpoint", "CAN_MANAGE"),
+        ("models", "name", "registered-model", "CAN_MANAGE"),
+        ("secret_scopes", "name", "secret-scope", "MANAGE"),
+    ):
+        op.execute(
+            "INSERT INTO grants (object_type, object_id, principal_kind, principal_name, level) "
+            f"SELECT '{object_type}', t.{key}, COALESCE(p.kind, 'user'), t.creator, '{level}' "
+            f"FROM {table} t LEFT JOIN principals p ON p.name = t.creator"
+        )
+    op.execute(
+        "INSERT INTO grants (object_type, object_id, principal_kind, principal_name, level) "
+        "SELECT 'secret-scope', name, 'group', 'users', 'MANAGE' FROM secret_scopes "
+        "WHERE initial_manage_principal = 'users'"
+    )
     op.create_table(
         "usage",
         sa.Column("minute", sa.BigInteger(), nullable=False),

@@ -1,0 +1,113 @@
+"""Permission checks of the control plane, shared by the endpoint, model and permission routes.
+
+Levels and how grants combine live in ``berth.core.permissions``; this module looks objects
+up, applies those rules, and records what changed in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from berth.api.endpoint_config import NormalisedConfig
+from berth.api.sealed_keys import endpoint_scope
+from berth.core.errors import NotFound
+from berth.core.permissions import ObjectType, require_level
+from berth.core.principal import Principal
+from berth.registry.names import parse_version
+from berth.secrets import SecretsService, parse_reference
+from berth.store import audit, grants, models
+from berth.store import endpoints as store
+from berth.store.endpoints import EndpointRecord
+
+Json = dict[str, Any]
+
+ENDPOINT = ObjectType.SERVING_ENDPOINT
+MODEL = ObjectType.REGISTERED_MODEL
+
+
+def endpoint(session: Session, name: str, principal: Principal, needed: str) -> EndpointRecord:
+    """The endpoint named ``name`` if ``principal`` holds ``needed`` on it."""
+    record = store.get_endpoint(session, name)
+    if record is None:
+        raise NotFound(f"Endpoint with name '{name}' does not exist.")
+    endpoint_level(session, record, principal, needed)
+    return record
+
+
+def endpoint_level(
+    session: Session, record: EndpointRecord, principal: Principal, needed: str
+) -> str:
+    return require_level(
+        ENDPOINT,
+        grants.grants_on(session, ENDPOINT, record.id),
+        principal,
+        needed,
+        f"serving endpoint '{record.name}'",
+    )
+
+
+def model(session: Session, name: str, principal: Principal, needed: str) -> None:
+    """``NotFound`` for an unknown model, else ``PermissionDenied`` unless ``needed`` is held."""
+    models.get_model(session, name)
+    require_level(
+        MODEL,
+        grants.grants_on(session, MODEL, name),
+        principal,
+        needed,
+        f"registered model '{name}'",
+    )
+
+
+def check_served(
+    session: Session,
+    config: NormalisedConfig,
+    principal: Principal,
+    secrets: SecretsService,
+    endpoint_id: str | None,
+) -> None:
+    """Each served model version exists and ``principal`` may read it; each secret the config
+    references is readable by ``principal`` (the endpoint's own sealed scope aside)."""
+    for ref in config.model_refs:
+        try:
+            models.get_version(session, ref.model, parse_version(ref.version))
+        except NotFound as exc:
+            raise NotFound(f"Served entity '{ref.served_name}': {exc.message}") from exc
+        model(session, ref.model, principal, "CAN_READ")
+    own = endpoint_scope(endpoint_id) if endpoint_id is not None else None
+    for scope in sorted({s for s in _referenced_scopes(config.served_entities) if s != own}):
+        secrets.require_read(principal, scope)
+
+
+def record_change(
+    session: Session,
+    principal: Principal,
+    action: str,
+    record: EndpointRecord,
+    now_ms: int,
+    *,
+    before: Json | None = None,
+    after: Json | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor=principal.name,
+        action=action,
+        object_type=ENDPOINT.value,
+        object_id=record.name,
+        now_ms=now_ms,
+        before=before,
+        after=after,
+    )
+
+
+def _referenced_scopes(values: Iterable[Any]) -> Iterator[str]:
+    for value in values:
+        if isinstance(value, dict):
+            yield from _referenced_scopes(value.values())
+        elif isinstance(value, list):
+            yield from _referenced_scopes(value)
+        elif isinstance(value, str) and (ref := parse_reference(value)) is not None:
+            yield ref.scope

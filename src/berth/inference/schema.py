@@ -1,0 +1,89 @@
+"""One captured request: the record the gateway hands in and the Arrow schema of its Parquet row.
+
+Each column's meaning travels in the files' field metadata, so a table read by DuckDB or pandas
+describes itself, and `schema_description` is generated from the same place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayloadRecord:
+    """One answered or failed request, as the data plane saw it.
+
+    Bodies are the bytes that crossed the wire, because that is what the gateway holds: decoding
+    them to text is left to the writer's thread, off the request path.
+    """
+
+    request_id: str
+    endpoint: str
+    served_entity: str
+    principal: str
+    timestamp_ms: int
+    """When the request arrived, epoch milliseconds (UTC); it also picks the date partition."""
+    status_code: int
+    latency_ms: float
+    request: bytes
+    response: bytes
+    """The answer's body; a streamed answer is passed reassembled (its events joined)."""
+    client_request_id: str | None = None
+    """The caller's own id, from the body's ``client_request_id`` or its header."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    """The error message of a failed request."""
+
+
+def _column(name: str, type_: pa.DataType, meaning: str, *, nullable: bool = False) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": meaning})
+
+
+ARROW_SCHEMA = pa.schema(
+    [
+        _column("request_id", pa.string(), "berth's id of the request, unique per request"),
+        _column(
+            "client_request_id",
+            pa.string(),
+            "the caller's own id (body field or header client_request_id); null when not given",
+            nullable=True,
+        ),
+        _column("endpoint", pa.string(), "the serving endpoint queried"),
+        _column("served_entity", pa.string(), "the served entity (model) that answered"),
+        _column("principal", pa.string(), "the user or service principal that sent the request"),
+        _column("timestamp_ms", pa.int64(), "when the request arrived, epoch milliseconds, UTC"),
+        _column("status_code", pa.int32(), "the HTTP status of the answer"),
+        _column("latency_ms", pa.float64(), "milliseconds from arrival to the end of the answer"),
+        _column(
+            "request",
+            pa.string(),
+            "the request body as UTF-8 text, cut at the capture limit on a character boundary",
+        ),
+        _column(
+            "response",
+            pa.string(),
+            "the response body as UTF-8 text (a stream reassembled), cut like request",
+        ),
+        _column("request_truncated", pa.bool_(), "true when request was cut at the limit"),
+        _column("response_truncated", pa.bool_(), "true when response was cut at the limit"),
+        _column("input_tokens", pa.int64(), "prompt tokens the answer reported; 0 when unknown"),
+        _column("output_tokens", pa.int64(), "tokens generated; 0 when unknown"),
+        _column(
+            "error",
+            pa.string(),
+            "the error message of a failed request; null when it succeeded",
+            nullable=True,
+        ),
+    ]
+)
+"""The columns of every Parquet file, in order."""
+
+PARTITION_FIELD = _column(
+    "date",
+    pa.date32(),
+    "the UTC day of timestamp_ms; the directory date=YYYY-MM-DD, a column when read as a "
+    "hive-partitioned dataset",
+)

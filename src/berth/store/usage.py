@@ -1,0 +1,94 @@
+"""Per-minute usage sums: added to in batches, summarised by endpoint, principal and day."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from berth.core.usage import UsageKey, UsageSum
+from berth.store.tables import UsageRow
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    endpoint: str | None
+    principal: str | None
+    day: str | None
+    requests: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    mean_latency_ms: float
+
+
+def add(session: Session, sums: Mapping[UsageKey, UsageSum]) -> None:
+    """Add ``sums`` to the stored ones (a row per key, made on first use)."""
+    for key, value in sums.items():
+        row = session.get(
+            UsageRow, (key.minute, key.endpoint, key.served_entity, key.principal, key.status)
+        )
+        if row is None:
+            row = UsageRow(
+                minute=key.minute,
+                endpoint=key.endpoint,
+                served_entity=key.served_entity,
+                principal=key.principal,
+                status=key.status,
+                requests=0,
+                input_tokens=0,
+                output_tokens=0,
+                latency_ms=0.0,
+            )
+            session.add(row)
+        row.requests += value.requests
+        row.input_tokens += value.input_tokens
+        row.output_tokens += value.output_tokens
+        row.latency_ms += value.latency_ms
+
+
+def summarise(
+    session: Session,
+    *,
+    by: tuple[str, ...],
+    since_ms: int,
+    until_ms: int,
+    endpoint: str | None = None,
+    visible: Callable[[str, str], bool] | None = None,
+) -> list[UsageSummary]:
+    """Sums over ``[since_ms, until_ms)`` grouped by any of ``endpoint``, ``principal``,
+    ``day`` (UTC); only ``endpoint``'s rows when given, and only rows ``visible(endpoint,
+    principal)`` allows."""
+    query = select(UsageRow).where(UsageRow.minute >= since_ms, UsageRow.minute < until_ms)
+    if endpoint is not None:
+        query = query.where(UsageRow.endpoint == endpoint)
+    groups: dict[tuple[str | None, str | None, str | None], list[UsageRow]] = {}
+    for row in session.scalars(query):
+        if visible is not None and not visible(row.endpoint, row.principal):
+            continue
+        date = datetime.fromtimestamp(row.minute / 1000, UTC).date().isoformat()
+        key = (
+            row.endpoint if "endpoint" in by else None,
+            row.principal if "principal" in by else None,
+            date if "day" in by else None,
+        )
+        groups.setdefault(key, []).append(row)
+    found = []
+    for (name, who, day), rows in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        requests = sum(r.requests for r in rows)
+        found.append(
+            UsageSummary(
+                name,
+                who,
+                day,
+                requests,
+                sum(r.requests for r in rows if r.status >= 400),
+                sum(r.input_tokens for r in rows),
+                sum(r.output_tokens for r in rows),
+                sum(r.latency_ms for r in rows) / requests if requests else 0.0,
+            )
+        )
+    return found
