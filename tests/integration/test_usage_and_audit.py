@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.cli import Cli
 from tests.support.deploy import ECHO, FAKES, entity, register, unique, wait_ready
 from tests.support.identity import make_user
 from tests.support.net import wait_until
@@ -72,6 +73,10 @@ def test_usage_counts_requests_errors_and_tokens_by_endpoint_user_and_day(
         assert day["requests"] == 9 and len(day["day"]) == 10 and day["mean_latency_ms"] > 0
         assert usage(api, by="endpoint", endpoint=untracked) == []
 
+        cli = Cli(server.url, server.token)
+        (shown,) = cli.json("usage", "--by", "endpoint", "--endpoint", chat, "--since", "1h")
+        assert shown == {**usage(api, by="endpoint", endpoint=chat)[0], "endpoint": chat}
+        assert "requests" in cli.ok("usage", "--endpoint", chat)
         mine = usage(user, by="endpoint,principal")
         assert [(r["endpoint"], r["principal"]) for r in mine] == [(chat, user_name)]
         refused = user.get("/api/2.0/berth/usage", params={"by": "model"})
@@ -110,6 +115,9 @@ def test_the_audit_log_records_who_changed_what(api: httpx.Client, server: Berth
     assert delete["before"]["config"]["served_entities"][0]["entity_name"] == name
     assert delete["timestamp"] >= created["timestamp"]
 
+    cli = Cli(server.url, server.token)
+    listed = cli.json("audit", "--id", name, "--type", "serving-endpoint", "--since", "1h")
+    assert [e["action"] for e in listed] == [e["action"] for e in entries]
     user_name = unique("nosy")
     _, user = make_user(api, server, user_name)
     with user:
