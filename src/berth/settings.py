@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         return self.home_dir / "artifacts"
 
     @property
+    def inference_dir(self) -> Path:
+        """Inference tables: ``<endpoint>/date=YYYY-MM-DD/part-*.parquet``."""
+        return self.home_dir / "inference"
+
+    @property
     def envs_dir(self) -> Path:
         return self.home_dir / "envs"
 

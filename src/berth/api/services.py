@@ -8,6 +8,7 @@ from typing import Protocol
 from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
 from berth.identity.tokens import TokenService
+from berth.metrics import Metrics
 from berth.registry.service import Registry
 from berth.secrets import SecretsService
 from berth.settings import Settings
@@ -34,3 +35,4 @@ class Services:
     controller: ControllerPort
     bus: SnapshotBus
     secrets: SecretsService
+    metrics: Metrics

@@ -85,3 +85,37 @@ def audit(
         ["when", "actor", "action", "object"],
         [(when(row["timestamp"]), row["actor"], row["action"], row["object_id"]) for row in rows],
     )
+
+
+def payloads(
+    name: Annotated[str, typer.Argument(help="The endpoint.")],
+    since: SinceOption = "1d",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 20,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Captured requests and responses of an endpoint with an inference table, newest first."""
+    with api_client() as client:
+        rows = client.governance.payloads(name, since_ms=since_ms(since), limit=limit)
+    if output is OutputFormat.json:
+        print_json(rows)
+        return
+    print_table(
+        f"Payloads of {name}",
+        ["when", "request id", "principal", "status", "ms", "request", "response"],
+        [
+            (
+                when(row["timestamp_ms"]),
+                row["request_id"],
+                row["principal"],
+                row["status_code"],
+                f"{row['latency_ms']:.1f}",
+                _short(row["request"]),
+                _short(row["response"] or row["error"] or ""),
+            )
+            for row in rows
+        ],
+    )
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

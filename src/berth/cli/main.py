@@ -22,6 +22,7 @@ app.add_typer(groups.app, name="groups")
 app.add_typer(tokens.app, name="tokens")
 app.command("usage")(governance.usage)
 app.command("audit")(governance.audit)
+app.command("payloads")(governance.payloads)
 
 
 @app.command()
@@ -72,7 +73,7 @@ def gateway_process(
         token = settings.admin_token_file.read_text().strip()
     if not token:
         raise typer.BadParameter("Set BERTH_TOKEN to an admin token.", param_hint="BERTH_TOKEN")
-    run_gateway(resolve_host(control_url), token, settings.redis_url, host, port)
+    run_gateway(resolve_host(control_url), token, settings, host, port)
 
 
 def main() -> None:

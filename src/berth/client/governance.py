@@ -47,3 +47,19 @@ class GovernanceApi:
                 params[key] = value
         found: Rows = self._t.request("GET", "/api/2.0/berth/audit", params=params)["entries"]
         return found
+
+    def payloads(
+        self,
+        endpoint: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> Rows:
+        """Captured requests and responses of ``endpoint`` (its inference table), newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("since", since_ms), ("until", until_ms)):
+            if value is not None:
+                params[key] = value
+        path = f"/api/2.0/serving-endpoints/{endpoint}/payloads"
+        found: Rows = self._t.request("GET", path, params=params)["payloads"]
+        return found

@@ -16,6 +16,7 @@ from typing import Any
 
 from berth.envs import EnvBuildFailed, build_env, mark_used, runtime_path, spec_of
 from berth.envs.cache import built_python
+from berth.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ EnvStatus = EnvReady | EnvPending
 
 
 class Environments:
-    def __init__(self, root: Path, own_python: str, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, root: Path, own_python: str, on_change: Callable[[], None], metrics: Metrics
+    ) -> None:
         self._root = root
+        self._metrics = metrics
         self._own = EnvReady(own_python, None)
         self._on_change = on_change
         self._ready: dict[str, EnvReady] = {}
@@ -89,17 +93,22 @@ class Environments:
             if line.strip():
                 self._progress[env_hash] = line.strip()[:160]
 
+        started = time.monotonic()
         try:
             built = await asyncio.to_thread(
                 build_env, spec, self._root, artifact=Path(artifact), on_line=progress
             )
             pythonpath = await asyncio.to_thread(runtime_path, self._root)
         except EnvBuildFailed as exc:
+            self._metrics.env_builds.labels("failed").inc()
             self._failed[env_hash] = (time.monotonic(), exc.message)
         except Exception as exc:  # a broken build must not take the control loop down
             log.exception("environment %s failed to build", env_hash)
             self._failed[env_hash] = (time.monotonic(), f"Environment build failed: {exc}")
         else:
+            if built.built:
+                self._metrics.env_builds.labels("built").inc()
+                self._metrics.env_build_seconds.observe(time.monotonic() - started)
             self._ready[env_hash] = EnvReady(str(built.python), str(pythonpath))
             mark_used(self._root, env_hash)
             self._failed.pop(env_hash, None)

@@ -168,4 +168,5 @@ def _route(
         queriers=target.queriers,
         track_usage=target.track_usage,
         rate_limits=target.rate_limits,
+        capture=target.capture,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from berth.core.dataplane import Snapshot, SnapshotBus
 from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
 from berth.core.states import DeploymentState
+from berth.metrics import Metrics
 from berth.store import endpoints as endpoint_store
 from berth.store import grants, principals, rollouts
 from berth.store import models as model_store
@@ -57,6 +59,7 @@ class Controller:
         python: str,
         drain: Drain,
         reveal: Reveal,
+        metrics: Metrics,
         tick_s: float = 0.5,
     ) -> None:
         """``python`` runs models that ask for no environment of their own (berth's own)."""
@@ -64,7 +67,8 @@ class Controller:
         self._backend = backend
         self._bus = bus
         self._clock = clock
-        self._envs = Environments(envs_root, python, self.nudge)
+        self._envs = Environments(envs_root, python, self.nudge, metrics)
+        self._metrics = metrics
         self._drain = drain
         self._reveal = reveal
         self._tick_s = tick_s
@@ -123,6 +127,7 @@ class Controller:
         # A replica being retired is gone as far as planning goes; should it be wanted again
         # (an endpoint re-created under the same name), it restarts once the retiring is done.
         observed = [r for r in self._backend.replicas() if r.replica_id not in self._stopping]
+        self._count_replicas()
         decided = plan(targets, observed)
         for replica_id, spec in decided.start:
             if replica_id not in self._stopping:
@@ -191,6 +196,7 @@ class Controller:
                     *(record.rate_limits or ()),
                     *((record.ai_gateway or {}).get("rate_limits") or ()),
                 ),
+                capture=_capture(record),
             )
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)
@@ -267,6 +273,16 @@ class Controller:
             states.ready,
         )
 
+    def _count_replicas(self) -> None:
+        """``berth_replicas`` as the backend sees them now."""
+        counts = Counter(
+            (r.spec.endpoint, r.spec.served_entity, r.state.value) for r in self._backend.replicas()
+        )
+        gauge = self._metrics.replicas
+        gauge.clear()
+        for labels, count in counts.items():
+            gauge.labels(*labels).set(count)
+
     def _publish(self, decided: Plan, tokens: dict[str, Principal]) -> None:
         current = self._bus.current
         if dict(current.endpoints) != dict(decided.routes) or dict(current.tokens) != tokens:
@@ -279,6 +295,18 @@ class Controller:
             await self._backend.stop(replica_id)
         finally:
             self._stopping.pop(replica_id, None)
+
+
+def _capture(record: EndpointRecord) -> float:
+    """The sampling fraction of the endpoint's inference table: the AI gateway's
+    ``inference_table_config`` or the legacy ``auto_capture_config``; 0 when neither is on."""
+    for block in (
+        (record.ai_gateway or {}).get("inference_table_config"),
+        (record.config or {}).get("auto_capture_config"),
+    ):
+        if isinstance(block, Mapping) and block.get("enabled"):
+            return float(block.get("sampling_fraction") or 1.0)
+    return 0.0
 
 
 def _enabled(ai_gateway: Mapping[str, Any] | None, block: str) -> bool:

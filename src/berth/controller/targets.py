@@ -64,6 +64,7 @@ class EndpointTarget:
     queriers: frozenset[str] = frozenset()
     track_usage: bool = False
     rate_limits: tuple[Mapping[str, Any], ...] = ()
+    capture: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ class EndpointRoute:
     """AI gateway ``usage_tracking_config``: each request's cost is summed for reports."""
     rate_limits: tuple[Mapping[str, Any], ...] = ()
     """Legacy and AI gateway rate limits: ``{"calls"?, "tokens"?, "key", "principal"?, ...}``."""
+    capture: float = 0.0
+    """Inference tables: the share of requests whose payloads are captured (0 = off)."""
 
     @property
     def serving(self) -> bool:
@@ -75,6 +77,7 @@ class Snapshot:
                     "queriers": sorted(ep.queriers),
                     "track_usage": ep.track_usage,
                     "rate_limits": list(ep.rate_limits),
+                    "capture": ep.capture,
                     "entities": [
                         {
                             "name": en.name,
@@ -112,6 +115,7 @@ class Snapshot:
                 queriers=frozenset(ep["queriers"]),
                 track_usage=ep["track_usage"],
                 rate_limits=tuple(ep["rate_limits"]),
+                capture=ep["capture"],
             )
             for ep in data["endpoints"]
         }

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -26,8 +27,9 @@ from berth.core.errors import (
 from berth.core.permissions import may
 from berth.core.principal import Principal
 from berth.core.usage import Outcome
+from berth.gateway import stages
 from berth.gateway.admission import Admission
-from berth.gateway.limits import Limiter, LocalLimiter, Refusal, buckets_for
+from berth.gateway.limits import Grant, Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import (
     MODELS_PATH,
     OPENAI_ALIASES,
@@ -42,9 +44,12 @@ from berth.gateway.llm import (
     send_json,
 )
 from berth.gateway.ratelimit_headers import LimitExceeded, quota_headers
+from berth.gateway.tap import ResponseTap
 from berth.gateway.token_estimate import estimate_tokens
 from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamResponse
 from berth.gateway.usage import UsageMeter
+from berth.inference import CaptureWriter, PayloadRecord, sampled
+from berth.metrics import Metrics
 
 PREFIX = "/serving-endpoints/"
 ACTIONS = {"invocations", "predict"}
@@ -57,6 +62,8 @@ class Gateway:
         bus: SnapshotBus,
         *,
         limiter: Limiter | None = None,
+        metrics: Metrics | None = None,
+        capture: CaptureWriter | None = None,
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
         max_body_bytes: int = 16 * 1024 * 1024,
@@ -69,6 +76,8 @@ class Gateway:
         self.llm = Llm()
         self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
         self.limiter: Limiter = limiter or LocalLimiter()
+        self.metrics = metrics or Metrics()
+        self.capture = capture
 
     def handles(self, path: str) -> bool:
         if path in OPENAI_ALIASES or path == MODELS_PATH:
@@ -78,10 +87,19 @@ class Gateway:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        arrived_ms = time.time_ns() // 1_000_000
+        timings = stages.begin()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        tap = ResponseTap(send, request_id)
+        send = tap
         principal: Principal | None = None
         route: EndpointRoute | None = None
+        body = b""
+        request: dict[str, Any] | None = None
+        error: str | None = None
         try:
-            principal = self._authenticate(scope)
+            with stages.stage("auth"):
+                principal = self._authenticate(scope)
             path = scope["path"]
             if path == MODELS_PATH:
                 payload = json.dumps(models_list(self._bus.current, principal)).encode()
@@ -91,20 +109,47 @@ class Gateway:
                 raise BadRequest(f"Use POST on {path}.")
             body = await self._read_body(receive)
             operation = OPENAI_ALIASES.get(path)
-            request: dict[str, Any] | None = None
             if operation is not None:
                 request = parse_json(body)
                 route = self._route(str(request.get("model", "")), principal)
             else:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
-            served = await self._limited(
-                route, principal, operation, request, body, scope, send, started
-            )
+            if self.capture is not None and sampled(request_id, route.capture):
+                tap.keep_bytes = self.capture.max_body_bytes + 1  # one more shows truncation
+            self.metrics.in_flight.labels(route.name).inc()
+            try:
+                served = await self._limited(
+                    route, principal, operation, request, body, scope, send, started
+                )
+            finally:
+                self.metrics.in_flight.labels(route.name).dec()
         except BerthError as exc:
             served = Served(status=exc.http_status)
+            error = exc.message
             await _send_error(send, exc, started)
+        latency_ms = (time.perf_counter() - started) * 1000
+        if tap.keep_bytes and route is not None and principal is not None and self.capture:
+            self.capture.offer(
+                PayloadRecord(
+                    request_id=request_id,
+                    client_request_id=_client_request_id(request, body),
+                    endpoint=route.name,
+                    served_entity=served.entity,
+                    principal=principal.name,
+                    timestamp_ms=arrived_ms,
+                    status_code=tap.status,
+                    latency_ms=latency_ms,
+                    request=body,
+                    response=tap.body,
+                    input_tokens=served.input_tokens,
+                    output_tokens=served.output_tokens,
+                    error=error,
+                ),
+                route.capture,
+            )
+        if route is not None:
+            self._measure(route, served, latency_ms, timings)
         if route is not None and principal is not None and route.track_usage:
-            latency_ms = (time.perf_counter() - started) * 1000
             self.usage.record(
                 Outcome(
                     route.name,
@@ -116,6 +161,21 @@ class Gateway:
                     served.output_tokens,
                 )
             )
+
+    def _measure(
+        self, route: EndpointRoute, served: Served, latency_ms: float, timings: dict[str, float]
+    ) -> None:
+        """Prometheus figures of one answered request."""
+        m = self.metrics
+        m.requests.labels(route.name, served.entity, str(served.status)).inc()
+        m.duration.labels(route.name).observe(latency_ms / 1000)
+        for name, seconds in timings.items():
+            m.stage.labels(route.name, name).observe(seconds)
+        if served.input_tokens:
+            m.tokens.labels(route.name, "in").inc(served.input_tokens)
+        if served.output_tokens:
+            m.tokens.labels(route.name, "out").inc(served.output_tokens)
+        m.queue_depth.labels(route.name).set(self.admission.queue_depth(route.name))
 
     async def _limited(
         self,
@@ -130,15 +190,10 @@ class Gateway:
     ) -> Served:
         """Serve within the endpoint's rate limits: admitted (reserving the request's token
         estimate) or refused with 429, and settled on the tokens really used."""
-        buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
-        if not buckets:
+        with stages.stage("rate_limit"):
+            admitted = await self._admit(route, principal, request, body)
+        if admitted is None:
             return await self._serve(route, operation, request, body, scope, send, started, [])
-        estimate = 0
-        if any(bucket.tokens is not None for bucket in buckets):
-            estimate = estimate_tokens(request if request is not None else _json_or_none(body))
-        admitted = await self.limiter.admit(buckets, estimate)
-        if isinstance(admitted, Refusal):
-            raise LimitExceeded(admitted)
         served = Served()
         try:
             headers = quota_headers(admitted.requests, admitted.tokens)
@@ -148,6 +203,25 @@ class Gateway:
             return served
         finally:
             await self.limiter.settle(admitted, served.input_tokens + served.output_tokens)
+
+    async def _admit(
+        self,
+        route: EndpointRoute,
+        principal: Principal,
+        request: dict[str, Any] | None,
+        body: bytes,
+    ) -> Grant | None:
+        """The limiter's grant, None when no limit applies; ``LimitExceeded`` when refused."""
+        buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
+        if not buckets:
+            return None
+        estimate = 0
+        if any(bucket.tokens is not None for bucket in buckets):
+            estimate = estimate_tokens(request if request is not None else _json_or_none(body))
+        admitted = await self.limiter.admit(buckets, estimate)
+        if isinstance(admitted, Refusal):
+            raise LimitExceeded(admitted)
+        return admitted
 
     async def _serve(
         self,
@@ -229,8 +303,9 @@ class Gateway:
         self, route: EndpointRoute, deadline: float
     ) -> tuple[EntityRoute, ReplicaRoute]:
         try:
-            async with asyncio.timeout(max(deadline - time.perf_counter(), 0.001)):
-                return await self.admission.acquire(route)
+            with stages.stage("queue_wait"):
+                async with asyncio.timeout(max(deadline - time.perf_counter(), 0.001)):
+                    return await self.admission.acquire(route)
         except TimeoutError as exc:
             raise DeadlineExceeded(
                 f"No replica of '{route.name}' became free within {self._timeout:.0f}s."
@@ -249,13 +324,14 @@ class Gateway:
             entity, replica = await self._acquire(route, deadline)
             sent = time.perf_counter()
             try:
-                answer = await self.upstream.post(
-                    replica.address,
-                    "/invocations",
-                    body,
-                    content_type,
-                    max(deadline - sent, 0.001),
-                )
+                with stages.stage("upstream"):
+                    answer = await self.upstream.post(
+                        replica.address,
+                        "/invocations",
+                        body,
+                        content_type,
+                        max(deadline - sent, 0.001),
+                    )
                 if answer.replica_ms is None:  # a replica that does not time itself
                     return entity.name, answer, (time.perf_counter() - sent) * 1000
                 return entity.name, answer, answer.replica_ms
@@ -294,18 +370,22 @@ class Gateway:
             ]
             served = Served(entity.name)
             try:
+                opened = time.perf_counter()
                 async with self.upstream.stream(
                     replica.address, "/invocations", body, content_type, self._timeout
                 ) as answer:
+                    stages.add("upstream", time.perf_counter() - opened)
                     served.status = answer.status
                     if answer.status != 200 or answer.content_type != "text/event-stream":
                         await send_json(send, answer.status, await answer.read(), headers)
                         return served
                     start = {"type": "http.response.start", "status": 200}
                     await send({**start, "headers": [*headers, *SSE_HEADERS]})
-                    async for chunk in answer.content.iter_any():
-                        served.count_events(chunk)
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    with stages.stage("streaming"):
+                        async for chunk in answer.content.iter_any():
+                            served.count_events(chunk)
+                            more = {"body": chunk, "more_body": True}
+                            await send({"type": "http.response.body", **more})
                 await send({"type": "http.response.body", "body": b""})
                 return served
             except BerthError as exc:
@@ -330,6 +410,14 @@ class Gateway:
         await self.upstream.close()
         await self.llm.close()
         await self.limiter.aclose()
+
+
+def _client_request_id(request: dict[str, Any] | None, body: bytes) -> str | None:
+    """The caller's own id for the request: a ``client_request_id`` in the JSON body."""
+    if request is None and b'"client_request_id"' in body:
+        request = _json_or_none(body)
+    found = (request or {}).get("client_request_id")
+    return str(found) if found is not None else None
 
 
 def _json_or_none(body: bytes) -> dict[str, Any] | None:

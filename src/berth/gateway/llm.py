@@ -17,6 +17,7 @@ from berth.core.dataplane import EndpointRoute, EntityRoute, Snapshot
 from berth.core.errors import BadRequest, BerthError, InvalidParameter, Unavailable
 from berth.core.permissions import may
 from berth.core.principal import Principal
+from berth.gateway import stages
 from berth.gateway.balancer import fallback_order, pick_entity
 from berth.providers import Provider, provider_for
 from berth.providers.shapes import embeddings_response
@@ -211,7 +212,8 @@ class Llm:
         call = {"chat": provider.chat, "completions": provider.completions}.get(
             operation, provider.embeddings
         )
-        answer = await call(request)
+        with stages.stage("upstream"):
+            answer = await call(request)
         served.count(answer.get("usage"))
         payload = json.dumps(answer).encode()
         await send_json(send, 200, payload, headers)
@@ -249,17 +251,19 @@ class Llm:
             else (provider.completions_stream(request))
         )
         async with contextlib.aclosing(chunks):
-            first = await anext(chunks, None)
+            with stages.stage("upstream"):
+                first = await anext(chunks, None)
             await send(
                 {"type": "http.response.start", "status": 200, "headers": [*headers, *SSE_HEADERS]}
             )
             try:
-                if first is not None:
-                    served.count(first.get("usage"))
-                    await _event(send, first)
-                async for chunk in chunks:
-                    served.count(chunk.get("usage"))
-                    await _event(send, chunk)
+                with stages.stage("streaming"):
+                    if first is not None:
+                        served.count(first.get("usage"))
+                        await _event(send, first)
+                    async for chunk in chunks:
+                        served.count(chunk.get("usage"))
+                        await _event(send, chunk)
             except BerthError as exc:
                 await end_stream_with_error(send, exc)
                 return

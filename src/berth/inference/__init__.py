@@ -7,12 +7,13 @@ pandas or pyarrow.dataset read back. Imports nothing of berth but `core`.
 
 from berth.inference.reader import read_payloads, schema_description
 from berth.inference.schema import PayloadRecord
-from berth.inference.writer import CaptureCounts, CaptureWriter
+from berth.inference.writer import CaptureCounts, CaptureWriter, sampled
 
 __all__ = [
     "CaptureCounts",
     "CaptureWriter",
     "PayloadRecord",
     "read_payloads",
+    "sampled",
     "schema_description",
 ]

@@ -106,7 +106,7 @@ class CaptureWriter:
 
         Sampling is decided by the request id's CRC-32, so a given id is always in or out.
         """
-        if not _sampled(record.request_id, sample_fraction):
+        if not sampled(record.request_id, sample_fraction):
             return False
         request, request_truncated = _truncate(record.request, self._max_body_bytes)
         response, response_truncated = _truncate(record.response, self._max_body_bytes)
@@ -123,6 +123,10 @@ class CaptureWriter:
         if batch_full:
             self._wake.set()
         return True
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._max_body_bytes
 
     def flush(self) -> None:
         """Write everything offered so far, now, on the calling thread.
@@ -202,7 +206,9 @@ class CaptureWriter:
             tally.files_written += 1
 
 
-def _sampled(request_id: str, fraction: float) -> bool:
+def sampled(request_id: str, fraction: float) -> bool:
+    """Whether ``request_id`` is in a ``fraction`` sample: decided by its CRC-32, so callers
+    can know in advance (and not collect a body that will not be kept)."""
     if fraction >= 1.0:
         return True
     if fraction <= 0.0:

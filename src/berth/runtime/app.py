@@ -19,6 +19,50 @@ from berth.runtime.models import LoadedModel, ModelInputError
 log = logging.getLogger("berth.runtime")
 
 READY_BODY = b'{"status":"ready"}'
+LATENCY_BOUNDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+class Latency:
+    """A cumulative histogram of ``predict`` seconds, as Prometheus buckets count; the server
+    reads it from ``GET /metrics`` (the runtime cannot carry prometheus-client)."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(LATENCY_BOUNDS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        for i, bound in enumerate(LATENCY_BOUNDS):
+            if seconds <= bound:
+                self.counts[i] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "le": list(LATENCY_BOUNDS),
+            "counts": self.counts,
+            "count": self.count,
+            "sum": self.total,
+        }
+
+
 _END = object()
 """What ``next`` returns once a model's stream is exhausted."""
 
@@ -73,6 +117,7 @@ class ReplicaApp:
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
         self._slots = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
+        self.latency = Latency()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -99,6 +144,8 @@ class ReplicaApp:
         path = request.path.split("?", 1)[0]
         if path in self._health_routes:
             return self._health()
+        if path == "/metrics":
+            return Response(200, json.dumps({"predict_seconds": self.latency.to_json()}).encode())
         if path in self._predict_routes:
             if request.method != "POST":
                 return error_response(405, "BAD_REQUEST", f"use POST on {path}")
@@ -139,10 +186,13 @@ class ReplicaApp:
             return await self._predict_stream(model, body)
         async with self._slots:
             loop = asyncio.get_running_loop()
+            started = time.perf_counter()
             try:
                 result = await loop.run_in_executor(self._pool, model.predict, body)
             except Exception as exc:
                 return _failure(exc)
+            finally:
+                self.latency.observe(time.perf_counter() - started)
         try:
             return Response(200, json.dumps(result).encode())
         except (TypeError, ValueError) as exc:

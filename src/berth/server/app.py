@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,17 +16,21 @@ from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
 from berth.api.routes import (
     dataplane,
+    endpoint_docs,
     endpoints,
     envs,
     health,
     models,
+    payloads,
     permissions,
     scim,
     secrets,
     usage,
 )
+from berth.api.routes import metrics as metrics_routes
 from berth.api.routes import tokens as token_routes
 from berth.api.services import Services
+from berth.backends.base import ReplicaState
 from berth.backends.local import LocalBackend
 from berth.backends.zygotes import Zygotes
 from berth.controller.reconciler import Controller
@@ -36,9 +41,13 @@ from berth.gateway.app import Gateway
 from berth.gateway.limits import Limiter, LocalLimiter
 from berth.gateway.limits_redis import RedisLimiter
 from berth.identity.tokens import AdminBootstrap, TokenService
+from berth.inference import CaptureWriter
+from berth.metrics import Metrics, ReplicaFigures
+from berth.metrics.replicas import ReplicaAddress
 from berth.registry.service import Registry
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
+from berth.server.capture_figures import CaptureFigures
 from berth.server.dispatch import Dispatch
 from berth.server.usage_writer import UsageWriter
 from berth.settings import Settings
@@ -59,6 +68,15 @@ def limiter_for(settings: Settings) -> Limiter:
     return LocalLimiter()
 
 
+def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
+    """Where the replica-side figures are read from at each scrape."""
+    return [
+        ReplicaAddress(r.spec.endpoint, r.spec.served_entity, r.address)
+        for r in backend.replicas()
+        if r.state is ReplicaState.READY and r.address is not None
+    ]
+
+
 def build_server(settings: Settings) -> Server:
     """Open the store (migrating it), make the admin token, and wire every part."""
     settings.home_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +90,10 @@ def build_server(settings: Settings) -> Server:
 
     secret_store = SecretsService(db, clock, SecretCipher(load_key(settings)))
     bus = SnapshotBus()
-    gateway = Gateway(bus, limiter=limiter_for(settings))
+    metrics = Metrics()
+    capture = CaptureWriter(settings.inference_dir)
+    metrics.add(CaptureFigures(capture))
+    gateway = Gateway(bus, limiter=limiter_for(settings), metrics=metrics, capture=capture)
 
     def reveal(text: str) -> str | None:
         return resolve_reference(secret_store, text, "a served entity")
@@ -83,6 +104,7 @@ def build_server(settings: Settings) -> Server:
         reveal=reveal,
         zygotes=Zygotes(settings.home_dir / "zygotes", reveal),
     )
+    metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
     controller = Controller(
         db,
         backend,
@@ -92,6 +114,7 @@ def build_server(settings: Settings) -> Server:
         python=sys.executable,
         drain=gateway.drain,
         reveal=reveal,
+        metrics=metrics,
     )
     services = Services(
         settings=settings,
@@ -102,6 +125,7 @@ def build_server(settings: Settings) -> Server:
         controller=controller,
         bus=bus,
         secrets=secret_store,
+        metrics=metrics,
     )
 
     usage_writer = UsageWriter(gateway.usage, db)
@@ -118,6 +142,7 @@ def build_server(settings: Settings) -> Server:
             await controller.close()
             await gateway.close()
             await usage_writer.close()
+            await asyncio.to_thread(capture.close)
 
     api = FastAPI(
         title="berth",
@@ -139,6 +164,9 @@ def build_server(settings: Settings) -> Server:
     protected.include_router(secrets.router)
     protected.include_router(permissions.router)
     protected.include_router(usage.router)
+    protected.include_router(metrics_routes.router)
+    protected.include_router(payloads.router)
+    protected.include_router(endpoint_docs.router)
     protected.include_router(scim.router)
     protected.include_router(token_routes.router)
     api.include_router(protected)

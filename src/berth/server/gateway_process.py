@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -23,6 +24,8 @@ from berth.gateway.app import Gateway
 from berth.gateway.limits import Limiter, LocalLimiter
 from berth.gateway.limits_redis import RedisLimiter
 from berth.gateway.subscriber import Subscriber
+from berth.inference import CaptureWriter
+from berth.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +42,15 @@ NOT_HERE = json.dumps(
 class GatewayProcess:
     """The ASGI app of a stand-alone gateway, with its followers as lifespan tasks."""
 
-    def __init__(self, control_url: str, token: str, redis_url: str | None) -> None:
+    def __init__(
+        self, control_url: str, token: str, redis_url: str | None, inference_dir: Path
+    ) -> None:
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()
         limiter: Limiter = RedisLimiter(redis_url) if redis_url else LocalLimiter()
-        self.gateway = Gateway(self._bus, limiter=limiter)
+        self._capture = CaptureWriter(inference_dir)
+        self.gateway = Gateway(self._bus, limiter=limiter, capture=self._capture)
         self._subscriber = Subscriber(self._control, token, self._bus)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +81,7 @@ class GatewayProcess:
                 await task
         await self._post_usage()
         await self.gateway.close()
+        await asyncio.to_thread(self._capture.close)
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _ship_usage(self) -> None:
@@ -99,9 +106,10 @@ class GatewayProcess:
             log.warning("could not ship usage of %d keys to the server: %s", len(rows), exc)
 
 
-def run_gateway(control_url: str, token: str, redis_url: str | None, host: str, port: int) -> None:
+def run_gateway(control_url: str, token: str, settings: Settings, host: str, port: int) -> None:
+    """Inference tables go to this machine's ``$BERTH_HOME/inference``, as the server's do."""
     config = uvicorn.Config(
-        GatewayProcess(control_url, token, redis_url),
+        GatewayProcess(control_url, token, settings.redis_url, settings.inference_dir),
         host=host,
         port=port,
         log_level="info",

@@ -85,12 +85,15 @@ class TrafficConfig(Strict):
 
 
 class AutoCaptureConfigInput(Strict):
-    """Legacy inference tables; stored and echoed."""
+    """Legacy inference tables: captured as the AI gateway's are (catalog, schema and prefix
+    are kept for Databricks clients; berth writes Parquet under $BERTH_HOME/inference)."""
 
     catalog_name: str | None = None
     schema_name: str | None = None
     table_name_prefix: str | None = None
     enabled: bool | None = None
+    sampling_fraction: float | None = Field(None, gt=0, le=1)
+    """berth's extension: the share of requests captured (default 1)."""
 
 
 class EndpointCoreConfigInput(Strict):
@@ -140,6 +143,8 @@ class InferenceTableConfig(Strict):
     catalog_name: str | None = None
     schema_name: str | None = None
     table_name_prefix: str | None = None
+    sampling_fraction: float | None = Field(None, gt=0, le=1)
+    """berth's extension: the share of requests captured (default 1)."""
 
 
 class Enabled(Strict):

@@ -1,0 +1,36 @@
+"""``GET /api/2.0/serving-endpoints/{name}/openapi``: the OpenAPI 3 document of one endpoint's
+invocations route, typed from what its served entities take (``CAN_VIEW``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+
+from berth.api import access
+from berth.api.deps import PrincipalDep, ServicesDep
+from berth.registry import openapi
+from berth.registry.names import parse_version
+from berth.store import models
+
+router = APIRouter(tags=["serving-endpoints"])
+
+
+@router.get("/api/2.0/serving-endpoints/{name}/openapi")
+def endpoint_openapi(name: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    with services.db.transaction() as session:
+        record = access.endpoint(session, name, principal, "CAN_VIEW")
+        config = record.config or record.pending_config or {}
+        bodies: list[tuple[str, dict[str, Any], Any]] = []
+        for entity in config.get("served_entities", []):
+            external = entity.get("external_model")
+            if external is not None:
+                bodies.append((entity["name"], openapi.task_input(external["task"]), None))
+                continue
+            version = models.get_version(
+                session, entity["entity_name"], parse_version(str(entity["entity_version"]))
+            )
+            schema, example = openapi.model_input(Path(version.artifact_path), version.format)
+            bodies.append((entity["name"], schema, example))
+    return openapi.document(name, int(config.get("config_version", 0)), bodies)
