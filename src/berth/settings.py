@@ -7,6 +7,7 @@ Nested sections use ``__``: ``BERTH_SERVER__PORT=9000``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
         "generated on first start into $BERTH_HOME/secret-key (mode 0600). Servers sharing one "
         "store must share this key; losing it makes the stored secrets unreadable.",
     )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="The server's log lines: JSON objects (with request ids) or text."
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:port/db shared by gateway processes for rate-limit counters; "
@@ -59,6 +63,11 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home_dir / "artifacts"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Endpoint access logs: ``<endpoint>/access.log``."""
+        return self.home_dir / "logs"
 
     @property
     def inference_dir(self) -> Path:

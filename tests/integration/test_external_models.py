@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 import uuid
@@ -271,6 +272,10 @@ def test_fallback_hands_a_failing_provider_over_to_the_next_entity(
         answer = api.post("/serving-endpoints/chat/completions", json=chat)
         assert answer.status_code == 200, answer.text
         assert answer.headers["served-model-name"] == "backup"
+        request_id = answer.headers["x-request-id"]
+        logged = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+        (warning,) = [line for line in logged if line.get("request_id") == request_id]
+        assert warning["level"] == "warning" and "falling back" in warning["message"]
         assert answer.json()["choices"][0]["message"]["content"] == "y x"
         assert len(spare.requests) == 1
 

@@ -197,3 +197,62 @@ def test_each_endpoint_documents_its_input_as_openapi(api: httpx.Client) -> None
     body = doc["paths"][f"/serving-endpoints/{plain}/invocations"]["post"]["requestBody"]
     assert "Any JSON" in body["content"]["application/json"]["schema"]["description"]
     assert api.get("/api/2.0/serving-endpoints/nope/openapi").status_code == 404
+
+
+def test_access_and_predict_logs_switch_on_a_running_endpoint(
+    api: httpx.Client, server: BerthServer
+) -> None:
+    name = deploy(api, ECHO)
+    (state,) = (server.home / "replicas").glob(f"{name}.*/state.json")
+    pid = json.loads(state.read_text())["pid"]
+
+    def query(request_id: str) -> None:
+        answer = api.post(
+            f"/serving-endpoints/{name}/invocations", json={}, headers={"x-request-id": request_id}
+        )
+        assert answer.status_code == 200 and answer.headers["x-request-id"] == request_id
+
+    def access_ids() -> list[str]:
+        text = api.get(f"/api/2.0/serving-endpoints/{name}/access-logs").json()["logs"]
+        return [json.loads(line)["request_id"] for line in text.splitlines()]
+
+    def predict_ids() -> list[str]:
+        text = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").text
+        logs = json.loads(text)["logs"]
+        return [
+            json.loads(line[line.index("{") :])["request_id"]
+            for line in logs.splitlines()
+            if '"kind":"predict"' in line
+        ]
+
+    probes = iter(range(1000))
+
+    def probe() -> str:
+        """A query with an id of its own, so each check looks for a fresh line."""
+        request_id = f"probe-{next(probes)}"
+        query(request_id)
+        return request_id
+
+    def logged(request_id: str) -> bool:
+        return request_id in access_ids()
+
+    query("before-on")
+    both = {"access_log": True, "predict_log": True}
+    assert api.put(f"/api/2.0/serving-endpoints/{name}/logging", json=both).json() == both
+    assert api.get(f"/api/2.0/serving-endpoints/{name}").json()["log_config"] == both
+    wait_until(lambda: logged(probe()), timeout=30, what="the access log to switch on")
+    query("logged-1")
+    assert access_ids()[-1] == "logged-1" and "before-on" not in access_ids()
+    wait_until(lambda: "logged-1" in predict_ids(), timeout=30, what="the predict log line")
+    line = json.loads(
+        api.get(f"/api/2.0/serving-endpoints/{name}/access-logs").json()["logs"].splitlines()[-1]
+    )
+    assert line["status"] == 200 and line["principal"] == "admin" and line["latency_ms"] > 0
+
+    off = {"access_log": False, "predict_log": False}
+    assert api.put(f"/api/2.0/serving-endpoints/{name}/logging", json=off).is_success
+    wait_until(lambda: not logged(probe()), timeout=30, what="the access log to switch off")
+    query("after-off")
+    assert "after-off" not in access_ids() and "after-off" not in predict_ids()
+    (state,) = (server.home / "replicas").glob(f"{name}.*/state.json")
+    assert json.loads(state.read_text())["pid"] == pid, "no replica was restarted"

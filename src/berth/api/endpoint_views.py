@@ -88,6 +88,7 @@ def _common(record: EndpointRecord) -> Json:
         "email_notifications": record.email_notifications,
         "budget_policy_id": record.budget_policy_id,
         "telemetry_config": record.telemetry_config,
+        "log_config": record.log_config,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body

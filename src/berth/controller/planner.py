@@ -169,4 +169,6 @@ def _route(
         track_usage=target.track_usage,
         rate_limits=target.rate_limits,
         capture=target.capture,
+        access_log=target.access_log,
+        predict_log=target.predict_log,
     )

@@ -197,6 +197,8 @@ class Controller:
                     *((record.ai_gateway or {}).get("rate_limits") or ()),
                 ),
                 capture=_capture(record),
+                access_log=bool((record.log_config or {}).get("access_log")),
+                predict_log=bool((record.log_config or {}).get("predict_log")),
             )
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)

@@ -65,6 +65,8 @@ class EndpointTarget:
     track_usage: bool = False
     rate_limits: tuple[Mapping[str, Any], ...] = ()
     capture: float = 0.0
+    access_log: bool = False
+    predict_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ class EndpointRoute:
     """Legacy and AI gateway rate limits: ``{"calls"?, "tokens"?, "key", "principal"?, ...}``."""
     capture: float = 0.0
     """Inference tables: the share of requests whose payloads are captured (0 = off)."""
+    access_log: bool = False
+    predict_log: bool = False
 
     @property
     def serving(self) -> bool:
@@ -78,6 +80,8 @@ class Snapshot:
                     "track_usage": ep.track_usage,
                     "rate_limits": list(ep.rate_limits),
                     "capture": ep.capture,
+                    "access_log": ep.access_log,
+                    "predict_log": ep.predict_log,
                     "entities": [
                         {
                             "name": en.name,
@@ -116,6 +120,8 @@ class Snapshot:
                 track_usage=ep["track_usage"],
                 rate_limits=tuple(ep["rate_limits"]),
                 capture=ep["capture"],
+                access_log=ep["access_log"],
+                predict_log=ep["predict_log"],
             )
             for ep in data["endpoints"]
         }

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from berth.core.access_log import AccessLog
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, SnapshotBus
 from berth.core.errors import (
     BadRequest,
@@ -52,6 +53,8 @@ from berth.inference import CaptureWriter, PayloadRecord, sampled
 from berth.metrics import Metrics
 
 PREFIX = "/serving-endpoints/"
+PREDICT_LOG_HEADER = "x-berth-predict-log"
+"""Asks the replica to log this model call (the endpoint's predict log is on)."""
 ACTIONS = {"invocations", "predict"}
 MAX_ATTEMPTS = 3
 
@@ -64,6 +67,7 @@ class Gateway:
         limiter: Limiter | None = None,
         metrics: Metrics | None = None,
         capture: CaptureWriter | None = None,
+        access_log: AccessLog | None = None,
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
         max_body_bytes: int = 16 * 1024 * 1024,
@@ -78,6 +82,7 @@ class Gateway:
         self.limiter: Limiter = limiter or LocalLimiter()
         self.metrics = metrics or Metrics()
         self.capture = capture
+        self.access_log = access_log
 
     def handles(self, path: str) -> bool:
         if path in OPENAI_ALIASES or path == MODELS_PATH:
@@ -88,8 +93,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         arrived_ms = time.time_ns() // 1_000_000
-        timings = stages.begin()
         request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        timings = stages.begin(request_id)
         tap = ResponseTap(send, request_id)
         send = tap
         principal: Principal | None = None
@@ -128,6 +133,19 @@ class Gateway:
             error = exc.message
             await _send_error(send, exc, started)
         latency_ms = (time.perf_counter() - started) * 1000
+        if route is not None and route.access_log and self.access_log is not None:
+            self.access_log.write(
+                route.name,
+                {
+                    "ts": arrived_ms,
+                    "request_id": request_id,
+                    "principal": principal.name if principal is not None else None,
+                    "path": scope["path"],
+                    "served_entity": served.entity,
+                    "status": tap.status,
+                    "latency_ms": round(latency_ms, 3),
+                },
+            )
         if tap.keep_bytes and route is not None and principal is not None and self.capture:
             self.capture.offer(
                 PayloadRecord(
@@ -318,7 +336,7 @@ class Gateway:
 
         Also returns the replica's own time, which ``x-berth-overhead-ms`` leaves out.
         """
-        content_type = _header(scope, b"content-type") or "application/json"
+        headers = _replica_headers(scope, route)
         deadline = time.perf_counter() + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
             entity, replica = await self._acquire(route, deadline)
@@ -329,7 +347,7 @@ class Gateway:
                         replica.address,
                         "/invocations",
                         body,
-                        content_type,
+                        headers,
                         max(deadline - sent, 0.001),
                     )
                 if answer.replica_ms is None:  # a replica that does not time itself
@@ -359,7 +377,7 @@ class Gateway:
         that answered nothing is retried); after it, a failure ends the stream with an error
         event, since the status line is already sent.
         """
-        content_type = _header(scope, b"content-type") or "application/json"
+        forwarded = _replica_headers(scope, route)
         deadline = time.perf_counter() + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
             entity, replica = await self._acquire(route, deadline)
@@ -372,7 +390,7 @@ class Gateway:
             try:
                 opened = time.perf_counter()
                 async with self.upstream.stream(
-                    replica.address, "/invocations", body, content_type, self._timeout
+                    replica.address, "/invocations", body, forwarded, self._timeout
                 ) as answer:
                     stages.add("upstream", time.perf_counter() - opened)
                     served.status = answer.status
@@ -410,6 +428,16 @@ class Gateway:
         await self.upstream.close()
         await self.llm.close()
         await self.limiter.aclose()
+
+
+def _replica_headers(scope: Scope, route: EndpointRoute) -> dict[str, str]:
+    headers = {
+        "content-type": _header(scope, b"content-type") or "application/json",
+        "x-request-id": stages.request_id(),
+    }
+    if route.predict_log:
+        headers[PREDICT_LOG_HEADER] = "1"
+    return headers
 
 
 def _client_request_id(request: dict[str, Any] | None, body: bytes) -> str | None:

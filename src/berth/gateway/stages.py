@@ -12,13 +12,20 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 _current: ContextVar[dict[str, float]] = ContextVar("berth_request_stages")
+_request_id: ContextVar[str] = ContextVar("berth_request_id", default="")
 
 
-def begin() -> dict[str, float]:
+def begin(request_id: str) -> dict[str, float]:
     """A fresh record for the request running in this context; seconds by stage."""
     record: dict[str, float] = {}
     _current.set(record)
+    _request_id.set(request_id)
     return record
+
+
+def request_id() -> str:
+    """The id of the request running in this context (sent on to replicas)."""
+    return _request_id.get()
 
 
 @contextmanager

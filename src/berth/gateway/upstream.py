@@ -14,6 +14,9 @@ import aiohttp
 
 from berth.core.errors import BerthError, DeadlineExceeded, Unavailable
 
+Headers = dict[str, str]
+"""What goes to the replica with the body: its content type, the request id, log switches."""
+
 
 class ReplicaUnreachable(Unavailable):
     """The replica answered nothing: the connection was refused, or dropped before any byte
@@ -45,10 +48,10 @@ class Upstream:
         return self._session
 
     async def post(
-        self, address: str, path: str, body: bytes, content_type: str, timeout_s: float
+        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
     ) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with self._request(address, path, body, content_type, timeout) as response:
+        async with self._request(address, path, body, headers, timeout) as response:
             payload = await response.read()
         replica_ms = response.headers.get("x-berth-replica-ms")
         return UpstreamResponse(
@@ -59,12 +62,12 @@ class Upstream:
         )
 
     def stream(
-        self, address: str, path: str, body: bytes, content_type: str, timeout_s: float
+        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
     ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """The replica's answer, to be read as it arrives; ``timeout_s`` bounds each wait for
         bytes, not the whole stream."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
-        return self._request(address, path, body, content_type, timeout)
+        return self._request(address, path, body, headers, timeout)
 
     @contextlib.asynccontextmanager
     async def _request(
@@ -72,14 +75,14 @@ class Upstream:
         address: str,
         path: str,
         body: bytes,
-        content_type: str,
+        headers: Headers,
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
             async with self._client().post(
                 f"http://{address}{path}",
                 data=body,
-                headers={"content-type": content_type},
+                headers=headers,
                 timeout=timeout,
             ) as response:
                 yield response

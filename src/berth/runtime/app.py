@@ -63,6 +63,24 @@ class Latency:
         }
 
 
+PREDICT_LOG_HEADER = "x-berth-predict-log"
+predict_log = logging.getLogger("berth.predict")
+
+
+def _predict_log(request: Request, response: Response | None, seconds: float) -> None:
+    """The endpoint's predict log (switched on by the gateway per request): one JSON line per
+    model call, into the replica's output, beside what the model itself prints."""
+    line = {
+        "kind": "predict",
+        "ts": time.time_ns() // 1_000_000,
+        "request_id": request.headers.get("x-request-id"),
+        "status": response.status if response is not None else 500,
+        "latency_ms": round(seconds * 1000, 3),
+        "stream": response is not None and response.stream is not None,
+    }
+    predict_log.info(json.dumps(line, separators=(",", ":")))
+
+
 _END = object()
 """What ``next`` returns once a model's stream is exhausted."""
 
@@ -151,12 +169,15 @@ class ReplicaApp:
                 return error_response(405, "BAD_REQUEST", f"use POST on {path}")
             self._enter()
             response: Response | None = None
+            started = time.perf_counter()
             try:
                 response = await self._predict(request.body)
                 return response
             finally:
                 if response is None or response.stream is None:
                     self._leave()  # a stream leaves when its last chunk is out
+                if request.headers.get(PREDICT_LOG_HEADER) == "1":
+                    _predict_log(request, response, time.perf_counter() - started)
         return error_response(404, "ENDPOINT_NOT_FOUND", f"no route {request.method} {path}")
 
     def _enter(self) -> None:

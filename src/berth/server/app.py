@@ -34,6 +34,7 @@ from berth.backends.base import ReplicaState
 from berth.backends.local import LocalBackend
 from berth.backends.zygotes import Zygotes
 from berth.controller.reconciler import Controller
+from berth.core.access_log import AccessLog
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.envs import environment_details
@@ -93,7 +94,14 @@ def build_server(settings: Settings) -> Server:
     metrics = Metrics()
     capture = CaptureWriter(settings.inference_dir)
     metrics.add(CaptureFigures(capture))
-    gateway = Gateway(bus, limiter=limiter_for(settings), metrics=metrics, capture=capture)
+    access_log = AccessLog(settings.logs_dir)
+    gateway = Gateway(
+        bus,
+        limiter=limiter_for(settings),
+        metrics=metrics,
+        capture=capture,
+        access_log=access_log,
+    )
 
     def reveal(text: str) -> str | None:
         return resolve_reference(secret_store, text, "a served entity")
@@ -143,6 +151,7 @@ def build_server(settings: Settings) -> Server:
             await gateway.close()
             await usage_writer.close()
             await asyncio.to_thread(capture.close)
+            access_log.close()
 
     api = FastAPI(
         title="berth",

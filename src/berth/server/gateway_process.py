@@ -13,18 +13,19 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict
-from pathlib import Path
 
 import httpx
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from berth.core.access_log import AccessLog
 from berth.core.dataplane import SnapshotBus
 from berth.gateway.app import Gateway
 from berth.gateway.limits import Limiter, LocalLimiter
 from berth.gateway.limits_redis import RedisLimiter
 from berth.gateway.subscriber import Subscriber
 from berth.inference import CaptureWriter
+from berth.server.logs import log_config
 from berth.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,15 +43,18 @@ NOT_HERE = json.dumps(
 class GatewayProcess:
     """The ASGI app of a stand-alone gateway, with its followers as lifespan tasks."""
 
-    def __init__(
-        self, control_url: str, token: str, redis_url: str | None, inference_dir: Path
-    ) -> None:
+    def __init__(self, control_url: str, token: str, settings: Settings) -> None:
+        """Inference tables and access logs go under this machine's ``$BERTH_HOME``."""
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()
+        redis_url = settings.redis_url
         limiter: Limiter = RedisLimiter(redis_url) if redis_url else LocalLimiter()
-        self._capture = CaptureWriter(inference_dir)
-        self.gateway = Gateway(self._bus, limiter=limiter, capture=self._capture)
+        self._capture = CaptureWriter(settings.inference_dir)
+        self._access_log = AccessLog(settings.logs_dir)
+        self.gateway = Gateway(
+            self._bus, limiter=limiter, capture=self._capture, access_log=self._access_log
+        )
         self._subscriber = Subscriber(self._control, token, self._bus)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,6 +86,7 @@ class GatewayProcess:
         await self._post_usage()
         await self.gateway.close()
         await asyncio.to_thread(self._capture.close)
+        self._access_log.close()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _ship_usage(self) -> None:
@@ -109,10 +114,11 @@ class GatewayProcess:
 def run_gateway(control_url: str, token: str, settings: Settings, host: str, port: int) -> None:
     """Inference tables go to this machine's ``$BERTH_HOME/inference``, as the server's do."""
     config = uvicorn.Config(
-        GatewayProcess(control_url, token, settings.redis_url, settings.inference_dir),
+        GatewayProcess(control_url, token, settings),
         host=host,
         port=port,
         log_level="info",
+        log_config=log_config(settings.log_format),
         access_log=False,
         lifespan="on",
     )

@@ -10,6 +10,7 @@ import uvicorn
 from rich.console import Console
 
 from berth.server.app import build_server
+from berth.server.logs import log_config
 from berth.settings import Settings
 
 console = Console(stderr=True)
@@ -32,6 +33,7 @@ def serve(settings: Settings, on_started: Callable[[str, str | None], None] | No
         host=settings.server.host,
         port=settings.server.port,
         log_level="info",
+        log_config=log_config(settings.log_format),
         access_log=False,
         lifespan="on",
     )

@@ -60,6 +60,7 @@ class EndpointRecord:
     email_notifications: Json | None
     budget_policy_id: str | None
     telemetry_config: Json | None
+    log_config: Json | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,10 @@ def save_rate_limits(
     session: Session, endpoint_id: str, rate_limits: list[Json], now_ms: int
 ) -> None:
     _save(session, endpoint_id, now_ms, rate_limits=rate_limits)
+
+
+def save_log_config(session: Session, endpoint_id: str, log_config: Json, now_ms: int) -> None:
+    _save(session, endpoint_id, now_ms, log_config=log_config)
 
 
 def save_email_notifications(

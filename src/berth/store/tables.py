@@ -118,6 +118,8 @@ class EndpointRow(Base):
     email_notifications: Mapped[Json | None] = mapped_column(JSON, nullable=True)
     budget_policy_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     telemetry_config: Mapped[Json | None] = mapped_column(JSON, nullable=True)
+    log_config: Mapped[Json | None] = mapped_column(JSON, nullable=True)
+    """berth's log switches: ``{"access_log": bool, "predict_log": bool}``."""
 
 
 class EndpointEventRow(Base):

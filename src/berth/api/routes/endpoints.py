@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,7 @@ from berth.api.schemas.endpoints import (
     AiGatewayConfig,
     CreateServingEndpoint,
     EndpointCoreConfigInput,
+    LogConfig,
     PatchNotifications,
     PatchTags,
     PutRateLimits,
@@ -38,6 +39,7 @@ from berth.api.schemas.endpoints import (
 )
 from berth.api.sealed_keys import drop_endpoint_scope, seal_plaintext_keys
 from berth.api.services import Services
+from berth.core.access_log import read_access_log
 from berth.core.errors import AlreadyExists, BerthError, Conflict, NotFound
 from berth.core.ids import new_endpoint_id
 from berth.core.permissions import effective_level, owner_grant, top_level
@@ -329,6 +331,38 @@ def patch_notifications(
         ("email_notifications", notifications),
     )
     return {"name": name, "email_notifications": notifications}
+
+
+@router.put(BASE + "/{name}/logging")
+def put_logging(name: str, body: LogConfig, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """berth's extension: turn the access log (one JSON line per request, written by the
+    gateway) and the predict log (one per model call, written by the replica) on or off on a
+    running endpoint; replicas are not restarted."""
+    config = body.model_dump()
+    _save_setting(
+        name,
+        services,
+        principal,
+        lambda session, endpoint_id, now: store.save_log_config(session, endpoint_id, config, now),
+        EventType.LOGGING_CHANGED,
+        f"Logs set by {principal.name}: access log {'on' if body.access_log else 'off'}, "
+        f"predict log {'on' if body.predict_log else 'off'}.",
+        ("log_config", config),
+    )
+    return config
+
+
+@router.get(BASE + "/{name}/access-logs")
+def access_logs(
+    name: str,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    lines: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> Json:
+    """The newest lines of the endpoint's access log (JSON lines), oldest first."""
+    with services.db.transaction() as session:
+        access.endpoint(session, name, principal, "CAN_VIEW")
+    return {"logs": read_access_log(services.settings.logs_dir, name, lines)}
 
 
 @router.get(BASE + "/{name}/events")

@@ -151,6 +151,13 @@ class Enabled(Strict):
     enabled: bool | None = None
 
 
+class LogConfig(Strict):
+    """berth's extension: ``PUT .../logging``."""
+
+    access_log: bool = False
+    predict_log: bool = False
+
+
 class AiGatewayConfig(Strict):
     """The body and the answer of ``PUT .../ai-gateway``; an empty one clears the gateway."""
 
