@@ -12,20 +12,18 @@ from pathlib import Path
 import psycopg
 
 from tests.support.net import free_port, wait_until
-
-PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+from tests.support.system import ensure_installed
 
 
 def _pg_tool(name: str) -> str:
-    for directory in PG_BIN_DIRS:
+    return ensure_installed("postgresql", lambda: _find_pg_tool(name))
+
+
+def _find_pg_tool(name: str) -> str | None:
+    for directory in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (directory / name).exists():
             return str(directory / name)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(
-            f"PostgreSQL's {name} was not found: install the server (apt-get install postgresql)."
-        )
-    return found
+    return shutil.which(name)
 
 
 def _as_postgres_user(cmd: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from tests.support.net import free_port, wait_until
+from tests.support.system import ensure_installed
 
 
 @dataclass
@@ -26,9 +27,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start (or restart, on the same port) and wait until it answers PING."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server was not found: apt-get install redis-server")
+        binary = ensure_installed("redis-server", lambda: shutil.which("redis-server"))
         self.root.mkdir(parents=True, exist_ok=True)
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)]
         args += ["--save", "", "--appendonly", "no", "--logfile", str(self.root / "redis.log")]
