@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,20 +14,10 @@ import pyarrow.dataset as ds  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import Cli
-from tests.support.deploy import ECHO, FAKES, entity, register, unique, wait_ready
+from tests.support.deploy import ECHO, FAKES, deploy, entity, register, unique
 from tests.support.identity import make_user
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
-
-
-def deploy(api: httpx.Client, artifact: Path, **body: Any) -> str:
-    name = unique("obs")
-    register(api, name, artifact)
-    config = {"served_entities": [entity(name, "1")], **body.pop("config", {})}
-    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config, **body})
-    assert created.status_code == 200, created.text
-    wait_ready(api, name)
-    return name
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.fakes.llm_server import FakeLlmServer
-from tests.support.deploy import ECHO, entity, register, unique, wait_ready
+from tests.support.deploy import ECHO, deploy, unique, wait_ready
 from tests.support.identity import make_user
 from tests.support.net import free_port, wait_until
 from tests.support.redis import RedisServer
@@ -27,17 +27,7 @@ CLIENTS = 32
 
 
 def limited_endpoint(api: httpx.Client, limits: list[dict[str, Any]]) -> str:
-    name = unique("lim")
-    register(api, name, ECHO)
-    body = {
-        "name": name,
-        "config": {"served_entities": [entity(name, "1")]},
-        "ai_gateway": {"rate_limits": limits},
-    }
-    created = api.post("/api/2.0/serving-endpoints", json=body)
-    assert created.status_code == 200, created.text
-    wait_ready(api, name)
-    return name
+    return deploy(api, ECHO, prefix="lim", ai_gateway={"rate_limits": limits})
 
 
 def wait_limited(api: httpx.Client, name: str) -> None:
@@ -79,7 +69,8 @@ def test_calls_per_minute_are_exact_under_32_concurrent_clients(
     assert Counter(a.status_code for a in answers) == {200: 100, 429: 200}
     refused = next(a for a in answers if a.status_code == 429)
     assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # The oldest of the 100 admitted calls leaves the 60 s window a minute after the burst.
+    assert 50 <= int(refused.headers["retry-after"]) <= 60
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.headers["x-ratelimit-limit-requests"] == "100"
     admitted = next(a for a in answers if a.status_code == 200)

@@ -8,22 +8,12 @@ from typing import Any
 import httpx
 
 from tests.support.cli import Cli
-from tests.support.deploy import ECHO, FAKES, entity, register, unique, wait_ready
+from tests.support.deploy import ECHO, FAKES, deploy, unique
 from tests.support.identity import make_user
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
 
 TRACKED = {"usage_tracking_config": {"enabled": True}}
-
-
-def deploy(api: httpx.Client, artifact: Any, **body: Any) -> str:
-    name = unique("use")
-    register(api, name, artifact)
-    config = {"served_entities": [entity(name, "1")]}
-    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config, **body})
-    assert created.status_code == 200, created.text
-    wait_ready(api, name)
-    return name
 
 
 def usage(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:

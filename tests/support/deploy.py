@@ -59,6 +59,18 @@ def register_model(api: httpx.Client, *artifacts: Path, prefix: str = "model") -
     return name
 
 
+def deploy(api: httpx.Client, artifact: Path, *, prefix: str = "ep", **body: Any) -> str:
+    """A new endpoint serving a new model registered from ``artifact`` (both named alike),
+    created with ``body``'s extra fields and READY; its name."""
+    name = unique(prefix)
+    register(api, name, artifact)
+    config = {"served_entities": [entity(name, "1")]}
+    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config, **body})
+    assert created.status_code == 200, created.text
+    wait_ready(api, name)
+    return name
+
+
 def entity(model: str, version: str, **extra: Any) -> dict[str, Any]:
     return {"entity_name": model, "entity_version": version, "workload_size": "Small", **extra}
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from berth.backends.base import Backend
+from berth.backends.base import Backend, ReplicaStatus
 from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import transition_events
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
@@ -126,8 +126,9 @@ class Controller:
         ]
         # A replica being retired is gone as far as planning goes; should it be wanted again
         # (an endpoint re-created under the same name), it restarts once the retiring is done.
-        observed = [r for r in self._backend.replicas() if r.replica_id not in self._stopping]
-        self._count_replicas()
+        replicas = self._backend.replicas()
+        observed = [r for r in replicas if r.replica_id not in self._stopping]
+        self._count_replicas(replicas)
         decided = plan(targets, observed)
         for replica_id, spec in decided.start:
             if replica_id not in self._stopping:
@@ -275,11 +276,9 @@ class Controller:
             states.ready,
         )
 
-    def _count_replicas(self) -> None:
+    def _count_replicas(self, replicas: Iterable[ReplicaStatus]) -> None:
         """``berth_replicas`` as the backend sees them now."""
-        counts = Counter(
-            (r.spec.endpoint, r.spec.served_entity, r.state.value) for r in self._backend.replicas()
-        )
+        counts = Counter((r.spec.endpoint, r.spec.served_entity, r.state.value) for r in replicas)
         gauge = self._metrics.replicas
         gauge.clear()
         for labels, count in counts.items():

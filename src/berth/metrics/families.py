@@ -9,27 +9,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from berth.core.latency import LATENCY_BOUNDS
+
 STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "streaming")
 """Where a request's time goes: checking the token, the rate limiter, waiting for a free
 replica, the replica or provider answering, relaying a stream after its first byte."""
-
-LATENCY_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
 
 
 class Metrics:
@@ -48,14 +32,14 @@ class Metrics:
             "berth_request_duration_seconds",
             "Time from a request's arrival to its last byte, by endpoint.",
             ["endpoint"],
-            buckets=LATENCY_BUCKETS,
+            buckets=LATENCY_BOUNDS,
             registry=r,
         )
         self.stage = Histogram(
             "berth_request_stage_seconds",
             "Time spent in each stage of a request: " + ", ".join(STAGES) + ".",
             ["endpoint", "stage"],
-            buckets=LATENCY_BUCKETS,
+            buckets=LATENCY_BOUNDS,
             registry=r,
         )
         self.in_flight = Gauge(

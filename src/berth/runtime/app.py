@@ -13,29 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
+from berth.core.latency import LATENCY_BOUNDS
 from berth.runtime.http import Request, Response, error_response
 from berth.runtime.models import LoadedModel, ModelInputError
 
 log = logging.getLogger("berth.runtime")
 
 READY_BODY = b'{"status":"ready"}'
-LATENCY_BOUNDS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
 
 
 class Latency:
