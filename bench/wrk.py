@@ -28,6 +28,9 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    non_2xx: int = 0
+    socket_errors: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """connect, read, write, timeout"""
 
 
 def ensure_wrk() -> str:
@@ -65,11 +68,20 @@ def run(url: str, body: str, concurrency: int, seconds: float, token: str | None
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
     )
-    errors = int(bad.group(1)) if bad else 0
-    if socket_errors:
-        errors += sum(int(g) for g in socket_errors.groups())
+    non_2xx = int(bad.group(1)) if bad else 0
+    connect, read, write, timeout = (
+        (int(g) for g in socket_errors.groups()) if socket_errors else (0, 0, 0, 0)
+    )
+    errors = non_2xx + connect + read + write + timeout
     p = re.search(r"BENCH p50=([\d.]+) p99=([\d.]+)", out)
     assert p is not None, out
     return Result(
-        concurrency, rps, float(p.group(1)) / 1000, float(p.group(2)) / 1000, requests, errors
+        concurrency,
+        rps,
+        float(p.group(1)) / 1000,
+        float(p.group(2)) / 1000,
+        requests,
+        errors,
+        non_2xx,
+        (connect, read, write, timeout),
     )

@@ -20,6 +20,44 @@ class ServerSettings(BaseModel):
         "1000000000000001",
         description="Workspace id announced by /.well-known/databricks-config.",
     )
+    gateway_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Data-plane worker processes sharing host:port (SO_REUSEPORT) in front of "
+        "the control process, which then listens on 127.0.0.1 only; 0 = one process serves "
+        "everything. Past 1, rate-limit counters need Redis: BERTH_REDIS_URL, or a private "
+        "redis-server started when one is on PATH.",
+    )
+
+
+class AutoscalingSettings(BaseModel):
+    """How served entities scale between the bounds of their config (``BERTH_AUTOSCALING__*``)."""
+
+    target_utilization: float = Field(
+        0.7, gt=0, le=1, description="Share of a replica's concurrent slots to keep busy."
+    )
+    upscale_delay_s: float = Field(
+        2.0, ge=0, description="How long more replicas must be wanted before they start."
+    )
+    downscale_delay_s: float = Field(
+        60.0, ge=0, description="How long fewer replicas must be wanted before some stop."
+    )
+    smoothing_s: float = Field(
+        2.0, gt=0, description="Time constant of the moving average of concurrent requests."
+    )
+    scale_to_zero_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Idle time after which a scale-to-zero entity stops its last replica "
+        "(a served entity's scale_to_zero_idle_seconds overrides it).",
+    )
+    cold_start_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a request waits for an entity scaled to zero to start a replica "
+        "before it is answered 503 with Retry-After.",
+    )
 
 
 class Settings(BaseSettings):
@@ -55,6 +93,7 @@ class Settings(BaseSettings):
         "unset: counters live in this process.",
     )
     server: ServerSettings = Field(default_factory=ServerSettings)
+    autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
 
     @property
     def home_dir(self) -> Path:

@@ -132,6 +132,7 @@ def test_create_get_list_delete(
         "1",
         "Small CPU",
         "no",
+        "1/1",
         "READY",
         "1/1 replicas ready.",
     ]

@@ -262,9 +262,13 @@ def test_every_given_field_is_stored_and_echoed(api: httpx.Client, model: str, n
     assert [
         e["state"]["deployment_state_message"] for e in promoted["config"]["served_entities"]
     ] == [
-        "4/4 replicas ready.",
-        "2/2 replicas ready.",
+        "1/1 replicas ready.",  # Medium scales 0-4 with scale to zero: idle, one runs
+        "1/1 replicas ready.",  # concurrency 4-8: one or two replicas
     ]
+    assert [
+        (e["current_replicas"], e["desired_replicas"])
+        for e in promoted["config"]["served_entities"]
+    ] == [(1, 1), (1, 1)]
     for key in ("tags", "description", "budget_policy_id", "route_optimized"):
         assert promoted[key] == payload[key]
     assert promoted["email_notifications"] == payload["email_notifications"]

@@ -11,28 +11,13 @@ from typing import Any
 
 import httpx
 import pyarrow.dataset as ds  # type: ignore[import-untyped]
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import Cli
 from tests.support.deploy import ECHO, FAKES, deploy, entity, register, unique
 from tests.support.identity import make_user
+from tests.support.metrics import samples, value
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a Prometheus text, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(
-    found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return found.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_metrics_count_requests_and_time_every_stage(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
+from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
@@ -62,16 +62,7 @@ def test_five_version_swaps_under_load_fail_no_request(
     name = f"swap-{uuid.uuid4().hex[:6]}"
     versions = [register(api, name, versioned_artifact(tmp_path, str(v))) for v in range(1, 7)]
     create(api, name, versions[0])
-    with Load(server.url, server.token, name, clients=6) as load:
-        for version in versions[1:]:
-            put = api.put(
-                f"/api/2.0/serving-endpoints/{name}/config",
-                json={"served_entities": [entity(name, version)]},
-            )
-            assert put.status_code == 200, put.text
-            assert wait_settled(api, name)["state"]["config_update"] == "NOT_UPDATING"
-            answer = api.post(f"/serving-endpoints/{name}/invocations", json={"x": 1})
-            assert answer.json()["version"] == version
+    load = swap_under_load(api, server.url, server.token, name, versions[1:])
     assert load.failures == []
     assert set(load.versions) == {str(v) for v in range(1, 7)}
     assert load.total > 100
@@ -81,9 +72,9 @@ def test_killed_replica_is_replaced_and_two_replicas_lose_nothing(
     api: httpx.Client, server: BerthServer, tmp_path: Path
 ) -> None:
     name = f"kill-{uuid.uuid4().hex[:6]}"
-    create(
-        api, name, register(api, name, versioned_artifact(tmp_path, "1")), workload_size="Medium"
-    )
+    fixed_4 = {"workload_size": None, "min_provisioned_concurrency": 16}
+    version = register(api, name, versioned_artifact(tmp_path, "1"))
+    create(api, name, version, **fixed_4, max_provisioned_concurrency=16)
     before = replica_pids(server.home, name)
     assert len(before) == 4
     victim_id, victim = sorted(before.items())[0]

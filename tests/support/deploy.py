@@ -29,6 +29,10 @@ FORMATS = {
 """Answers each request with its input: for endpoints where what is served does not matter."""
 
 
+OBSERVED = frozenset({"state", "current_replicas", "desired_replicas"})
+"""Served-entity fields the controller fills in, not the requests."""
+
+
 def versioned_artifact(root: Path, version: str) -> Path:
     """A copy of the ``versioned`` fake that answers with ``version``."""
     target = root / f"versioned-{version}"
@@ -105,7 +109,8 @@ def wait_ready(api: httpx.Client, name: str, timeout: float = 60) -> dict[str, A
 
 def requested(detail: dict[str, Any]) -> dict[str, Any]:
     """An endpoint's JSON as requests left it: without what the controller observes on its
-    own, the endpoint's ``ready`` and each served entity's deployment ``state``."""
+    own, the endpoint's ``ready`` and each served entity's deployment ``state`` and replica
+    counts."""
     body = {**detail, "state": {"config_update": detail["state"]["config_update"]}}
     for key in ("config", "pending_config"):
         if key in body:
@@ -114,10 +119,11 @@ def requested(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stateless(value: Any) -> Any:
-    """A list of served entities (or models) without their ``state``; anything else as is."""
+    """A list of served entities (or models) without what the controller observes; anything
+    else as is."""
     if not isinstance(value, list):
         return value
-    return [{k: v for k, v in item.items() if k != "state"} for item in value]
+    return [{k: v for k, v in item.items() if k not in OBSERVED} for item in value]
 
 
 def update_under_load(
@@ -132,3 +138,21 @@ def update_under_load(
         assert put.status_code == 200, put.text
         settled = wait_settled(api, name, timeout=timeout)
     return settled, load
+
+
+def swap_under_load(
+    api: httpx.Client, url: str, token: str, name: str, versions: list[str]
+) -> Load:
+    """Switch ``name`` through each of ``versions`` in turn while six clients query it at
+    ``url``, each update waited out; the load, for the caller to check."""
+    with Load(url, token, name, clients=6) as load:
+        for version in versions:
+            put = api.put(
+                f"/api/2.0/serving-endpoints/{name}/config",
+                json={"served_entities": [entity(name, version)]},
+            )
+            assert put.status_code == 200, put.text
+            assert wait_settled(api, name)["state"]["config_update"] == "NOT_UPDATING"
+            answer = api.post(f"/serving-endpoints/{name}/invocations", json={"x": 1})
+            assert answer.json()["version"] == version
+    return load

@@ -183,6 +183,7 @@ def _check_model_entity(label: str, entity: ServedEntityInput) -> None:
     if entity.entity_version is None:
         raise InvalidParameter(f"{label}: entity_version is required with entity_name.")
     _check_concurrency(label, entity)
+    _check_berth_fields(label, entity)
     _check_order(
         label,
         "provisioned_throughput",
@@ -205,6 +206,20 @@ def _check_concurrency(label: str, entity: ServedEntityInput) -> None:
             f"{label}: give both min_provisioned_concurrency and max_provisioned_concurrency."
         )
     _check_order(label, "provisioned_concurrency", low, high)
+
+
+def _check_berth_fields(label: str, entity: ServedEntityInput) -> None:
+    """berth's batching and scale-to-zero fields only make sense with what they tune."""
+    if entity.max_batch_wait_ms is not None and (entity.max_batch_size or 1) < 2:
+        raise InvalidParameter(
+            f"{label}: max_batch_wait_ms applies to batching; give max_batch_size (2 or more) "
+            "too, or remove max_batch_wait_ms."
+        )
+    if entity.scale_to_zero_idle_seconds is not None and not entity.scale_to_zero_enabled:
+        raise InvalidParameter(
+            f"{label}: scale_to_zero_idle_seconds applies only with scale_to_zero_enabled: "
+            "true; set it or remove scale_to_zero_idle_seconds."
+        )
 
 
 def _check_order(label: str, what: str, low: int | None, high: int | None) -> None:

@@ -5,6 +5,7 @@ Plaintext provider secrets are stored for the gateway but never leave through th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
@@ -31,13 +32,21 @@ _SERVED_MODEL_KEYS = (
 )
 
 
-def detailed(record: EndpointRecord, permission_level: str) -> Json:
-    """The answer of GET, create and config updates; ``permission_level`` is the caller's."""
+Scale = Mapping[tuple[int, str], tuple[int, int]]
+"""(config version, served entity) → (replicas ready, replicas the autoscaler wants)."""
+
+
+def detailed(record: EndpointRecord, permission_level: str, scale: Scale | None = None) -> Json:
+    """The answer of GET, create and config updates; ``permission_level`` is the caller's.
+
+    With ``scale``, each served entity that runs replicas shows berth's ``current_replicas``
+    (ready) and ``desired_replicas`` (the autoscaler's target).
+    """
     body = _common(record)
     if record.config is not None:
-        body["config"] = _config(record.config)
+        body["config"] = _config(record.config, scale or {})
     if record.pending_config is not None:
-        body["pending_config"] = _config(record.pending_config)
+        body["pending_config"] = _config(record.pending_config, scale or {})
     body["permission_level"] = permission_level
     return body
 
@@ -94,8 +103,12 @@ def _common(record: EndpointRecord) -> Json:
     return body
 
 
-def _config(doc: Json) -> Json:
+def _config(doc: Json, scale: Scale) -> Json:
     entities = [_entity(entity) for entity in doc["served_entities"]]
+    for entity in entities:
+        count = scale.get((doc["config_version"], entity["name"]))
+        if count is not None:
+            entity["current_replicas"], entity["desired_replicas"] = count
     out: Json = {"config_version": doc["config_version"]}
     if "start_time" in doc:
         out["start_time"] = doc["start_time"]

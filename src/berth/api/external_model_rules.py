@@ -48,6 +48,9 @@ _COMPUTE_FIELDS = (
     "min_provisioned_throughput",
     "max_provisioned_throughput",
     "provisioned_model_units",
+    "max_batch_size",
+    "max_batch_wait_ms",
+    "scale_to_zero_idle_seconds",
 )
 
 Block = Mapping[str, Any]

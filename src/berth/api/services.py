@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
+from berth.core.load import LoadReport
 from berth.identity.tokens import TokenService
 from berth.metrics import Metrics
 from berth.registry.service import Registry
@@ -23,6 +25,12 @@ class ControllerPort(Protocol):
 
     def logs(self, endpoint: str, served_entity: str) -> str | None:
         """The tail of one served entity's replica output."""
+
+    def scale(self, endpoint: str) -> Mapping[tuple[int, str], tuple[int, int]]:
+        """(config version, served entity) → (replicas ready, replicas wanted)."""
+
+    def report_load(self, source: str, report: LoadReport) -> None:
+        """Demand seen by the gateway process ``source``, for the autoscaler."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ class ReplicaSpec:
     """Where the runtime is importable from inside a model's own environment."""
     env: tuple[tuple[str, str], ...] = ()
     warmup_json: str | None = None
+    max_batch_size: int = 1
+    """Above 1, the runtime merges concurrent requests into one ``predict`` call."""
+    max_batch_wait_ms: float = 0.0
 
     def fingerprint(self) -> str:
         """A short content hash: replicas of an unchanged entity survive config updates."""
@@ -61,6 +64,9 @@ class Backend(Protocol):
     async def stop(self, replica_id: str) -> None: ...
 
     def replicas(self) -> list[ReplicaStatus]: ...
+
+    async def keep_warm(self, spec: ReplicaSpec) -> None:
+        """Make the next start of ``spec`` fast (it runs no replica now: scaled to zero)."""
 
     def logs(self, replica_id: str, max_bytes: int) -> str: ...
 

@@ -78,6 +78,13 @@ def runtime_args(spec: ReplicaSpec, folder: Path) -> list[str]:
     ]
     if spec.warmup_json:
         args += ["--warmup-json", spec.warmup_json]
+    if spec.max_batch_size > 1:
+        args += [
+            "--max-batch-size",
+            str(spec.max_batch_size),
+            "--max-batch-wait-ms",
+            str(spec.max_batch_wait_ms),
+        ]
     return args
 
 

@@ -19,6 +19,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,6 +29,7 @@ from berth.backends.process import Process, Reveal, model_env, runtime_args, sta
 log = logging.getLogger(__name__)
 
 IDLE_S = 15 * 60.0
+KEEP_EVERY_S = 60.0
 REQUEST_TIMEOUT_S = 10.0
 MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to 108 bytes; past this berth does without zygotes."""
@@ -92,6 +94,7 @@ class _Zygote:
     process: Process
     socket: Path
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    kept_at: float = 0.0
 
 
 class Zygotes:
@@ -101,16 +104,30 @@ class Zygotes:
         self._idle_s = idle_s
         self._live: dict[_Key, _Zygote] = {}
 
+    async def keep(self, spec: ReplicaSpec) -> None:
+        """Have a warm zygote ready for ``spec``'s next replica (an entity scaled to zero):
+        start one if there is none, else reset its idle time now and then."""
+        key = _key(spec)
+        zygote = self._live.get(key)
+        if zygote is None or not zygote.process.alive():
+            await self._start(key, spec)
+            return
+        now = asyncio.get_running_loop().time()
+        if now - zygote.kept_at < KEEP_EVERY_S or not zygote.socket.exists():
+            return
+        zygote.kept_at = now
+        try:
+            async with zygote.lock, asyncio.timeout(REQUEST_TIMEOUT_S):
+                await _ask(zygote.socket, {"keep": True})
+        except (OSError, ValueError, KeyError, TimeoutError) as exc:
+            log.warning("zygote for %s did not answer (%s); it will be replaced", spec.python, exc)
+            self._live.pop(key, None)
+            await zygote.process.terminate(grace_s=2.0)
+
     async def fork(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process | None:
         """A replica forked from this environment's zygote, or None when there is no warm
         zygote yet (one is then started, for the next replica)."""
-        key = _Key(
-            spec.python,
-            spec.pythonpath,
-            spec.env,
-            preload_modules(Path(spec.artifact), spec.model_format),
-            required_distributions(Path(spec.artifact)),
-        )
+        key = _key(spec)
         zygote = self._live.get(key)
         if zygote is None or not zygote.process.alive():
             await self._start(key, spec)
@@ -125,7 +142,7 @@ class Zygotes:
         }
         try:
             async with zygote.lock, asyncio.timeout(REQUEST_TIMEOUT_S):
-                pid = await _ask(zygote.socket, request)
+                pid = int((await _ask(zygote.socket, request))["pid"])
         except (OSError, ValueError, KeyError, TimeoutError) as exc:
             log.warning("zygote for %s did not fork (%s); starting directly", spec.python, exc)
             self._live.pop(key, None)
@@ -166,7 +183,17 @@ class Zygotes:
         self._live[key] = _Zygote(process, socket)
 
 
-async def _ask(socket: Path, request: dict[str, object]) -> int:
+def _key(spec: ReplicaSpec) -> _Key:
+    return _Key(
+        spec.python,
+        spec.pythonpath,
+        spec.env,
+        preload_modules(Path(spec.artifact), spec.model_format),
+        required_distributions(Path(spec.artifact)),
+    )
+
+
+async def _ask(socket: Path, request: dict[str, object]) -> dict[str, Any]:
     reader, writer = await asyncio.open_unix_connection(str(socket))
     try:
         writer.write(json.dumps(request).encode() + b"\n")
@@ -176,6 +203,6 @@ async def _ask(socket: Path, request: dict[str, object]) -> int:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-    if "error" in answer:
-        raise ValueError(answer["error"])
-    return int(answer["pid"])
+    if not isinstance(answer, dict) or "error" in answer:
+        raise ValueError(answer["error"] if isinstance(answer, dict) else repr(answer))
+    return answer

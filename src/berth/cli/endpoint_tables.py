@@ -10,7 +10,16 @@ from berth.core.states import ConfigUpdate
 
 Json = dict[str, Any]
 
-ENTITY_COLUMNS = ["name", "entity", "version", "workload", "scale to zero", "deployment", "message"]
+ENTITY_COLUMNS = [
+    "name",
+    "entity",
+    "version",
+    "workload",
+    "scale to zero",
+    "replicas",
+    "deployment",
+    "message",
+]
 
 
 def render_list(endpoints: Sequence[Json]) -> None:
@@ -90,6 +99,7 @@ def _entity_row(entity: Json) -> tuple[Any, ...]:
         version,
         _workload(entity),
         "" if entity.get("external_model") else _yes_no(entity.get("scale_to_zero_enabled")),
+        _replicas(entity),
         str(state.get("deployment", "")).removeprefix("DEPLOYMENT_"),
         state.get("deployment_state_message"),
     )
@@ -107,6 +117,13 @@ def _source(entity: Json) -> tuple[str, str]:
     if external:
         return f"{external.get('provider')} {external.get('name')}", "external"
     return str(entity.get("entity_name")), str(entity.get("entity_version"))
+
+
+def _replicas(entity: Json) -> str:
+    """``ready/wanted`` (``1/3`` while the autoscaler adds two), empty when not reported."""
+    if "current_replicas" not in entity:
+        return ""
+    return f"{entity['current_replicas']}/{entity.get('desired_replicas', '?')}"
 
 
 def _yes_no(flag: object) -> str:

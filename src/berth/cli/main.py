@@ -34,8 +34,20 @@ def serve(
         bool,
         typer.Option("--demo", help="Also deploy the bundled example model as endpoint iris-demo."),
     ] = False,
+    gateway_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Answer queries in N data-plane processes sharing the port (default 0: one "
+            "process serves all). N > 1 shares rate limits through BERTH_REDIS_URL, or a "
+            "private redis-server when that is unset.",
+        ),
+    ] = None,
 ) -> None:
-    """Run the berth server: API, gateway and controller in one process."""
+    """Run the berth server: API, gateway and controller in one process, or the gateway in
+    worker processes with --gateway-workers."""
+    from berth.server.private_redis import RedisUnavailable
     from berth.server.run import serve as run_server
     from berth.settings import Settings
 
@@ -43,12 +55,14 @@ def serve(
     if home is not None:
         overrides["home"] = home
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    server = settings.server.model_copy(
-        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    )
+    given = {"host": host, "port": port, "gateway_workers": gateway_workers}
+    server = settings.server.model_copy(update={k: v for k, v in given.items() if v is not None})
     settings = settings.model_copy(update={"server": server})
     on_started = partial(demo.install, token_file=settings.admin_token_file) if demo_mode else None
-    run_server(settings, on_started=on_started)
+    try:
+        run_server(settings, on_started=on_started)
+    except RedisUnavailable as exc:
+        raise typer.BadParameter(str(exc), param_hint="--gateway-workers") from exc
 
 
 @app.command("gateway")

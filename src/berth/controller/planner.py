@@ -24,6 +24,9 @@ from berth.controller.targets import (
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
 from berth.core.states import DeploymentState, EndpointReady
 
+SCALED_TO_ZERO = "Scaled to zero: the next request starts a replica."
+WAKING = "Scaling up from zero: a replica is starting for waiting requests."
+
 
 @dataclass(frozen=True, slots=True)
 class Promote:
@@ -125,6 +128,8 @@ def _entity_state(
         return entity.blocked
     if entity.spec is None:
         return DeploymentState.READY.value, ""
+    if entity.replicas == 0:
+        return DeploymentState.READY.value, SCALED_TO_ZERO
     statuses = [observed[rid] for rid in entity.replica_ids() if rid in observed]
     ready = sum(s.state == ReplicaState.READY for s in statuses)
     failed = [s for s in statuses if s.state == ReplicaState.FAILED]
@@ -132,6 +137,8 @@ def _entity_state(
         return DeploymentState.READY.value, f"{ready}/{entity.replicas} replicas ready."
     if failed:
         return DeploymentState.FAILED.value, failed[0].message
+    if not gate and entity.scaling.min_replicas == 0:
+        return DeploymentState.READY.value, WAKING
     return (
         DeploymentState.CREATING.value,
         f"Starting replicas: {ready}/{entity.replicas} ready, loading the model.",
@@ -143,21 +150,7 @@ def _route(
 ) -> EndpointRoute:
     entities: tuple[EntityRoute, ...] = ()
     if serving is not None:
-        entities = tuple(
-            EntityRoute(
-                name=e.name,
-                traffic_percentage=e.traffic,
-                replicas=tuple(
-                    ReplicaRoute(rid, status.address, status.spec.max_concurrency)
-                    for rid in e.replica_ids()
-                    if (status := observed.get(rid)) is not None
-                    and status.state == ReplicaState.READY
-                    and status.address is not None
-                ),
-                external=e.external,
-            )
-            for e in serving.entities
-        )
+        entities = tuple(_entity_route(e, observed) for e in serving.entities)
     version = serving.version if serving is not None else 0
     return EndpointRoute(
         target.name,
@@ -171,4 +164,21 @@ def _route(
         capture=target.capture,
         access_log=target.access_log,
         predict_log=target.predict_log,
+    )
+
+
+def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:
+    replicas = tuple(
+        ReplicaRoute(rid, status.address, status.spec.max_concurrency)
+        for rid in entity.replica_ids()
+        if (status := observed.get(rid)) is not None
+        and status.state == ReplicaState.READY
+        and status.address is not None
+    )
+    return EntityRoute(
+        name=entity.name,
+        traffic_percentage=entity.traffic,
+        replicas=replicas,
+        external=entity.external,
+        cold=entity.spec is not None and entity.scaling.min_replicas == 0 and not replicas,
     )

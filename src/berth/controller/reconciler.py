@@ -11,18 +11,22 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from berth.backends.base import Backend, ReplicaStatus
+from berth.backends.base import Backend, ReplicaSpec, ReplicaState, ReplicaStatus
+from berth.controller.autoscaler import Autoscaler, Policy, ScaleKey, Size
 from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import transition_events
+from berth.controller.load_board import LoadBoard
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
 from berth.controller.targets import (
     ArtifactRef,
     ConfigTarget,
     EndpointStates,
     EndpointTarget,
+    EntityTarget,
     Runtime,
     config_target,
     in_progress,
@@ -30,6 +34,7 @@ from berth.controller.targets import (
 )
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
 from berth.core.states import DeploymentState
@@ -42,7 +47,15 @@ from berth.store.endpoints import EndpointRecord
 
 log = logging.getLogger(__name__)
 
+
+class ReplicaCount(NamedTuple):
+    ready: int
+    desired: int
+
+
 Drain = Callable[[str], Awaitable[None]]
+Followers = Callable[[int], Awaitable[None]]
+"""Returns once every gateway process holds this snapshot version (or gave up waiting)."""
 Reveal = Callable[[str], str | None]
 """The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
 
@@ -60,9 +73,14 @@ class Controller:
         drain: Drain,
         reveal: Reveal,
         metrics: Metrics,
+        load: LoadBoard | None = None,
+        policy: Policy | None = None,
+        followers: Followers | None = None,
         tick_s: float = 0.5,
     ) -> None:
-        """``python`` runs models that ask for no environment of their own (berth's own)."""
+        """``python`` runs models that ask for no environment of their own (berth's own);
+        ``load`` is the gateways' demand the autoscaler sizes entities by; ``followers``
+        returns once gateways in other processes hold a snapshot version."""
         self._db = db
         self._backend = backend
         self._bus = bus
@@ -72,10 +90,14 @@ class Controller:
         self._drain = drain
         self._reveal = reveal
         self._tick_s = tick_s
+        self._followers = followers
         self._wake = asyncio.Event()
         self._artifacts: dict[tuple[str, str], ArtifactRef] = {}
         self._stopping: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self.load = load or LoadBoard()
+        self._autoscaler = Autoscaler(policy or Policy())
+        self._scale: dict[tuple[str, int, str], ReplicaCount] = {}
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="berth-controller")
@@ -119,23 +141,39 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), self._tick_s)
             self._wake.clear()
 
+    def report_load(self, source: str, report: LoadReport) -> None:
+        """A gateway process's demand; a request waiting for a replica wakes the loop."""
+        self.load.post(source, report)
+        if any(load.waiting for load in report.values()):
+            self.nudge()
+
+    def scale(self, endpoint: str) -> dict[tuple[int, str], ReplicaCount]:
+        """(config version, served entity) → replicas ready and wanted, as of the last pass."""
+        return {(v, e): c for (name, v, e), c in self._scale.items() if name == endpoint}
+
     async def reconcile(self) -> Plan:
         records, tokens, queriers = await asyncio.to_thread(self._read)
         targets = [
             t for t in (self._target(r, queriers.get(r.id, ())) for r in records) if t is not None
         ]
+        targets = self._autoscale(targets)
         # A replica being retired is gone as far as planning goes; should it be wanted again
         # (an endpoint re-created under the same name), it restarts once the retiring is done.
         replicas = self._backend.replicas()
         observed = [r for r in replicas if r.replica_id not in self._stopping]
         self._count_replicas(replicas)
+        self._count_scale(targets, observed)
         decided = plan(targets, observed)
         for replica_id, spec in decided.start:
             if replica_id not in self._stopping:
                 await self._backend.start(replica_id, spec)
+        for spec in _scaled_to_zero(targets):
+            await self._backend.keep_warm(spec)
         # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
         # version. Should recording then lose a race, the next pass routes by the store again.
         self._publish(decided, tokens)
+        if decided.transitions and self._followers is not None:
+            await self._followers(self._bus.current.version)
         if decided.transitions:
             by_id = {r.id: r for r in records}
             await asyncio.to_thread(self._record, decided.transitions, by_id)
@@ -276,6 +314,57 @@ class Controller:
             states.ready,
         )
 
+    def _autoscale(self, targets: list[EndpointTarget]) -> list[EndpointTarget]:
+        """Each entity's replica count from the autoscaler (one decision per spec a pass,
+        shared by the current and pending configs when they run the same spec)."""
+        load = self.load.read()
+        sizes: dict[ScaleKey, Size] = {}
+
+        def sized(endpoint: str, entity: EntityTarget) -> EntityTarget:
+            if entity.spec is None:
+                return entity
+            key = (endpoint, entity.name, entity.spec.fingerprint())
+            if key not in sizes:
+                sizes[key] = self._autoscaler.size(
+                    key, entity.scaling, entity.spec.max_concurrency, load.get(key[:2])
+                )
+            return replace(entity, replicas=sizes[key].replicas)
+
+        def config(endpoint: str, target: ConfigTarget | None) -> ConfigTarget | None:
+            if target is None:
+                return None
+            return replace(target, entities=tuple(sized(endpoint, e) for e in target.entities))
+
+        resized = [
+            replace(t, current=config(t.name, t.current), pending=config(t.name, t.pending))
+            for t in targets
+        ]
+        self._autoscaler.retain(sizes)
+        self._metrics.demand.clear()
+        for (endpoint, entity, _), size in sizes.items():
+            self._metrics.demand.labels(endpoint, entity).set(size.demand)
+        return resized
+
+    def _count_scale(self, targets: list[EndpointTarget], observed: list[ReplicaStatus]) -> None:
+        """Replicas ready and wanted per entity of each config, for GET and metrics."""
+        ready = Counter(r.spec for r in observed if r.state is ReplicaState.READY)
+        scale: dict[tuple[str, int, str], ReplicaCount] = {}
+        gauge = self._metrics.desired_replicas
+        gauge.clear()
+        for target in targets:
+            for config in (target.current, target.pending):
+                if config is None:
+                    continue
+                for entity in config.entities:
+                    if entity.spec is not None:
+                        count = ReplicaCount(ready[entity.spec], entity.replicas)
+                        scale[(target.name, config.version, entity.name)] = count
+            if target.current is not None:
+                for entity in target.current.entities:
+                    if entity.spec is not None:
+                        gauge.labels(target.name, entity.name).set(entity.replicas)
+        self._scale = scale
+
     def _count_replicas(self, replicas: Iterable[ReplicaStatus]) -> None:
         """``berth_replicas`` as the backend sees them now."""
         counts = Counter((r.spec.endpoint, r.spec.served_entity, r.state.value) for r in replicas)
@@ -296,6 +385,17 @@ class Controller:
             await self._backend.stop(replica_id)
         finally:
             self._stopping.pop(replica_id, None)
+
+
+def _scaled_to_zero(targets: Iterable[EndpointTarget]) -> set[ReplicaSpec]:
+    """The specs of serving entities that run no replica now."""
+    return {
+        e.spec
+        for t in targets
+        if t.current is not None
+        for e in t.current.entities
+        if e.spec is not None and e.replicas == 0
+    }
 
 
 def _capture(record: EndpointRecord) -> float:

@@ -14,10 +14,29 @@ from berth.core.states import ConfigUpdate, DeploymentState
 REPLICA_CONCURRENCY = 4
 """Concurrent requests one replica takes: Databricks' Small size is one such replica."""
 
-WORKLOAD_CONCURRENCY = {"Small": 4, "Medium": 16, "Large": 64}
+WORKLOAD_CONCURRENCY = {"Small": (4, 4), "Medium": (8, 16), "Large": (16, 64)}
+"""The provisioned concurrency range of each workload size, as on Databricks."""
+
+DEFAULT_BATCH_WAIT_MS = 5.0
 
 EntityState = tuple[str, str]
 """(``deployment`` state, ``deployment_state_message``) of one served entity."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """The bounds the autoscaler keeps a served entity's replica count within."""
+
+    min_replicas: int
+    """0 with scale to zero."""
+    max_replicas: int
+    idle_s: float | None = None
+    """With scale to zero: this entity's own idle time before its last replica stops."""
+
+    @property
+    def initial(self) -> int:
+        """Replicas a new entity starts with: one at least, so that it becomes ready."""
+        return max(self.min_replicas, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +46,8 @@ class EntityTarget:
     spec: ReplicaSpec | None
     """None for an external model (it needs no replica) or while ``blocked``."""
     replicas: int
+    """How many run: the autoscaler's choice within ``scaling``."""
+    scaling: Scaling = Scaling(1, 1)
     blocked: EntityState | None = None
     """The state to show while replicas cannot start yet (an environment being built)."""
     external: Mapping[str, Any] | None = None
@@ -91,12 +112,27 @@ RuntimeLookup = Callable[[ArtifactRef], Runtime]
 ExternalResolver = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
-def replica_count(entity: Mapping[str, Any]) -> int:
-    """One replica per ``REPLICA_CONCURRENCY`` of the concurrency the entity asks for."""
-    concurrency = entity.get("max_provisioned_concurrency") or WORKLOAD_CONCURRENCY.get(
-        entity.get("workload_size") or "Small", REPLICA_CONCURRENCY
+def scaling(entity: Mapping[str, Any]) -> Scaling:
+    """One replica per ``REPLICA_CONCURRENCY`` of the concurrency range the entity asks for
+    (``min/max_provisioned_concurrency`` or its ``workload_size``); the lower bound is 0 with
+    scale to zero."""
+    low, high = WORKLOAD_CONCURRENCY.get(entity.get("workload_size") or "Small", (4, 4))
+    if entity.get("max_provisioned_concurrency") is not None:
+        low = int(entity.get("min_provisioned_concurrency") or 0)
+        high = int(entity["max_provisioned_concurrency"])
+    to_zero = bool(entity.get("scale_to_zero_enabled"))
+    idle = entity.get("scale_to_zero_idle_seconds")
+    return Scaling(
+        min_replicas=0 if to_zero else max(1, math.ceil(low / REPLICA_CONCURRENCY)),
+        max_replicas=max(1, math.ceil(high / REPLICA_CONCURRENCY)),
+        idle_s=float(idle) if to_zero and idle is not None else None,
     )
-    return max(1, math.ceil(concurrency / REPLICA_CONCURRENCY))
+
+
+def replica_concurrency(batch_size: int) -> int:
+    """Requests the gateway sends one replica at once: with batching, enough to fill one
+    batch while the previous one is scored."""
+    return REPLICA_CONCURRENCY if batch_size < 2 else max(REPLICA_CONCURRENCY, 2 * batch_size)
 
 
 def config_target(
@@ -123,6 +159,7 @@ def config_target(
             runtime = runtimes(artifact)
             blocked = runtime.blocked
             if runtime.python is not None:
+                batch = int(entity.get("max_batch_size") or 1)
                 spec = ReplicaSpec(
                     endpoint=endpoint,
                     served_entity=entity["name"],
@@ -130,20 +167,29 @@ def config_target(
                     model_format=artifact.model_format,
                     python=runtime.python,
                     pythonpath=runtime.pythonpath,
-                    max_concurrency=REPLICA_CONCURRENCY,
+                    max_concurrency=replica_concurrency(batch),
                     env=tuple(sorted((entity.get("environment_vars") or {}).items())),
+                    max_batch_size=batch,
+                    max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
                 )
+        bounds = scaling(entity)
         entities.append(
             EntityTarget(
                 name=entity["name"],
                 traffic=routes.get(entity["name"], 0),
                 spec=spec,
-                replicas=replica_count(entity) if spec else 0,
+                replicas=bounds.initial if spec else 0,
+                scaling=bounds,
                 blocked=blocked,
                 external=external,
             )
         )
     return ConfigTarget(version=int(document["config_version"]), entities=tuple(entities))
+
+
+def _batch_wait(entity: Mapping[str, Any]) -> float:
+    wait = entity.get("max_batch_wait_ms")
+    return DEFAULT_BATCH_WAIT_MS if wait is None else float(wait)
 
 
 def in_progress(config_update: str) -> bool:

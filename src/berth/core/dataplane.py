@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,12 @@ class EntityRoute:
     replicas: tuple[ReplicaRoute, ...]
     external: Mapping[str, Any] | None = None
     """An external model's block, credentials resolved: served by a provider, not replicas."""
+    cold: bool = False
+    """Scaled to zero (or starting from zero): a request waits while a replica starts."""
 
     @property
     def live(self) -> bool:
-        return bool(self.replicas) or self.external is not None
+        return bool(self.replicas) or self.external is not None or self.cold
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class Snapshot:
                                 [r.replica_id, r.address, r.max_concurrency] for r in en.replicas
                             ],
                             "external": en.external,
+                            "cold": en.cold,
                         }
                         for en in ep.entities
                     ],
@@ -112,6 +115,7 @@ class Snapshot:
                         en["traffic_percentage"],
                         tuple(ReplicaRoute(r[0], r[1], r[2]) for r in en["replicas"]),
                         en.get("external"),
+                        en.get("cold", False),
                     )
                     for en in ep["entities"]
                 ),
@@ -138,11 +142,19 @@ class SnapshotBus:
     def __init__(self) -> None:
         self.current = Snapshot()
         self._changed = asyncio.Event()
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener`` with each new snapshot (e.g. to retry requests waiting for a
+        replica that the new routes now have)."""
+        self._listeners.append(listener)
 
     def publish(self, snapshot: Snapshot) -> None:
         self.current = snapshot
         self._changed.set()
         self._changed = asyncio.Event()
+        for listener in self._listeners:
+            listener(snapshot)
 
     async def newer_than(self, version: int, timeout: float) -> Snapshot:
         """The newest snapshot once its version passes ``version``, or the current one."""

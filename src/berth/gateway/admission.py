@@ -1,4 +1,6 @@
-"""Outstanding requests per replica, and the bounded wait when every replica is busy."""
+"""Outstanding requests per replica, the bounded wait when every replica is busy, and the wait
+for a replica of an entity scaled to zero; what it all comes to is the load the autoscaler reads.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +8,63 @@ import asyncio
 import random
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
-from berth.core.errors import Unavailable
+from berth.core.errors import NotFound, Unavailable
+from berth.core.load import EntityKey, EntityLoad
 from berth.gateway.balancer import pick_entity, pick_replica
+
+Routes = Callable[[str], EndpointRoute | None]
+"""The newest route table of an endpoint by name (a waiting request re-reads it)."""
+Demand = Callable[[str, str], None]
+"""Told (endpoint, served entity) when a request waits for an entity that has no replica."""
+
+
+@dataclass(slots=True)
+class Slot:
+    """One request's place on a replica, held from ``acquire`` to ``release``."""
+
+    endpoint: str
+    entity: EntityRoute
+    replica: ReplicaRoute
+    taken: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    in_flight: int = 0
+    waiting: int = 0
+    busy_s: float = 0.0
+    served: int = 0
 
 
 class Admission:
-    """Grants replica slots; requests beyond capacity wait in a bounded FIFO per endpoint."""
+    """Grants replica slots; requests beyond capacity wait in a bounded FIFO per endpoint, and
+    requests for an entity scaled to zero wait (at most ``cold_start_s``) for its replica."""
 
-    def __init__(self, max_queue: int, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        max_queue: int,
+        rng: random.Random | None = None,
+        *,
+        routes: Routes | None = None,
+        on_demand: Demand | None = None,
+        cold_start_s: float = 30.0,
+    ) -> None:
         self.outstanding: defaultdict[str, int] = defaultdict(int)
         self._max_queue = max_queue
         self._waiters: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
+        self._cold: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
+        """Requests waiting for a replica of an entity scaled to zero: woken by new routes
+        only, so that they never take the turn of a request waiting for a free slot."""
         self._rng = rng or random.Random()
         self._down_until: dict[str, float] = {}
+        self._routes = routes
+        self._on_demand = on_demand
+        self._cold_start_s = cold_start_s
+        self._counters: dict[EntityKey, _Counters] = {}
 
     def mark_down(self, replica_id: str, seconds: float = 5.0) -> None:
         """Avoid a replica that dropped a request until the controller's next table says more."""
@@ -29,35 +73,50 @@ class Admission:
     def queue_depth(self, endpoint: str) -> int:
         return len(self._waiters[endpoint])
 
-    async def acquire(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute]:
-        """A replica slot for one request; waits while all are busy (the caller bounds time)."""
+    def load(self) -> dict[EntityKey, EntityLoad]:
+        """Each served entity's demand as this process sees it."""
+        return {
+            key: EntityLoad(c.in_flight, c.waiting, c.busy_s, c.served)
+            for key, c in self._counters.items()
+        }
+
+    async def acquire(self, route: EndpointRoute) -> Slot:
+        """A replica slot for one request; waits while all are busy (the caller bounds time)
+        or while the chosen entity starts from zero (bounded here: 503 past ``cold_start_s``)."""
+        cold_until: float | None = None
         while True:
-            choice = self._try(route)
-            if choice is not None:
-                return choice
+            entity, replica = self._try(route)
+            counters = self._counters_of(route.name, entity.name)
+            if replica is not None:
+                counters.in_flight += 1
+                return Slot(route.name, entity, replica, time.perf_counter())
             waiters = self._waiters[route.name]
-            if len(waiters) >= self._max_queue:
+            if not entity.replicas:
+                waiters = self._cold[route.name]
+                if cold_until is None:
+                    cold_until = time.monotonic() + self._cold_start_s
+                if self._on_demand is not None:
+                    self._on_demand(route.name, entity.name)
+            elif len(waiters) >= self._max_queue:
                 raise Unavailable(
                     f"Endpoint '{route.name}' is at capacity and its queue of "
                     f"{self._max_queue} requests is full; retry shortly.",
                     retry_after=1,
                 )
-            waiter = asyncio.get_running_loop().create_future()
-            waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                elif not waiter.cancelled():
-                    self.wake(route.name)  # we were woken but give up: pass the turn on
-                raise
+            cold = cold_until if not entity.replicas else None
+            await self._wait(waiters, counters, cold, route.name, entity.name)
+            route = self._newest(route)
 
-    def release(self, endpoint: str, replica_id: str) -> None:
+    def release(self, slot: Slot) -> None:
+        replica_id = slot.replica.replica_id
         self.outstanding[replica_id] -= 1
         if self.outstanding[replica_id] <= 0:
             del self.outstanding[replica_id]
-        self.wake(endpoint)
+        counters = self._counters_of(slot.endpoint, slot.entity.name)
+        counters.in_flight -= 1
+        counters.served += 1
+        counters.busy_s += time.perf_counter() - slot.taken
+        self.wake(slot.endpoint)
 
     def wake(self, endpoint: str) -> None:
         """Let the oldest waiter of ``endpoint`` try again (a slot freed or routes changed)."""
@@ -69,12 +128,63 @@ class Admission:
                 return
 
     def wake_all(self) -> None:
-        for endpoint in list(self._waiters):
-            for waiter in self._waiters.pop(endpoint):
-                if not waiter.done():
-                    waiter.set_result(None)
+        """Every waiter tries again: new routes may have the replica it waits for."""
+        for queues in (self._waiters, self._cold):
+            for endpoint in list(queues):
+                for waiter in queues.pop(endpoint):
+                    if not waiter.done():
+                        waiter.set_result(None)
 
-    def _try(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute] | None:
+    async def _wait(
+        self,
+        waiters: deque[asyncio.Future[None]],
+        counters: _Counters,
+        cold_until: float | None,
+        endpoint: str,
+        entity: str,
+    ) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        counters.waiting += 1
+        try:
+            if cold_until is None:
+                await waiter
+            else:
+                async with asyncio.timeout(max(cold_until - time.monotonic(), 0.0)):
+                    await waiter
+        except TimeoutError:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            raise Unavailable(
+                f"Served entity '{entity}' of endpoint '{endpoint}' is scaled to zero and its "
+                f"replica did not become ready within {self._cold_start_s:.0f}s; retry shortly.",
+                retry_after=max(1, round(self._cold_start_s / 3)),
+            ) from None
+        except BaseException:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            elif not waiter.cancelled() and cold_until is None:
+                self.wake(endpoint)  # we were woken but give up: pass the turn on
+            raise
+        finally:
+            counters.waiting -= 1
+
+    def _newest(self, route: EndpointRoute) -> EndpointRoute:
+        if self._routes is None:
+            return route
+        newest = self._routes(route.name)
+        if newest is None:
+            raise NotFound(f"Endpoint with name '{route.name}' was deleted.")
+        return newest
+
+    def _counters_of(self, endpoint: str, entity: str) -> _Counters:
+        counters = self._counters.get((endpoint, entity))
+        if counters is None:
+            counters = self._counters[(endpoint, entity)] = _Counters()
+        return counters
+
+    def _try(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute | None]:
+        """The entity a request goes to, and a free replica of it (None: it must wait)."""
         entity = pick_entity(route.entities, self._rng)
         if entity is None:
             raise Unavailable(
@@ -85,14 +195,13 @@ class Admission:
             now = time.monotonic()
             self._down_until = {r: t for r, t in self._down_until.items() if t > now}
             replicas = tuple(r for r in replicas if r.replica_id not in self._down_until)
-            if not replicas:
+            if entity.replicas and not replicas:
                 raise Unavailable(
                     f"Every replica of '{entity.name}' just dropped a request and is being "
                     "replaced; retry shortly.",
                     retry_after=1,
                 )
         replica = pick_replica(replicas, self.outstanding, self._rng)
-        if replica is None:
-            return None
-        self.outstanding[replica.replica_id] += 1
+        if replica is not None:
+            self.outstanding[replica.replica_id] += 1
         return entity, replica

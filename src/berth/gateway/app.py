@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from berth.core.access_log import AccessLog
-from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, SnapshotBus
+from berth.core.dataplane import EndpointRoute, SnapshotBus
 from berth.core.errors import (
     BadRequest,
     BerthError,
@@ -29,7 +29,7 @@ from berth.core.permissions import may
 from berth.core.principal import Principal
 from berth.core.usage import Outcome
 from berth.gateway import stages
-from berth.gateway.admission import Admission
+from berth.gateway.admission import Admission, Demand, Slot
 from berth.gateway.limits import Grant, Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import (
     MODELS_PATH,
@@ -68,14 +68,25 @@ class Gateway:
         metrics: Metrics | None = None,
         capture: CaptureWriter | None = None,
         access_log: AccessLog | None = None,
+        on_demand: Demand | None = None,
+        cold_start_s: float = 30.0,
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
         max_body_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        """``on_demand(endpoint, entity)`` is told when a request waits for an entity scaled
+        to zero (the controller should start a replica now); such a request waits at most
+        ``cold_start_s``."""
         self._bus = bus
         self._timeout = request_timeout_s
         self._max_body = max_body_bytes
-        self.admission = Admission(max_queue)
+        self.admission = Admission(
+            max_queue,
+            routes=lambda name: self._bus.current.endpoints.get(name),
+            on_demand=on_demand,
+            cold_start_s=cold_start_s,
+        )
+        bus.subscribe(lambda _snapshot: self.admission.wake_all())
         self.upstream = Upstream()
         self.llm = Llm()
         self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
@@ -317,9 +328,7 @@ class Gateway:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _acquire(
-        self, route: EndpointRoute, deadline: float
-    ) -> tuple[EntityRoute, ReplicaRoute]:
+    async def _acquire(self, route: EndpointRoute, deadline: float) -> Slot:
         try:
             with stages.stage("queue_wait"):
                 async with asyncio.timeout(max(deadline - time.perf_counter(), 0.001)):
@@ -339,27 +348,29 @@ class Gateway:
         headers = _replica_headers(scope, route)
         deadline = time.perf_counter() + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            entity, replica = await self._acquire(route, deadline)
+            slot = await self._acquire(route, deadline)
             sent = time.perf_counter()
             try:
                 with stages.stage("upstream"):
                     answer = await self.upstream.post(
-                        replica.address,
+                        slot.replica.address,
                         "/invocations",
                         body,
                         headers,
                         max(deadline - sent, 0.001),
                     )
+                if answer.batch_ms is not None:
+                    stages.add("batching", answer.batch_ms / 1000)
                 if answer.replica_ms is None:  # a replica that does not time itself
-                    return entity.name, answer, (time.perf_counter() - sent) * 1000
-                return entity.name, answer, answer.replica_ms
+                    return slot.entity.name, answer, (time.perf_counter() - sent) * 1000
+                return slot.entity.name, answer, answer.replica_ms
             except ReplicaUnreachable:
-                self.admission.mark_down(replica.replica_id)
+                self.admission.mark_down(slot.replica.replica_id)
                 if attempt == MAX_ATTEMPTS:
                     raise
                 route = self._bus.current.endpoints.get(route.name, route)
             finally:
-                self.admission.release(route.name, replica.replica_id)
+                self.admission.release(slot)
         raise AssertionError("unreachable")
 
     async def _forward_stream(
@@ -380,17 +391,17 @@ class Gateway:
         forwarded = _replica_headers(scope, route)
         deadline = time.perf_counter() + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            entity, replica = await self._acquire(route, deadline)
+            slot = await self._acquire(route, deadline)
             headers = [
                 *extra,
-                (b"served-model-name", entity.name.encode()),
+                (b"served-model-name", slot.entity.name.encode()),
                 (b"x-berth-overhead-ms", _ms_since(started)),
             ]
-            served = Served(entity.name)
+            served = Served(slot.entity.name)
             try:
                 opened = time.perf_counter()
                 async with self.upstream.stream(
-                    replica.address, "/invocations", body, forwarded, self._timeout
+                    slot.replica.address, "/invocations", body, forwarded, self._timeout
                 ) as answer:
                     stages.add("upstream", time.perf_counter() - opened)
                     served.status = answer.status
@@ -412,10 +423,10 @@ class Gateway:
                     return served
                 if not isinstance(exc, ReplicaUnreachable) or attempt == MAX_ATTEMPTS:
                     raise
-                self.admission.mark_down(replica.replica_id)
+                self.admission.mark_down(slot.replica.replica_id)
                 route = self._bus.current.endpoints.get(route.name, route)
             finally:
-                self.admission.release(route.name, replica.replica_id)
+                self.admission.release(slot)
         raise AssertionError("unreachable")
 
     async def drain(self, replica_id: str, timeout_s: float = 30.0) -> None:

@@ -123,6 +123,15 @@ class Limiter(Protocol):
     async def aclose(self) -> None: ...
 
 
+def limiter_for(redis_url: str | None) -> Limiter:
+    """Counters in Redis when several gateway processes must share them, else in this one."""
+    if redis_url:
+        from berth.gateway.limits_redis import RedisLimiter  # ~25 MB of imports, when needed
+
+        return RedisLimiter(redis_url)
+    return LocalLimiter()
+
+
 def buckets_for(
     rules: Sequence[Mapping[str, Any]], endpoint_id: str, caller: Principal
 ) -> tuple[Bucket, ...]:

@@ -8,21 +8,27 @@ skip it, as pyarrow.dataset skips dot files and a ``*.parquet`` glob skips ``.tm
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import uuid
 from pathlib import Path
-
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.dataset as ds  # type: ignore[import-untyped]
+from typing import Any
 
 from berth.core.errors import InvalidParameter
-from berth.inference.schema import PARTITION_FIELD
+from berth.inference.schema import partition_field
 
 DAY_MS = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
 _ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
-PARTITIONING = ds.partitioning(pa.schema([PARTITION_FIELD]), flavor="hive")
+
+@functools.cache
+def partitioning() -> Any:
+    """The hive partitioning on ``date`` that readers apply."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.dataset as ds  # type: ignore[import-untyped]
+
+    return ds.partitioning(pa.schema([partition_field()]), flavor="hive")
 
 
 def endpoint_directory(root: Path, endpoint: str) -> Path:

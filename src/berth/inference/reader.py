@@ -11,19 +11,17 @@ import operator
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-import pyarrow.dataset as ds  # type: ignore[import-untyped]
-
 from berth.core.errors import BerthError
-from berth.inference.layout import PARTITIONING, day_of, endpoint_directory
-from berth.inference.schema import ARROW_SCHEMA, PARTITION_FIELD
+from berth.inference.layout import day_of, endpoint_directory, partitioning
+from berth.inference.schema import arrow_schema, partition_field
 
 # pyarrow ships no type information: these name what the values are.
 _Dataset: TypeAlias = Any  # pyarrow.dataset.Dataset
 _Expression: TypeAlias = Any  # pyarrow.dataset.Expression
 
-_DATASET_SCHEMA = ARROW_SCHEMA.append(PARTITION_FIELD)
+
+def _dataset_schema() -> Any:
+    return arrow_schema().append(partition_field())
 
 
 def read_payloads(
@@ -43,6 +41,8 @@ def read_payloads(
     directory = endpoint_directory(root, endpoint)
     if limit < 1 or not directory.is_dir():
         return []
+    import pyarrow as pa  # type: ignore[import-untyped]
+
     try:
         return _read(directory, _window(since_ms, until_ms), limit, newest_first)
     except pa.ArrowException as exc:
@@ -58,21 +58,23 @@ def schema_description() -> list[dict[str, str | bool]]:
             "nullable": field.nullable,
             "meaning": field.metadata[b"description"].decode(),
         }
-        for field in _DATASET_SCHEMA
+        for field in _dataset_schema()
     ]
 
 
 def _read(
     directory: Path, window: _Expression, limit: int, newest_first: bool
 ) -> list[dict[str, Any]]:
+    import pyarrow.dataset as ds  # type: ignore[import-untyped]
+
     dataset = ds.dataset(
-        directory, schema=_DATASET_SCHEMA, format="parquet", partitioning=PARTITIONING
+        directory, schema=_dataset_schema(), format="parquet", partitioning=partitioning()
     )
     boundary = _boundary(dataset, window, limit, newest_first)
     if boundary is not None:
         stamp = ds.field("timestamp_ms")
         window = window & (stamp >= boundary if newest_first else stamp <= boundary)
-    table = dataset.to_table(columns=ARROW_SCHEMA.names, filter=window)
+    table = dataset.to_table(columns=arrow_schema().names, filter=window)
     order = "descending" if newest_first else "ascending"
     ordered = table.sort_by([("timestamp_ms", order), ("request_id", "ascending")])
     rows: list[dict[str, Any]] = ordered.slice(0, limit).to_pylist()
@@ -81,6 +83,9 @@ def _read(
 
 def _window(since_ms: int | None, until_ms: int | None) -> _Expression:
     """The time filter, with the matching days spelled out so whole partitions are skipped."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
     stamp, day = ds.field("timestamp_ms"), ds.field("date")
     conditions = [ds.scalar(True)]
     if since_ms is not None:
@@ -96,6 +101,8 @@ def _boundary(dataset: _Dataset, window: _Expression, limit: int, newest_first: 
     Filtering on it before reading whole rows means bodies are read only for rows that can be
     returned, not for every row in the window.
     """
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
     stamps = dataset.to_table(columns=["timestamp_ms"], filter=window)
     if stamps.num_rows <= limit:
         return None

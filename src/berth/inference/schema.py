@@ -6,9 +6,9 @@ describes itself, and `schema_description` is generated from the same place.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-
-import pyarrow as pa  # type: ignore[import-untyped]
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,52 +38,75 @@ class PayloadRecord:
     """The error message of a failed request."""
 
 
-def _column(name: str, type_: pa.DataType, meaning: str, *, nullable: bool = False) -> pa.Field:
+def _column(name: str, type_: Any, meaning: str, *, nullable: bool = False) -> Any:
+    pa = _pyarrow()
     return pa.field(name, type_, nullable=nullable, metadata={"description": meaning})
 
 
-ARROW_SCHEMA = pa.schema(
-    [
-        _column("request_id", pa.string(), "berth's id of the request, unique per request"),
-        _column(
-            "client_request_id",
-            pa.string(),
-            "the caller's own id (body field or header client_request_id); null when not given",
-            nullable=True,
-        ),
-        _column("endpoint", pa.string(), "the serving endpoint queried"),
-        _column("served_entity", pa.string(), "the served entity (model) that answered"),
-        _column("principal", pa.string(), "the user or service principal that sent the request"),
-        _column("timestamp_ms", pa.int64(), "when the request arrived, epoch milliseconds, UTC"),
-        _column("status_code", pa.int32(), "the HTTP status of the answer"),
-        _column("latency_ms", pa.float64(), "milliseconds from arrival to the end of the answer"),
-        _column(
-            "request",
-            pa.string(),
-            "the request body as UTF-8 text, cut at the capture limit on a character boundary",
-        ),
-        _column(
-            "response",
-            pa.string(),
-            "the response body as UTF-8 text (a stream reassembled), cut like request",
-        ),
-        _column("request_truncated", pa.bool_(), "true when request was cut at the limit"),
-        _column("response_truncated", pa.bool_(), "true when response was cut at the limit"),
-        _column("input_tokens", pa.int64(), "prompt tokens the answer reported; 0 when unknown"),
-        _column("output_tokens", pa.int64(), "tokens generated; 0 when unknown"),
-        _column(
-            "error",
-            pa.string(),
-            "the error message of a failed request; null when it succeeded",
-            nullable=True,
-        ),
-    ]
-)
-"""The columns of every Parquet file, in order."""
+def _pyarrow() -> Any:
+    """pyarrow, imported when a table is first written or read: it is ~40 MB of a server that
+    may never capture anything."""
+    import pyarrow  # type: ignore[import-untyped]
 
-PARTITION_FIELD = _column(
-    "date",
-    pa.date32(),
-    "the UTC day of timestamp_ms; the directory date=YYYY-MM-DD, a column when read as a "
-    "hive-partitioned dataset",
-)
+    return pyarrow
+
+
+@functools.cache
+def arrow_schema() -> Any:
+    """The columns of every Parquet file, in order."""
+    pa = _pyarrow()
+    return pa.schema(
+        [
+            _column("request_id", pa.string(), "berth's id of the request, unique per request"),
+            _column(
+                "client_request_id",
+                pa.string(),
+                "the caller's own id (body field or header client_request_id); null when not given",
+                nullable=True,
+            ),
+            _column("endpoint", pa.string(), "the serving endpoint queried"),
+            _column("served_entity", pa.string(), "the served entity (model) that answered"),
+            _column(
+                "principal", pa.string(), "the user or service principal that sent the request"
+            ),
+            _column(
+                "timestamp_ms", pa.int64(), "when the request arrived, epoch milliseconds, UTC"
+            ),
+            _column("status_code", pa.int32(), "the HTTP status of the answer"),
+            _column(
+                "latency_ms", pa.float64(), "milliseconds from arrival to the end of the answer"
+            ),
+            _column(
+                "request",
+                pa.string(),
+                "the request body as UTF-8 text, cut at the capture limit on a character boundary",
+            ),
+            _column(
+                "response",
+                pa.string(),
+                "the response body as UTF-8 text (a stream reassembled), cut like request",
+            ),
+            _column("request_truncated", pa.bool_(), "true when request was cut at the limit"),
+            _column("response_truncated", pa.bool_(), "true when response was cut at the limit"),
+            _column(
+                "input_tokens", pa.int64(), "prompt tokens the answer reported; 0 when unknown"
+            ),
+            _column("output_tokens", pa.int64(), "tokens generated; 0 when unknown"),
+            _column(
+                "error",
+                pa.string(),
+                "the error message of a failed request; null when it succeeded",
+                nullable=True,
+            ),
+        ]
+    )
+
+
+@functools.cache
+def partition_field() -> Any:
+    return _column(
+        "date",
+        _pyarrow().date32(),
+        "the UTC day of timestamp_ms; the directory date=YYYY-MM-DD, a column when read as a "
+        "hive-partitioned dataset",
+    )

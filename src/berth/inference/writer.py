@@ -13,17 +13,15 @@ import os
 import threading
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
-
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+from typing import Any, NamedTuple
 
 from berth.core.clock import Clock, SystemClock
 from berth.inference.layout import DAY_MS, day_of, part_names, partition_directory
-from berth.inference.schema import ARROW_SCHEMA, PayloadRecord
+from berth.inference.schema import PayloadRecord, arrow_schema
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +31,9 @@ ROW_OVERHEAD_BYTES = 256
 """Charged per row on top of its bodies against the buffer's bound: ids, names, Python objects."""
 
 _SAMPLE_BUCKETS = 10_000
+
+Tallied = Callable[[str, str, int], None]
+"""Told ``(endpoint, "written" | "dropped", rows)`` each time rows are counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,10 @@ class CaptureWriter:
         flush_rows: int = 1000,
         flush_interval_s: float = 5.0,
         clock: Clock | None = None,
+        on_tally: Tallied | None = None,
     ) -> None:
+        """``on_tally`` mirrors the counts into counters kept elsewhere: a gateway worker's
+        metrics, which live in files the server renders, where ``counts`` cannot reach."""
         self._root = root
         self._max_body_bytes = max_body_bytes
         self._max_pending_bytes = max_pending_bytes
@@ -97,6 +101,7 @@ class CaptureWriter:
         self._pending: list[_Captured] = []
         self._held_bytes = 0
         self._tallies: dict[str, _Tally] = {}
+        self._on_tally = on_tally
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="berth-capture", daemon=True)
         self._thread.start()
@@ -114,6 +119,7 @@ class CaptureWriter:
         with self._lock:
             if self._closed or self._held_bytes + size > self._max_pending_bytes:
                 self._tally(record.endpoint).rows_dropped += 1
+                self._told(record.endpoint, "dropped", 1)
                 return False
             self._pending.append(
                 _Captured(record, request, request_truncated, response, response_truncated, size)
@@ -192,18 +198,22 @@ class CaptureWriter:
         try:
             directory = partition_directory(self._root, endpoint, day)
             directory.mkdir(parents=True, exist_ok=True)
-            _publish(
-                pa.Table.from_pydict(_columns(rows), schema=ARROW_SCHEMA), directory, self._clock
-            )
+            _publish(_table(rows), directory, self._clock)
         except Exception:
             log.exception("could not write %d captured rows of endpoint %r", len(rows), endpoint)
             with self._lock:
                 self._tally(endpoint).rows_dropped += len(rows)
+            self._told(endpoint, "dropped", len(rows))
             return
         with self._lock:
             tally = self._tally(endpoint)
             tally.rows_written += len(rows)
             tally.files_written += 1
+        self._told(endpoint, "written", len(rows))
+
+    def _told(self, endpoint: str, outcome: str, rows: int) -> None:
+        if self._on_tally is not None:
+            self._on_tally(endpoint, outcome, rows)
 
 
 def sampled(request_id: str, fraction: float) -> bool:
@@ -254,23 +264,33 @@ def _columns(rows: list[_Captured]) -> dict[str, object]:
     }
 
 
-def _text(bodies: list[bytes]) -> pa.Array:
+def _table(rows: list[_Captured]) -> Any:
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    return pa.Table.from_pydict(_columns(rows), schema=arrow_schema())
+
+
+def _text(bodies: list[bytes]) -> Any:
     """Bodies as an Arrow string column; a body that is not UTF-8 gets U+FFFD where it is not.
 
     Arrow validates and copies UTF-8 bytes itself, about ten times faster than decoding each
     body to a Python string first, so decoding is only the fallback.
     """
+    import pyarrow as pa
+
     try:
         return pa.array(bodies, pa.string())
     except pa.ArrowInvalid:
         return pa.array([body.decode("utf-8", "replace") for body in bodies], pa.string())
 
 
-def _publish(table: pa.Table, directory: Path, clock: Clock) -> None:
+def _publish(table: Any, directory: Path, clock: Clock) -> None:
     """Write under a temporary name, sync, rename: readers see the whole file or nothing.
 
     The sync comes before the rename so a power cut cannot leave a named but empty file.
     """
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
     final, temporary = part_names(clock.now_ms())
     path = directory / temporary
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -10,10 +11,12 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from berth.core.latency import LATENCY_BOUNDS
+from berth.metrics.processes import Summed
 
-STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "streaming")
+STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "batching", "streaming")
 """Where a request's time goes: checking the token, the rate limiter, waiting for a free
-replica, the replica or provider answering, relaying a stream after its first byte."""
+replica, the replica or provider answering, the part of that spent waiting in the replica for
+a batch to fill, relaying a stream after its first byte."""
 
 
 class Metrics:
@@ -21,6 +24,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._rendered: Collector = self.registry
         r = self.registry
         self.requests = Counter(
             "berth_requests",
@@ -47,12 +51,14 @@ class Metrics:
             "Requests being answered now, by endpoint.",
             ["endpoint"],
             registry=r,
+            multiprocess_mode="livesum",  # gateway workers: summed over the live ones
         )
         self.queue_depth = Gauge(
             "berth_queue_depth",
             "Requests waiting for a free replica, by endpoint.",
             ["endpoint"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.tokens = Counter(
             "berth_tokens",
@@ -60,10 +66,29 @@ class Metrics:
             ["endpoint", "direction"],
             registry=r,
         )
+        self.capture_rows = Counter(
+            "berth_capture_rows",
+            "Inference-table rows by endpoint and outcome: written, or dropped (sampled in "
+            "but the writer had fallen behind, or a write failed).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.replicas = Gauge(
             "berth_replicas",
             "Replicas by endpoint, served entity and state.",
             ["endpoint", "served_entity", "state"],
+            registry=r,
+        )
+        self.desired_replicas = Gauge(
+            "berth_replicas_desired",
+            "Replicas the autoscaler wants, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            registry=r,
+        )
+        self.demand = Gauge(
+            "berth_autoscaler_concurrency",
+            "Smoothed concurrent requests the autoscaler sizes for, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
             registry=r,
         )
         self.env_builds = Counter(
@@ -79,21 +104,30 @@ class Metrics:
             registry=r,
         )
 
+    def count_capture(self, endpoint: str, outcome: str, rows: int) -> None:
+        """The inference-table writer's ``on_tally``."""
+        self.capture_rows.labels(endpoint, outcome).inc(rows)
+
     def add(self, collector: Collector) -> None:
         """Another source of families (replica-side figures), read at each scrape."""
         self.registry.register(collector)
 
+    def include_processes(self, directory: Path) -> None:
+        """Render also what other processes count in prometheus-client's multiprocess files
+        under ``directory`` (gateway workers), summed with this process's own samples."""
+        self._rendered = Summed(self.registry, directory)
+
     def render(self, endpoint: str | None = None) -> bytes:
         """The text exposition format: every family, or only ``endpoint``'s samples."""
         if endpoint is None:
-            return generate_latest(self.registry)
-        return generate_latest(_Only(self.registry, endpoint))
+            return generate_latest(self._rendered)
+        return generate_latest(_Only(self._rendered, endpoint))
 
 
 class _Only:
     """A registry view keeping the samples labelled with one endpoint."""
 
-    def __init__(self, registry: CollectorRegistry, endpoint: str) -> None:
+    def __init__(self, registry: Collector, endpoint: str) -> None:
         self._registry = registry
         self._endpoint = endpoint
 

@@ -33,7 +33,24 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--warmup-json", help="a request body scored once before ready")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=1,
+        help="requests merged into one model call at most; 1 scores each alone",
+    )
+    parser.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a batch waits for more requests after its first, while the model is busy",
+    )
+    args = parser.parse_args(argv)
+    if args.max_batch_size < 1:
+        parser.error("--max-batch-size must be 1 or more")
+    if args.max_batch_wait_ms < 0:
+        parser.error("--max-batch-wait-ms must not be negative")
+    return args
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -45,6 +62,8 @@ async def _serve(args: argparse.Namespace) -> int:
         health_route=os.environ.get("AIP_HEALTH_ROUTE", "/health"),
         predict_routes=predict_routes,
         warmup=json.loads(args.warmup_json) if args.warmup_json else None,
+        max_batch_size=args.max_batch_size,
+        max_batch_wait_s=args.max_batch_wait_ms / 1000,
     )
     server = await start_server(app, args.host, port, args.max_body_bytes)
     bound = server.sockets[0].getsockname()[1]

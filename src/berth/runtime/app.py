@@ -1,9 +1,11 @@
-"""The replica's routes: health that never waits behind inference, and bounded predict."""
+"""The replica's routes: health that never waits behind inference, and bounded predict
+(batched by ``batching.Batcher`` when the replica is started with ``--max-batch-size``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import logging
 import threading
@@ -14,37 +16,14 @@ from enum import StrEnum
 from typing import Any
 
 from berth.core.latency import LATENCY_BOUNDS
+from berth.runtime.batching import Batcher
+from berth.runtime.histograms import BATCH_SIZE_BOUNDS, Histogram
 from berth.runtime.http import Request, Response, error_response
 from berth.runtime.models import LoadedModel, ModelInputError
 
 log = logging.getLogger("berth.runtime")
 
 READY_BODY = b'{"status":"ready"}'
-
-
-class Latency:
-    """A cumulative histogram of ``predict`` seconds, as Prometheus buckets count; the server
-    reads it from ``GET /metrics`` (the runtime cannot carry prometheus-client)."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * len(LATENCY_BOUNDS)
-        self.count = 0
-        self.total = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.count += 1
-        self.total += seconds
-        for i, bound in enumerate(LATENCY_BOUNDS):
-            if seconds <= bound:
-                self.counts[i] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "le": list(LATENCY_BOUNDS),
-            "counts": self.counts,
-            "count": self.count,
-            "sum": self.total,
-        }
 
 
 PREDICT_LOG_HEADER = "x-berth-predict-log"
@@ -88,6 +67,13 @@ def _failure(exc: Exception) -> Response:
     return error_response(400, "BAD_REQUEST", _describe(exc))
 
 
+def _answer(result: Any) -> Response:
+    try:
+        return Response(200, json.dumps(result).encode())
+    except (TypeError, ValueError) as exc:
+        return error_response(500, "INTERNAL_ERROR", f"Model output is not JSON: {exc}")
+
+
 class Phase(StrEnum):
     LOADING = "loading"
     READY = "ready"
@@ -98,6 +84,9 @@ class ReplicaApp:
     """Loads the model in a thread, then scores requests on a bounded pool of threads.
 
     Health is answered on the event loop from a field, so it never queues behind inference.
+    With ``max_batch_size`` above 1 and a model that can merge requests, concurrent requests
+    share model calls; each answer then says how long it waited for its batch and how many
+    requests shared its call.
     """
 
     def __init__(
@@ -108,6 +97,8 @@ class ReplicaApp:
         health_route: str = "/health",
         predict_routes: tuple[str, ...] = ("/invocations", "/predict"),
         warmup: Any = None,
+        max_batch_size: int = 1,
+        max_batch_wait_s: float = 0.005,
     ) -> None:
         self._load = load
         self._warmup = warmup
@@ -119,7 +110,11 @@ class ReplicaApp:
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="predict")
         self._slots = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
-        self.latency = Latency()
+        self.latency = Histogram(LATENCY_BOUNDS)
+        self.batch_sizes = Histogram(BATCH_SIZE_BOUNDS)
+        self._max_batch_size = max_batch_size
+        self._max_batch_wait = max_batch_wait_s
+        self._batcher: Batcher | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -133,21 +128,47 @@ class ReplicaApp:
             model = self._load()
             if self._warmup is not None:
                 model.predict(self._warmup)
+            batcher = self._batcher_for(model)
         except BaseException as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             self.phase = Phase.FAILED
             log.exception("model failed to load")
         else:
+            self._batcher = batcher  # before the model, so a request that sees one sees both
             self._model = model
             self.phase = Phase.READY
             log.info("model loaded in %.2fs", time.monotonic() - started)
+
+    def _batcher_for(self, model: LoadedModel) -> Batcher | None:
+        if self._max_batch_size <= 1:
+            return None
+        batchable = model.batchable()
+        if batchable is None:
+            log.info(
+                "this model cannot merge requests (a score.py needs predict_batch): no batching"
+            )
+            return None
+        log.info(
+            "batching up to %d requests, waiting at most %.1f ms",
+            self._max_batch_size,
+            self._max_batch_wait * 1000,
+        )
+        return Batcher(
+            batchable,
+            max_size=self._max_batch_size,
+            max_wait_s=self._max_batch_wait,
+            pool=self._pool,
+            slots=self._slots,
+            sizes=self.batch_sizes,
+            latency=self.latency,
+        )
 
     async def __call__(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]
         if path in self._health_routes:
             return self._health()
         if path == "/metrics":
-            return Response(200, json.dumps({"predict_seconds": self.latency.to_json()}).encode())
+            return self._metrics()
         if path in self._predict_routes:
             if request.method != "POST":
                 return error_response(405, "BAD_REQUEST", f"use POST on {path}")
@@ -173,6 +194,13 @@ class ReplicaApp:
         if self.in_flight == 0:
             self._idle.set()
 
+    def _metrics(self) -> Response:
+        figures = {
+            "predict_seconds": self.latency.to_json(),
+            "batch_size": self.batch_sizes.to_json(),
+        }
+        return Response(200, json.dumps(figures).encode())
+
     def _health(self) -> Response:
         if self.phase is Phase.READY:
             return Response(200, READY_BODY)
@@ -189,6 +217,9 @@ class ReplicaApp:
             return error_response(400, "BAD_REQUEST", f"Malformed JSON in request body: {exc}")
         if isinstance(body, dict) and body.get("stream") is True:
             return await self._predict_stream(model, body)
+        batcher = self._batcher
+        if batcher is not None:
+            return await self._predict_batched(batcher, body)
         async with self._slots:
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
@@ -198,10 +229,15 @@ class ReplicaApp:
                 return _failure(exc)
             finally:
                 self.latency.observe(time.perf_counter() - started)
-        try:
-            return Response(200, json.dumps(result).encode())
-        except (TypeError, ValueError) as exc:
-            return error_response(500, "INTERNAL_ERROR", f"Model output is not JSON: {exc}")
+        return _answer(result)
+
+    async def _predict_batched(self, batcher: Batcher, body: Any) -> Response:
+        outcome, waited = await batcher.predict(body)
+        headers: tuple[tuple[str, str], ...] = (("x-berth-batch-ms", f"{waited * 1000:.3f}"),)
+        if outcome.shared:  # a request refused before any model call shared none
+            headers += (("x-berth-batch-size", str(outcome.shared)),)
+        response = _failure(outcome.error) if outcome.error is not None else _answer(outcome.value)
+        return dataclasses.replace(response, headers=headers)
 
     async def _predict_stream(self, model: LoadedModel, body: dict[str, Any]) -> Response:
         """Server-sent events, one ``data:`` line a chunk, ending ``data: [DONE]``.

@@ -93,6 +93,9 @@ def serve(path: str, idle_s: float) -> None:
             conn.settimeout(10)
             try:
                 request = json.loads(conn.makefile("rb").readline())
+                if request.get("keep"):  # the server keeps us for a replica to come
+                    conn.sendall(b'{"kept": true}\n')
+                    continue
                 pid = _fork(request, listener, conn)
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
             except (OSError, ValueError, KeyError) as exc:

@@ -33,14 +33,15 @@ from berth.api.services import Services
 from berth.backends.base import ReplicaState
 from berth.backends.local import LocalBackend
 from berth.backends.zygotes import Zygotes
+from berth.controller.autoscaler import Policy
+from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
 from berth.core.access_log import AccessLog
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.envs import environment_details
 from berth.gateway.app import Gateway
-from berth.gateway.limits import Limiter, LocalLimiter
-from berth.gateway.limits_redis import RedisLimiter
+from berth.gateway.limits import limiter_for
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.inference import CaptureWriter
 from berth.metrics import Metrics, ReplicaFigures
@@ -48,9 +49,9 @@ from berth.metrics.replicas import ReplicaAddress
 from berth.registry.service import Registry
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
-from berth.server.capture_figures import CaptureFigures
 from berth.server.dispatch import Dispatch
 from berth.server.usage_writer import UsageWriter
+from berth.server.workers import WorkerPool
 from berth.settings import Settings
 from berth.store.db import Database
 
@@ -62,13 +63,6 @@ class Server:
     admin: AdminBootstrap
 
 
-def limiter_for(settings: Settings) -> Limiter:
-    """Rate-limit counters in Redis when several gateway processes must share them."""
-    if settings.redis_url:
-        return RedisLimiter(settings.redis_url)
-    return LocalLimiter()
-
-
 def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
     """Where the replica-side figures are read from at each scrape."""
     return [
@@ -78,8 +72,16 @@ def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
     ]
 
 
-def build_server(settings: Settings) -> Server:
-    """Open the store (migrating it), make the admin token, and wire every part."""
+FOLLOW_S = 5.0
+"""How long a state change waits for gateway workers to hold the routes it needs."""
+
+
+def build_server(settings: Settings, workers: WorkerPool | None = None) -> Server:
+    """Open the store (migrating it), make the admin token, and wire every part.
+
+    With ``workers`` (``--gateway-workers``), queries are answered by those processes: their
+    metrics are rendered with this process's, and a replica is retired only once they follow.
+    """
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.store_url)
@@ -92,15 +94,17 @@ def build_server(settings: Settings) -> Server:
     secret_store = SecretsService(db, clock, SecretCipher(load_key(settings)))
     bus = SnapshotBus()
     metrics = Metrics()
-    capture = CaptureWriter(settings.inference_dir)
-    metrics.add(CaptureFigures(capture))
+    capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
     access_log = AccessLog(settings.logs_dir)
+    scaling = settings.autoscaling
     gateway = Gateway(
         bus,
-        limiter=limiter_for(settings),
+        limiter=limiter_for(settings.redis_url),
         metrics=metrics,
         capture=capture,
         access_log=access_log,
+        on_demand=lambda _endpoint, _entity: controller.nudge(),
+        cold_start_s=scaling.cold_start_timeout_s,
     )
 
     def reveal(text: str) -> str | None:
@@ -113,6 +117,9 @@ def build_server(settings: Settings) -> Server:
         zygotes=Zygotes(settings.home_dir / "zygotes", reveal),
     )
     metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
+    if workers is not None:
+        metrics.add(workers)
+        metrics.include_processes(workers.metrics_dir)
     controller = Controller(
         db,
         backend,
@@ -120,9 +127,18 @@ def build_server(settings: Settings) -> Server:
         clock,
         envs_root=settings.envs_dir,
         python=sys.executable,
-        drain=gateway.drain,
+        drain=gateway.drain if workers is None else workers.drain(gateway.drain, bus),
         reveal=reveal,
         metrics=metrics,
+        load=LoadBoard(gateway.admission.load),
+        policy=Policy(
+            target_utilization=scaling.target_utilization,
+            upscale_delay_s=scaling.upscale_delay_s,
+            downscale_delay_s=scaling.downscale_delay_s,
+            smoothing_s=scaling.smoothing_s,
+            scale_to_zero_idle_s=scaling.scale_to_zero_idle_s,
+        ),
+        followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
     )
     services = Services(
         settings=settings,

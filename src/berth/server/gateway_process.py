@@ -21,10 +21,11 @@ from starlette.types import Receive, Scope, Send
 from berth.core.access_log import AccessLog
 from berth.core.dataplane import SnapshotBus
 from berth.gateway.app import Gateway
-from berth.gateway.limits import Limiter, LocalLimiter
-from berth.gateway.limits_redis import RedisLimiter
+from berth.gateway.limits import limiter_for
+from berth.gateway.load_reporter import LoadReporter
 from berth.gateway.subscriber import Subscriber
 from berth.inference import CaptureWriter
+from berth.metrics import Metrics
 from berth.server.logs import log_config
 from berth.settings import Settings
 
@@ -48,14 +49,26 @@ class GatewayProcess:
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()
-        redis_url = settings.redis_url
-        limiter: Limiter = RedisLimiter(redis_url) if redis_url else LocalLimiter()
-        self._capture = CaptureWriter(settings.inference_dir)
+        limiter = limiter_for(settings.redis_url)
+        metrics = Metrics()
+        self._capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
         self._access_log = AccessLog(settings.logs_dir)
+        self._load = LoadReporter(self._control, token, lambda: self.gateway.admission.load())
         self.gateway = Gateway(
-            self._bus, limiter=limiter, capture=self._capture, access_log=self._access_log
+            self._bus,
+            limiter=limiter,
+            metrics=metrics,
+            capture=self._capture,
+            access_log=self._access_log,
+            on_demand=self._load.demand,
+            cold_start_s=settings.autoscaling.cold_start_timeout_s,
         )
         self._subscriber = Subscriber(self._control, token, self._bus)
+
+    @property
+    def bus(self) -> SnapshotBus:
+        """The snapshots followed from the server, the newest one current."""
+        return self._bus
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -76,6 +89,7 @@ class GatewayProcess:
         tasks = [
             asyncio.create_task(self._subscriber.run()),
             asyncio.create_task(self._ship_usage()),
+            asyncio.create_task(self._load.run()),
         ]
         await send({"type": "lifespan.startup.complete"})
         await receive()

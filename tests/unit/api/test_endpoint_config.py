@@ -183,3 +183,19 @@ def test_merge_tags_overwrites_appends_and_deletes() -> None:
         {"key": "b", "value": "3"},
         {"key": "c"},
     ]
+
+
+def test_batching_and_idle_fields_are_kept_and_checked_against_what_they_tune() -> None:
+    iris = {"entity_name": "iris", "entity_version": "1"}
+    batched = {**iris, "max_batch_size": 32, "max_batch_wait_ms": 2.5}
+    [doc] = normalise_config(config(served_entities=[batched])).served_entities
+    assert (doc["max_batch_size"], doc["max_batch_wait_ms"]) == (32, 2.5)
+    idle = {**iris, "scale_to_zero_enabled": True, "scale_to_zero_idle_seconds": 60}
+    [doc] = normalise_config(config(served_entities=[idle])).served_entities
+    assert doc["scale_to_zero_idle_seconds"] == 60
+    with pytest.raises(InvalidParameter, match="give max_batch_size"):
+        normalise_config(config(served_entities=[{**iris, "max_batch_wait_ms": 3}]))
+    with pytest.raises(InvalidParameter, match="only with scale_to_zero_enabled"):
+        normalise_config(config(served_entities=[{**iris, "scale_to_zero_idle_seconds": 5}]))
+    with pytest.raises(InvalidParameter, match="external_model cannot be combined"):
+        normalise_config(config(served_entities=[{**chat(), "max_batch_size": 8}]))

@@ -158,3 +158,17 @@ def test_event_messages_read_as_sentences() -> None:
     assert events.notifications_changed("bob", {"on_update_failure": ["x@y"]}) == (
         "Email notifications set by bob: on update failure x@y; on update success nobody"
     )
+
+
+def test_replica_counts_show_on_the_entities_of_each_config() -> None:
+    entity = {"name": "e", "entity_name": "iris", "entity_version": "1"}
+    pending = document([entity], version=2)
+    stored = record(document([entity]), pending_config=pending)
+    body = views.detailed(stored, "CAN_VIEW", {(1, "e"): (2, 3), (2, "e"): (0, 1)})
+    served = body["config"]["served_entities"][0]
+    assert (served["current_replicas"], served["desired_replicas"]) == (2, 3)
+    upcoming = body["pending_config"]["served_entities"][0]
+    assert (upcoming["current_replicas"], upcoming["desired_replicas"]) == (0, 1)
+    assert "current_replicas" not in body["config"]["served_models"][0], "Databricks' mirror"
+    plain = views.detailed(stored, "CAN_VIEW")
+    assert "current_replicas" not in plain["config"]["served_entities"][0]

@@ -9,7 +9,8 @@ from berth.controller.targets import (
     EndpointStates,
     EndpointTarget,
     EntityTarget,
-    replica_count,
+    Scaling,
+    scaling,
 )
 from berth.core.states import DeploymentState, EndpointReady
 
@@ -108,12 +109,56 @@ def test_replicas_nobody_wants_are_stopped() -> None:
     assert plan([], [stray]).stop == ("gone.m-1.abc.0",)
 
 
-def test_replica_count_follows_workload_size_and_concurrency() -> None:
-    assert replica_count({"workload_size": "Small"}) == 1
-    assert replica_count({"workload_size": "Medium"}) == 4
-    assert replica_count({"workload_size": "Large"}) == 16
-    assert replica_count({"max_provisioned_concurrency": 8}) == 2
-    assert replica_count({}) == 1
+def test_bounds_follow_workload_size_provisioned_concurrency_and_scale_to_zero() -> None:
+    assert scaling({"workload_size": "Small"}) == Scaling(1, 1)
+    assert scaling({"workload_size": "Medium"}) == Scaling(2, 4)
+    assert scaling({"workload_size": "Large"}) == Scaling(4, 16)
+    provisioned = {"min_provisioned_concurrency": 0, "max_provisioned_concurrency": 8}
+    assert scaling(provisioned) == Scaling(1, 2)
+    assert scaling({}) == Scaling(1, 1)
+    to_zero = {"workload_size": "Medium", "scale_to_zero_enabled": True}
+    assert scaling(to_zero) == Scaling(0, 4)
+    assert scaling({**to_zero, "scale_to_zero_idle_seconds": 30}) == Scaling(0, 4, 30.0)
+    assert Scaling(0, 4).initial == 1
+
+
+def test_an_entity_scaled_to_zero_is_ready_and_routed_cold() -> None:
+    idle = EntityTarget("m-1", 100, spec("/a"), 0, Scaling(0, 1))
+    decided = plan([target(ConfigTarget(1, (idle,)))], [])
+    assert decided.start == ()
+    (save,) = decided.transitions
+    assert isinstance(save, SaveStates) and save.states.ready == EndpointReady.READY
+    assert save.states.current["m-1"][0] == DeploymentState.READY.value
+    (route,) = decided.routes["ep"].entities
+    assert route.cold and route.replicas == () and decided.routes["ep"].serving
+
+
+def test_waking_from_zero_stays_ready_and_cold_until_a_replica_is() -> None:
+    waking = EntityTarget("m-1", 100, spec("/a"), 1, Scaling(0, 1))
+    rid = waking.replica_ids()[0]
+    starting = [status(rid, spec("/a"), ReplicaState.STARTING)]
+    decided = plan([target(ConfigTarget(1, (waking,)))], starting)
+    assert decided.routes["ep"].entities[0].cold
+    (save,) = decided.transitions
+    assert isinstance(save, SaveStates) and save.states.ready == EndpointReady.READY
+    woken = plan(
+        [target(ConfigTarget(1, (waking,)))], [status(rid, spec("/a"), ReplicaState.READY)]
+    )
+    (route,) = woken.routes["ep"].entities
+    assert not route.cold and [r.replica_id for r in route.replicas] == [rid]
+
+
+def test_scaling_down_stops_the_highest_replicas() -> None:
+    two = EntityTarget("m-1", 100, spec("/a"), 2, Scaling(1, 4))
+    r0, r1 = two.replica_ids()
+    observed = [
+        status(r0, spec("/a"), ReplicaState.READY, 9000),
+        status(r1, spec("/a"), ReplicaState.READY, 9001),
+    ]
+    one = EntityTarget("m-1", 100, spec("/a"), 1, Scaling(1, 4))
+    decided = plan([target(ConfigTarget(1, (one,)))], observed)
+    assert decided.stop == (r1,)
+    assert [r.replica_id for r in decided.routes["ep"].entities[0].replicas] == [r0]
 
 
 def test_an_entity_waiting_for_its_environment_starts_nothing_and_says_why() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from berth.core.errors import BerthError, InvalidParameter
 from berth.inference import CaptureWriter, PayloadRecord, read_payloads, schema_description
-from berth.inference.schema import ARROW_SCHEMA
+from berth.inference.schema import arrow_schema
 from tests.unit.inference.support import T0, record
 
 HOUR_MS = 3_600_000
@@ -112,7 +112,7 @@ def test_an_endpoint_name_that_could_leave_the_root_is_refused(tmp_path: Path) -
 def test_the_schema_description_names_every_column_and_the_partition() -> None:
     described = schema_description()
 
-    assert [column["name"] for column in described] == [*ARROW_SCHEMA.names, "date"]
+    assert [column["name"] for column in described] == [*arrow_schema().names, "date"]
     assert all(column["meaning"] for column in described)
     assert {column["name"]: column["type"] for column in described}["timestamp_ms"] == "int64"
     assert [column["name"] for column in described if column["nullable"]] == [

@@ -225,3 +225,16 @@ def test_two_processes_write_to_one_endpoint_without_clobbering(tmp_path: Path) 
     ids = standard_table(tmp_path / "shared").column("request_id").to_pylist()
     assert sorted(ids) == [f"{name}-{i:06d}" for name in ("first", "second") for i in range(500)]
     assert len(files_under(tmp_path)) == 100
+
+
+def test_every_count_is_told_to_on_tally_as_it_happens(tmp_path: Path) -> None:
+    told: list[tuple[str, str, int]] = []
+    writer = CaptureWriter(tmp_path, flush_rows=5, on_tally=lambda *count: told.append(count))
+    with writer:
+        for i in range(5):
+            writer.offer(record(i), 1.0)
+        wait_until(lambda: told != [], timeout=10, what="the batch of 5 to be written")
+        writer.offer(record(9, endpoint="../escaped"), 1.0)
+    writer.offer(record(10), 1.0)
+
+    assert told == [("ep", "written", 5), ("../escaped", "dropped", 1), ("ep", "dropped", 1)]

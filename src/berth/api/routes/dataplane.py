@@ -10,10 +10,11 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from berth.api.deps import PrincipalDep, ServicesDep
-from berth.core.errors import PermissionDenied
+from berth.core.errors import InvalidParameter, PermissionDenied
+from berth.core.load import report_from_json
 from berth.core.usage import UsageKey, UsageSum
 from berth.store import usage
 
@@ -74,4 +75,26 @@ def report_usage(
     }
     with services.db.transaction() as session:
         usage.add(session, sums)
+    return {}
+
+
+class LoadReportBody(BaseModel):
+    source: str = Field(min_length=1, max_length=200)
+    """The reporting gateway process, e.g. ``<host>:<pid>``: its report replaces its last."""
+    load: list[list[Any]]
+    """``[endpoint, served_entity, in_flight, waiting, busy_s, served]`` rows."""
+
+
+@router.post("/api/2.0/berth/data-plane/load")
+def report_load(
+    body: LoadReportBody, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Demand seen by a gateway in another process, for the autoscaler."""
+    if not principal.is_admin:
+        raise PermissionDenied("Only admins (gateway processes) may report load.")
+    try:
+        report = report_from_json(body.load)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc)) from exc
+    services.controller.report_load(body.source, report)
     return {}

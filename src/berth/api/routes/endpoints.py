@@ -117,7 +117,7 @@ def get_endpoint(name: str, services: ServicesDep, principal: PrincipalDep) -> J
     with services.db.transaction() as session:
         record = _existing(session, name)
         level = access.endpoint_level(session, record, principal, "CAN_VIEW")
-    return views.detailed(record, level)
+    return views.detailed(record, level, services.controller.scale(record.name))
 
 
 @router.delete(BASE + "/{name}")
@@ -179,7 +179,7 @@ def update_config(
     updated = replace(
         record, pending_config=pending, config_update=ConfigUpdate.IN_PROGRESS, updated_at=now
     )
-    return views.detailed(updated, top_level(ENDPOINT))
+    return views.detailed(updated, top_level(ENDPOINT), services.controller.scale(name))
 
 
 @router.post(BASE + "/{name}/config/cancel")
@@ -216,6 +216,7 @@ def cancel_update(name: str, services: ServicesDep, principal: PrincipalDep) -> 
             updated_at=now,
         ),
         top_level(ENDPOINT),
+        services.controller.scale(name),
     )
 
 

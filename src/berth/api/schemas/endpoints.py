@@ -47,6 +47,12 @@ class ServedEntityInput(Strict):
     burst_scaling_enabled: bool | None = None
     environment_vars: dict[str, str] | None = None
     instance_profile_arn: str | None = None
+    max_batch_size: int | None = Field(None, ge=1, le=1024)
+    """berth's extension: requests merged into one ``predict`` call (1 = no batching)."""
+    max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
+    """berth's extension: how long a batch waits to fill after its first request."""
+    scale_to_zero_idle_seconds: int | None = Field(None, ge=1)
+    """berth's extension: idle time before a scale-to-zero entity stops its last replica."""
 
 
 class ServedModelInput(Strict):
