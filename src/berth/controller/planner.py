@@ -24,6 +24,10 @@ from berth.controller.targets import (
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
 from berth.core.states import DeploymentState, EndpointReady
 
+PIPELINE = 2
+"""Requests the gateway lets wait inside a replica per slot it has: the next one is there when
+a slot frees, instead of a round trip through the gateway later (the replica queues them in
+order, and health never waits behind them)."""
 SCALED_TO_ZERO = "Scaled to zero: the next request starts a replica."
 WAKING = "Scaling up from zero: a replica is starting for waiting requests."
 
@@ -169,7 +173,7 @@ def _route(
 
 def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:
     replicas = tuple(
-        ReplicaRoute(rid, status.address, status.spec.max_concurrency)
+        ReplicaRoute(rid, status.address, status.spec.max_concurrency * PIPELINE)
         for rid in entity.replica_ids()
         if (status := observed.get(rid)) is not None
         and status.state == ReplicaState.READY

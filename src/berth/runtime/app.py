@@ -74,6 +74,14 @@ def _answer(result: Any) -> Response:
         return error_response(500, "INTERNAL_ERROR", f"Model output is not JSON: {exc}")
 
 
+INLINE_BELOW_S = 0.002
+"""A model that answers faster than this is called on the event loop, not on a thread: the hop
+to a thread and back costs more than such a call. Health then waits behind at most one such
+call; a slower answer raises the average and sends the next calls back to threads."""
+INLINE_MAX_BODY = 16 * 1024
+"""Only bodies this small are scored inline: a big one may take longer than the average says."""
+
+
 class Phase(StrEnum):
     LOADING = "loading"
     READY = "ready"
@@ -81,9 +89,11 @@ class Phase(StrEnum):
 
 
 class ReplicaApp:
-    """Loads the model in a thread, then scores requests on a bounded pool of threads.
+    """Loads the model in a thread, then scores requests on a bounded pool of threads (or, for
+    a model that answers within a couple of milliseconds, on the event loop: ``INLINE_BELOW_S``).
 
-    Health is answered on the event loop from a field, so it never queues behind inference.
+    Health is answered on the event loop from a field, so it never queues behind a thread's
+    inference, and behind at most one such short inline call.
     With ``max_batch_size`` above 1 and a model that can merge requests, concurrent requests
     share model calls; each answer then says how long it waited for its batch and how many
     requests shared its call.
@@ -111,6 +121,9 @@ class ReplicaApp:
         self._slots = asyncio.Semaphore(max_concurrency)
         self.in_flight = 0
         self.latency = Histogram(LATENCY_BOUNDS)
+        self._typical_s: float | None = None
+        """A moving average of ``predict`` seconds: under ``INLINE_BELOW_S`` the event loop
+        calls the model itself for small bodies."""
         self.batch_sizes = Histogram(BATCH_SIZE_BOUNDS)
         self._max_batch_size = max_batch_size
         self._max_batch_wait = max_batch_wait_s
@@ -220,6 +233,16 @@ class ReplicaApp:
         batcher = self._batcher
         if batcher is not None:
             return await self._predict_batched(batcher, body)
+        typical = self._typical_s
+        if typical is not None and typical < INLINE_BELOW_S and len(raw) <= INLINE_MAX_BODY:
+            started = time.perf_counter()
+            try:
+                result = model.predict(body)
+            except Exception as exc:
+                return _failure(exc)
+            finally:
+                self._observe(time.perf_counter() - started)
+            return _answer(result)
         async with self._slots:
             loop = asyncio.get_running_loop()
             started = time.perf_counter()
@@ -228,8 +251,13 @@ class ReplicaApp:
             except Exception as exc:
                 return _failure(exc)
             finally:
-                self.latency.observe(time.perf_counter() - started)
+                self._observe(time.perf_counter() - started)
         return _answer(result)
+
+    def _observe(self, seconds: float) -> None:
+        self.latency.observe(seconds)
+        typical = self._typical_s
+        self._typical_s = seconds if typical is None else typical * 0.9 + seconds * 0.1
 
     async def _predict_batched(self, batcher: Batcher, body: Any) -> Response:
         outcome, waited = await batcher.predict(body)

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 MAX_HEADER_BYTES = 64 * 1024
+PAUSE_ABOVE_BYTES = 1024 * 1024
+"""Bytes of requests read ahead while one is served, before the socket stops being read
+(pausing and resuming around every request would cost two system calls each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class HttpProtocol(asyncio.Protocol):
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._busy = False
+        self._paused = False
         self._continued = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -86,6 +90,10 @@ class HttpProtocol(asyncio.Protocol):
         self._buffer.extend(data)
         if not self._busy:
             self._next()
+        elif len(self._buffer) > PAUSE_ABOVE_BYTES and self._transport is not None:
+            # Pipelined requests wait in the buffer; past this, let TCP push back instead.
+            self._transport.pause_reading()
+            self._paused = True
 
     def _next(self) -> None:
         """Take one complete request off the buffer, if there is one, and serve it."""
@@ -119,7 +127,6 @@ class HttpProtocol(asyncio.Protocol):
         self._continued = False
         keep_alive = headers.get("connection", "").lower() != "close"
         self._busy = True
-        transport.pause_reading()
         task = asyncio.get_running_loop().create_task(
             self._serve(Request(method, path, headers, body), keep_alive)
         )
@@ -142,7 +149,9 @@ class HttpProtocol(asyncio.Protocol):
             transport.close()
             return
         self._busy = False
-        transport.resume_reading()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
         if self._buffer:
             self._next()
 
