@@ -19,7 +19,6 @@ import pytest
 import redis
 from databricks.sdk import WorkspaceClient
 from openai import OpenAI
-from prometheus_client.parser import text_string_to_metric_families
 
 from berth.cli.demo import DEMO, DEMO_QUERY
 from tests.support.cli import Cli
@@ -34,6 +33,7 @@ from tests.support.deploy import (
     wait_ready,
     wait_settled,
 )
+from tests.support.metrics import Samples, samples, value
 from tests.support.net import wait_until
 from tests.support.redis import RedisServer
 from tests.support.servers import BerthServer
@@ -44,21 +44,11 @@ pytestmark = [
     pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True),
 ]
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
 
 def scrape(api: httpx.Client, path: str = "/metrics") -> Samples:
     answer = api.get(path)
     assert answer.status_code == 200, answer.text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(answer.text)
-        for s in family.samples
-    }
-
-
-def value(found: Samples, name: str, **labels: str) -> float:
-    return found.get((name, frozenset(labels.items())), 0.0)
+    return samples(answer.text)
 
 
 def per_worker(found: Samples) -> dict[str, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -183,7 +184,9 @@ class Zygotes:
         self._live[key] = _Zygote(process, socket)
 
 
+@functools.lru_cache(maxsize=256)
 def _key(spec: ReplicaSpec) -> _Key:
+    """Cached: an artifact never changes, and an entity scaled to zero asks every pass."""
     return _Key(
         spec.python,
         spec.pythonpath,
