@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
+from tests.support.system import ensure_installed
 
 STORES = ["sqlite", "postgresql"]
 pytest_plugins = ["tests.support.llm", "tests.support.redis", "tests.support.trainer"]
@@ -33,8 +34,17 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def bubblewrap() -> str:
+    """Replicas run sandboxed (servers start with ``BERTH_SANDBOX__MODE=bwrap``)."""
+    return ensure_installed("bubblewrap", lambda: shutil.which("bwrap"))
+
+
+@pytest.fixture(scope="session")
 def make_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, store_kind: str
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    store_kind: str,
+    bubblewrap: str,
 ) -> Iterator[Callable[..., BerthServer]]:
     """Start fresh berth servers on the parametrised store; all are stopped at the end."""
     started: list[BerthServer] = []

@@ -60,6 +60,47 @@ class AutoscalingSettings(BaseModel):
     )
 
 
+class SandboxSettings(BaseModel):
+    """How model code is isolated (``BERTH_SANDBOX__*``); see README's "What model code can
+    touch"."""
+
+    mode: Literal["auto", "bwrap", "none"] = Field(
+        "auto",
+        description="auto: a bubblewrap filesystem view when bubblewrap works here, else none "
+        "(said at startup); bwrap: refuse to start without it; none: no filesystem view.",
+    )
+    run_as: str | None = Field(
+        None,
+        description="When berth runs as root: the user (name or uid) model code runs as. "
+        "Unset: one unprivileged uid per model version, taken from uid_range_start.",
+    )
+    uid_range_start: int = Field(
+        61184, ge=1000, description="First uid given to model code when run_as is unset."
+    )
+    uid_range_size: int = Field(4096, ge=1, description="How many uids that range holds.")
+    network: bool = Field(True, description="Whether model code may open network connections.")
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Names of the server's environment variables model code may also see "
+        "(besides PATH, LANG, LC_*, TZ, proxy and CA variables); BERTH_* never pass.",
+    )
+
+
+class ReplicaSettings(BaseModel):
+    """How replicas are watched once ready (``BERTH_REPLICAS__*``)."""
+
+    probe_period_s: float = Field(
+        2.0, gt=0, description="Seconds between health probes of a ready replica."
+    )
+    probe_timeout_s: float = Field(2.0, gt=0, description="How long one health probe may take.")
+    failure_threshold: int = Field(
+        3,
+        ge=1,
+        description="Probes missed in a row before a ready replica (hung, not dead) leaves the "
+        "routes and is replaced.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -94,6 +135,8 @@ class Settings(BaseSettings):
     )
     server: ServerSettings = Field(default_factory=ServerSettings)
     autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -112,6 +155,11 @@ class Settings(BaseSettings):
     def inference_dir(self) -> Path:
         """Inference tables: ``<endpoint>/date=YYYY-MM-DD/part-*.parquet``."""
         return self.home_dir / "inference"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Model versions' boxes: scratch homes and replica sockets (`berth.backends.sandbox`)."""
+        return self.home_dir / "boxes"
 
     @property
     def envs_dir(self) -> Path:

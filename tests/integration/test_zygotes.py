@@ -48,7 +48,7 @@ def test_a_second_replica_is_forked_from_the_zygote_and_keeps_its_own_environmen
         first = deploy(api, model, GREETING="hello")
         assert b"berth.runtime.zygote" not in parent_command(replica_pid(server.home, first))
         wait_until(
-            lambda: any(server.home.glob("zygotes/*/zygote.sock")),
+            lambda: any(server.home.glob("boxes/*/z-*.sock")),
             timeout=30,
             what="the environment's zygote to be ready",
         )
@@ -56,10 +56,10 @@ def test_a_second_replica_is_forked_from_the_zygote_and_keeps_its_own_environmen
         pid = replica_pid(server.home, second)
         assert b"berth.runtime.zygote" in parent_command(pid)
 
-        names = {"names": ["GREETING", "BERTH_REPLICA_ID"]}
+        names = {"names": ["GREETING", "REPLICA_ID"]}
         seen = api.post(f"/serving-endpoints/{second}/invocations", json=names).json()
         assert seen["GREETING"] == "hello"
-        assert seen["BERTH_REPLICA_ID"].startswith(f"{second}.")
+        assert seen["REPLICA_ID"].startswith(f"{second}.")
         logs = api.get(f"/api/2.0/serving-endpoints/{second}/served-models/{model}-1/logs")
         assert "model loaded" in logs.json()["logs"]
 
@@ -84,14 +84,14 @@ def test_other_environment_variables_get_another_zygote(
         model = register_model(api, ENV_READER, prefix="envr")
         deploy(api, model, MODE="a")
         wait_until(
-            lambda: any(server.home.glob("zygotes/*/zygote.sock")),
+            lambda: any(server.home.glob("boxes/*/z-*.sock")),
             timeout=30,
             what="the first zygote",
         )
         other = deploy(api, model, MODE="b")
         assert b"berth.runtime.zygote" not in parent_command(replica_pid(server.home, other))
         wait_until(
-            lambda: len(list(server.home.glob("zygotes/*/zygote.sock"))) == 2,
+            lambda: len(list(server.home.glob("boxes/*/z-*.sock"))) == 2,
             timeout=30,
             what="a second zygote",
         )

@@ -35,7 +35,9 @@ class BerthServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABRICKS_"))}
-        env.update(BERTH_HOME=str(self.home), BERTH_ADMIN_TOKEN=self.token)
+        env.update(
+            BERTH_HOME=str(self.home), BERTH_ADMIN_TOKEN=self.token, BERTH_SANDBOX__MODE="bwrap"
+        )
         env.update(self.extra_env)
         if self.database_url:
             env["BERTH_DATABASE_URL"] = self.database_url

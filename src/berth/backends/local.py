@@ -1,10 +1,12 @@
-"""The ``local`` backend: each replica a child process in its own process group.
+"""The ``local`` backend: each replica a sandboxed child process in its own process group.
 
-Per replica, ``<root>/<replica_id>/`` holds ``replica.log`` (stdout and stderr), ``port`` (the
-port the runtime bound) and ``state.json`` (pid, its start time, and spec), so a restarted
-server re-adopts replicas that still run and kills none by mistake. A supervisor task per
-replica starts the process (forked from a warm zygote when its environment has one), probes
-its health, and restarts it with backoff when it dies.
+Per replica, ``<root>/<replica_id>/`` holds ``replica.log`` (stdout and stderr) and
+``state.json`` (pid, its start time, and spec), so a restarted server re-adopts replicas that
+still run and kills none by mistake; the replica itself listens on a Unix socket in its
+sandbox box (`berth.backends.sandbox`). A supervisor task per replica starts the process
+(forked from a warm zygote when its model version has one), waits for its health check, then
+keeps probing it: a replica that dies, or stops answering for ``failure_threshold`` probes in
+a row (hung, not dead), is killed and restarted at once, later crashes with backoff.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
-from berth.backends.process import Process, Reveal, read_tail, spawn_replica
+from berth.backends.process import Process, Reveal, box_of, read_tail, spawn_replica
+from berth.backends.sandbox import Sandbox
 from berth.backends.zygotes import Zygotes
 from berth.core.errors import BerthError
 
@@ -29,32 +32,46 @@ log = logging.getLogger(__name__)
 
 CRASHES_BEFORE_FAILED = 3
 STARTUP_TIMEOUT_S = 300.0
-PROBE_EVERY_S = 0.1
+PROBE_EVERY_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """How a READY replica is watched: a health probe every ``period_s``, each allowed
+    ``timeout_s``; ``failure_threshold`` misses in a row and it is replaced."""
+
+    period_s: float = 2.0
+    timeout_s: float = 2.0
+    failure_threshold: int = 3
 
 
 class LocalBackend:
     def __init__(
         self,
         root: Path,
+        sandbox: Sandbox,
         on_change: Callable[[], None] | None = None,
         reveal: Reveal | None = None,
         zygotes: Zygotes | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
         controller, so a replica that became ready is routed to at once); ``reveal`` resolves
         secret references in environment variables as a replica starts."""
         self._root = root
+        self._sandbox = sandbox
         self._on_change = on_change
         self._reveal = reveal
         self._zygotes = zygotes
+        self._liveness = liveness or Liveness()
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
-        self._http = httpx.AsyncClient(timeout=2.0)
+        self._probes: dict[str, httpx.AsyncClient] = {}
 
     async def adopt(self) -> None:
         """Take over replicas a previous server left running; remove traces of dead ones."""
-        self._root.mkdir(parents=True, exist_ok=True)
+        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for state_file in self._root.glob("*/state.json"):
             replica_id = state_file.parent.name
             try:
@@ -93,8 +110,13 @@ class LocalBackend:
         proc = self._procs.pop(replica_id, None)
         if proc is not None:
             await proc.terminate()
-        self._status.pop(replica_id, None)
+        status = self._status.pop(replica_id, None)
         shutil.rmtree(self._root / replica_id, ignore_errors=True)
+        if status is not None:
+            self._socket(replica_id, status.spec).unlink(missing_ok=True)
+            probe = self._probes.pop(self._address(replica_id, status.spec), None)
+            if probe is not None:
+                await probe.aclose()
 
     def replicas(self) -> list[ReplicaStatus]:
         return list(self._status.values())
@@ -112,33 +134,42 @@ class LocalBackend:
         await asyncio.gather(*(self.stop(rid) for rid in list(self._tasks)))
         if self._zygotes is not None:
             await self._zygotes.close()
-        await self._http.aclose()
+        for probe in self._probes.values():
+            await probe.aclose()
 
     async def _supervise(self, replica_id: str, spec: ReplicaSpec, proc: Process | None) -> None:
-        """Keep one replica running: start, wait for ready, watch, restart with backoff."""
+        """Keep one replica running: start, wait for ready, watch, restart."""
         folder = self._root / replica_id
         crashes = 0
         restarts = 0
         while True:
             if proc is None:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "port").unlink(missing_ok=True)
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._socket(replica_id, spec).unlink(missing_ok=True)
                 try:
                     proc = await self._spawn(replica_id, spec, folder)
-                except BerthError as exc:  # e.g. a referenced secret does not exist
-                    self._set(replica_id, state=ReplicaState.FAILED, message=exc.message)
+                except (BerthError, OSError) as exc:  # e.g. a referenced secret is gone
+                    message = exc.message if isinstance(exc, BerthError) else str(exc)
+                    self._set(replica_id, state=ReplicaState.FAILED, message=message)
                     return
                 self._procs[replica_id] = proc
-                state = {"pid": proc.pid, "started": proc.started, "spec": asdict(spec)}
+                state = {
+                    "pid": proc.pid,
+                    "started": proc.started,
+                    "address": self._address(replica_id, spec),
+                    "spec": asdict(spec),
+                }
                 (folder / "state.json").write_text(json.dumps(state))
             self._set(replica_id, state=ReplicaState.STARTING, pid=proc.pid, restarts=restarts)
-            outcome = await self._until_ready(replica_id, proc, folder)
+            outcome = await self._until_ready(replica_id, spec, proc)
             if outcome == "failed":
                 await proc.terminate()
                 return
             if outcome == "ready":
                 crashes = 0
-                await proc.wait()
+                if await self._watch(replica_id, spec, proc) == "hung":
+                    proc.kill()
+                    await proc.wait()
             crashes += 1
             restarts += 1
             tail = read_tail(folder / "replica.log", 1500)
@@ -152,26 +183,29 @@ class LocalBackend:
                 return
             log.warning("replica %s exited (code %s); restarting", replica_id, proc.returncode)
             self._set(replica_id, state=ReplicaState.STARTING, address=None, message="restarting")
-            await asyncio.sleep(min(0.5 * 2**crashes, 10.0))
+            if crashes > 1:  # a replica that served restarts at once; a crash loop backs off
+                await asyncio.sleep(min(0.5 * 2 ** (crashes - 1), 10.0))
             proc = None
 
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
+        log_file = folder / "replica.log"
         if self._zygotes is not None:
-            forked = await self._zygotes.fork(replica_id, spec, folder)
+            forked = await self._zygotes.fork(replica_id, spec, log_file)
             if forked is not None:
                 return forked
-        return await spawn_replica(replica_id, spec, folder, self._reveal)
+        return await spawn_replica(replica_id, spec, self._sandbox, log_file, self._reveal)
 
-    async def _until_ready(self, replica_id: str, proc: Process, folder: Path) -> str:
+    async def _until_ready(self, replica_id: str, spec: ReplicaSpec, proc: Process) -> str:
         """'ready', 'failed' (the model failed to load) or 'exited'."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STARTUP_TIMEOUT_S
+        address = self._address(replica_id, spec)
+        socket = self._socket(replica_id, spec)
         while loop.time() < deadline:
             if not proc.alive():
                 return "exited"
-            address = _address(folder)
-            if address is not None:
-                health = await self._probe(address)
+            if socket.exists():
+                health = await self._probe(address, 2.0)
                 if health is not None and health[0] == 200:
                     self._set(replica_id, state=ReplicaState.READY, address=address, message="")
                     return "ready"
@@ -188,9 +222,43 @@ class LocalBackend:
         )
         return "failed"
 
-    async def _probe(self, address: str) -> tuple[int, dict[str, str]] | None:
+    async def _watch(self, replica_id: str, spec: ReplicaSpec, proc: Process) -> str:
+        """Until the READY replica exits ('exited') or misses the health check
+        ``failure_threshold`` times in a row ('hung')."""
+        policy = self._liveness
+        address = self._address(replica_id, spec)
+        exited = asyncio.ensure_future(proc.wait())
+        misses = 0
         try:
-            response = await self._http.get(f"http://{address}/health")
+            while True:
+                done, _ = await asyncio.wait({exited}, timeout=policy.period_s)
+                if done:
+                    return "exited"
+                health = await self._probe(address, policy.timeout_s)
+                misses = 0 if health is not None and health[0] == 200 else misses + 1
+                if misses >= policy.failure_threshold:
+                    log.warning(
+                        "replica %s missed %d health checks in a row; replacing it",
+                        replica_id,
+                        misses,
+                    )
+                    self._set(
+                        replica_id,
+                        state=ReplicaState.STARTING,
+                        address=None,
+                        message=f"Not answering its health check ({misses} misses); replacing.",
+                    )
+                    return "hung"
+        finally:
+            exited.cancel()
+
+    async def _probe(self, address: str, timeout_s: float) -> tuple[int, dict[str, str]] | None:
+        client = self._probes.get(address)
+        if client is None:
+            transport = httpx.AsyncHTTPTransport(uds=address.removeprefix("unix:"))
+            client = self._probes[address] = httpx.AsyncClient(transport=transport)
+        try:
+            response = await client.get("http://replica/health", timeout=timeout_s)
         except httpx.HTTPError:
             return None
         try:
@@ -198,6 +266,12 @@ class LocalBackend:
         except ValueError:
             body = {}
         return response.status_code, body if isinstance(body, dict) else {}
+
+    def _socket(self, replica_id: str, spec: ReplicaSpec) -> Path:
+        return box_of(self._sandbox, spec).socket(replica_id)
+
+    def _address(self, replica_id: str, spec: ReplicaSpec) -> str:
+        return f"unix:{self._socket(replica_id, spec)}"
 
     def _set(self, replica_id: str, **changes: object) -> None:
         status = self._status.get(replica_id)
@@ -207,10 +281,3 @@ class LocalBackend:
         self._status[replica_id] = updated
         if updated.state != status.state and self._on_change is not None:
             self._on_change()
-
-
-def _address(folder: Path) -> str | None:
-    try:
-        return f"127.0.0.1:{int((folder / 'port').read_text())}"
-    except (OSError, ValueError):
-        return None

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from berth.backends.base import ReplicaSpec
+from berth.backends.sandbox import Box, Sandbox, Wrapped, python_dirs
 
 POLL_S = 0.2
 
 
 class Process:
-    """A replica process: a child we started, one a zygote forked for us, or one adopted from
-    a previous server run. ``started`` (its start time in clock ticks since boot) tells it
-    apart from a later process that got the same pid."""
+    """A replica process: a child we started (through bubblewrap or not), one a zygote forked
+    for us, or one adopted from a previous server run. ``pid`` is the model's own process as
+    the host sees it; ``started`` (its start time in clock ticks since boot) tells it apart
+    from a later process that got the same pid."""
 
     def __init__(self, pid: int, child: asyncio.subprocess.Process | None) -> None:
         self.pid = pid
@@ -35,44 +39,52 @@ class Process:
         return self._child.returncode if self._child is not None else None
 
     def alive(self) -> bool:
-        if self._child is not None:
+        if self._child is not None and self._child.pid == self.pid:
             return self._child.returncode is None
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
+        except PermissionError:
+            return True
         return not _is_zombie(self.pid)
 
     async def wait(self) -> None:
-        if self._child is not None:
+        """Until the model's process exits (through bubblewrap, the child we started only
+        relays it: killing that one alone does not stop the replica)."""
+        if self._child is not None and self._child.pid == self.pid:
             await self._child.wait()
             return
-        while self.alive():
-            await asyncio.sleep(POLL_S)
+        await _exited(self.pid, self.alive)
 
     async def terminate(self, grace_s: float = 15.0) -> None:
         """SIGTERM the whole group (the runtime drains in-flight requests), SIGKILL past grace."""
-        _signal_group(self.pid, signal.SIGTERM)
+        group = _group_of(self.pid)
+        _signal_group(group, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.wait(), grace_s)
         except TimeoutError:
-            _signal_group(self.pid, signal.SIGKILL)
+            _signal_group(group, signal.SIGKILL)
             await self.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the group at once (a replica that stopped answering)."""
+        _signal_group(_group_of(self.pid), signal.SIGKILL)
 
 
 Reveal = Callable[[str], str | None]
 """The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
 
 
-def runtime_args(spec: ReplicaSpec, folder: Path) -> list[str]:
+def runtime_args(spec: ReplicaSpec, socket: Path) -> list[str]:
     """The flags of ``python -m berth.runtime`` for one replica."""
     args = [
         "--artifact",
         spec.artifact,
         "--format",
         spec.model_format,
-        "--port-file",
-        str(folder / "port"),
+        "--socket",
+        str(socket),
         "--max-concurrency",
         str(spec.max_concurrency),
     ]
@@ -88,41 +100,137 @@ def runtime_args(spec: ReplicaSpec, folder: Path) -> list[str]:
     return args
 
 
-def model_env(spec: ReplicaSpec, reveal: Reveal | None) -> dict[str, str]:
-    """The environment of a process running in the model's environment; secret references
-    in ``spec.env`` are resolved here only, never written anywhere (``state.json`` keeps the
-    references)."""
+def model_env(spec: ReplicaSpec, sandbox: Sandbox, reveal: Reveal | None) -> dict[str, str]:
+    """The environment of a process running model code: the sandbox's allow-list, then the
+    entity's own variables. Secret references in ``spec.env`` are resolved here only, never
+    written anywhere (``state.json`` keeps the references)."""
     given = {k: (reveal(v) if reveal else None) or v for k, v in spec.env}
-    env = {**os.environ, **given, "PYTHONUNBUFFERED": "1"}
-    env.pop("VIRTUAL_ENV", None)
+    env = {**sandbox.base_env(), **given, "PYTHONUNBUFFERED": "1"}
     if spec.pythonpath is not None:
         env["PYTHONPATH"] = spec.pythonpath
     return env
 
 
+def model_view(spec: ReplicaSpec) -> list[str]:
+    """What a replica of ``spec`` reads: its interpreter, the runtime and its artifact."""
+    return [*python_dirs(spec.python), spec.pythonpath or "", spec.artifact]
+
+
+def box_of(sandbox: Sandbox, spec: ReplicaSpec) -> Box:
+    return sandbox.box(spec.artifact, spec.python, spec.pythonpath or "")
+
+
 async def spawn_replica(
-    replica_id: str, spec: ReplicaSpec, folder: Path, reveal: Reveal | None = None
+    replica_id: str,
+    spec: ReplicaSpec,
+    sandbox: Sandbox,
+    log: Path,
+    reveal: Reveal | None = None,
 ) -> Process:
-    """Start the runtime as a child in its own session, output to ``replica.log``."""
-    command = [spec.python, "-m", "berth.runtime", *runtime_args(spec, folder)]
-    env = {**model_env(spec, reveal), "BERTH_REPLICA_ID": replica_id}
-    return await start_in_session(command, env, folder, folder / "replica.log")
+    """Start the runtime in its sandbox, in a session of its own, output to ``log``."""
+    box = box_of(sandbox, spec)
+    argv = [spec.python, "-m", "berth.runtime", *runtime_args(spec, box.socket(replica_id))]
+    env = {**model_env(spec, sandbox, reveal), "REPLICA_ID": replica_id}
+    wrapped = sandbox.command(argv, box, readable=model_view(spec), env=env)
+    return await start_in_session(wrapped, box.home, log)
 
 
 async def start_in_session(
-    command: list[str], env: dict[str, str], cwd: Path, log: Path
+    wrapped: Wrapped, cwd: Path, log: Path, keep_fds: tuple[int, ...] = ()
 ) -> Process:
-    """A child in a session (and process group) of its own, stdout and stderr to ``log``."""
-    with log.open("ab") as out:
-        child = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            cwd=cwd,
-        )
-    return Process(child.pid, child)
+    """A child in a session (and process group) of its own, stdout and stderr to ``log``,
+    inheriting ``keep_fds``.
+
+    Through bubblewrap, the model's process is not the child itself: bubblewrap tells its
+    pid on a pipe (``--info-fd``)."""
+    told = wrapped.info_at is not None
+    info_r, info_w = os.pipe() if told else (-1, -1)
+    argv = wrapped.with_info_fd(info_w)
+    try:
+        with _open_log(log) as out:
+            child = await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=wrapped.env,
+                start_new_session=True,
+                cwd=cwd,
+                pass_fds=((info_w,) if told else ()) + keep_fds,
+            )
+    finally:
+        if told:
+            os.close(info_w)
+    if not told:
+        return Process(child.pid, child)
+    try:
+        info = await asyncio.to_thread(_read_all, info_r)
+    finally:
+        os.close(info_r)
+    try:
+        pid = int(json.loads(info)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        await child.wait()  # bubblewrap failed before the model started: its output says why
+        return Process(child.pid, child)
+    return Process(pid, child)
+
+
+def host_pid(parent: int, inner: int) -> int:
+    """The host pid of ``parent``'s child whose pid is ``inner`` in its own PID namespace
+    (a zygote inside bubblewrap tells the pids it forked as it sees them)."""
+    for child in _children(parent):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:") and line.split()[-1] == str(inner):
+                return child
+    return inner
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _exited(pid: int, alive: Callable[[], bool]) -> None:
+    """Return when ``pid`` (not our child) has exited: at once through a pidfd, else polled."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        while alive():
+            await asyncio.sleep(POLL_S)
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        while alive():  # a zombie stays readable; alive() tells it apart
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), POLL_S * 5)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
 
 
 def read_tail(path: Path, max_bytes: int) -> str:
@@ -135,9 +243,18 @@ def read_tail(path: Path, max_bytes: int) -> str:
         return ""
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def _group_of(pid: int) -> int:
+    """The process group to signal for ``pid``: its own, never the server's."""
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return pid
+    return pid if group == os.getpgrp() else group
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+        os.killpg(group, sig)
 
 
 def _stat(pid: int) -> list[str]:

@@ -1,23 +1,30 @@
-"""Warm zygotes: one per model environment, forking replicas that skip the heavy imports.
+"""Warm zygotes: one per model version and environment, forking replicas that skip the heavy
+imports.
 
-The first replica of an environment starts the usual way, and a zygote for that
-environment starts beside it (``python -m berth.runtime.zygote``, importing what the model
-imports: MLflow's pyfunc and the flavor's module, or a score.py's top-level imports). Later
-replicas with the same interpreter, ``PYTHONPATH``, environment variables and imports are
-forked from it. A zygote that is missing, still importing or gone only means the slow path;
-it exits by itself after ``idle_s`` without a request, and with the server.
+The first replica of a model version starts the usual way, and a zygote starts beside it, in
+the same sandbox box (``python -m berth.runtime.zygote``, importing what the model imports:
+MLflow's pyfunc and the flavor's module, or a score.py's top-level imports). Later replicas
+with the same artifact, interpreter, ``PYTHONPATH``, environment variables and imports are
+forked from it, so they share its filesystem view and user, and nothing of another model's.
+A zygote that is missing, still importing or gone only means the slow path. Its replicas'
+output goes to a log file the server opens and passes over the socket (``SCM_RIGHTS``), as
+their pid comes back as the zygote's PID namespace sees it and is mapped to the host's.
+A zygote exits once it has no replica left and either nobody asked it for ``idle_s`` or the
+server that started it is gone (end of file on an inherited pipe); inside its own PID
+namespace its replicas would die with it.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
 import logging
+import os
 import re
+import socket as sockets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,15 +32,23 @@ from typing import Any
 import yaml
 
 from berth.backends.base import ReplicaSpec
-from berth.backends.process import Process, Reveal, model_env, runtime_args, start_in_session
+from berth.backends.process import (
+    Process,
+    Reveal,
+    box_of,
+    host_pid,
+    model_env,
+    model_view,
+    runtime_args,
+    start_in_session,
+)
+from berth.backends.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
 IDLE_S = 15 * 60.0
 KEEP_EVERY_S = 60.0
 REQUEST_TIMEOUT_S = 10.0
-MAX_SOCKET_PATH = 100
-"""Unix socket paths are limited to 108 bytes; past this berth does without zygotes."""
 
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -78,6 +93,7 @@ def preload_modules(artifact: Path, model_format: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class _Key:
+    artifact: str
     python: str
     pythonpath: str | None
     env: tuple[tuple[str, str], ...]
@@ -85,7 +101,14 @@ class _Key:
     distributions: tuple[str, ...]
 
     def digest(self) -> str:
-        fields = [self.python, self.pythonpath, self.env, self.preload, self.distributions]
+        fields = [
+            self.artifact,
+            self.python,
+            self.pythonpath,
+            self.env,
+            self.preload,
+            self.distributions,
+        ]
         blob = json.dumps(fields).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -94,13 +117,19 @@ class _Key:
 class _Zygote:
     process: Process
     socket: Path
+    alive_w: int
+    """Our end of the pipe whose closing tells the zygote the server is gone."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     kept_at: float = 0.0
 
 
 class Zygotes:
-    def __init__(self, root: Path, reveal: Reveal | None, idle_s: float = IDLE_S) -> None:
-        self._root = root
+    def __init__(
+        self, logs: Path, sandbox: Sandbox, reveal: Reveal | None, idle_s: float = IDLE_S
+    ) -> None:
+        """``logs`` holds each zygote's own output."""
+        self._logs = logs
+        self._sandbox = sandbox
         self._reveal = reveal
         self._idle_s = idle_s
         self._live: dict[_Key, _Zygote] = {}
@@ -119,13 +148,12 @@ class Zygotes:
         zygote.kept_at = now
         try:
             async with zygote.lock, asyncio.timeout(REQUEST_TIMEOUT_S):
-                await _ask(zygote.socket, {"keep": True})
+                await asyncio.to_thread(_ask, zygote.socket, {"keep": True})
         except (OSError, ValueError, KeyError, TimeoutError) as exc:
             log.warning("zygote for %s did not answer (%s); it will be replaced", spec.python, exc)
-            self._live.pop(key, None)
-            await zygote.process.terminate(grace_s=2.0)
+            await self._drop(key, zygote)
 
-    async def fork(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process | None:
+    async def fork(self, replica_id: str, spec: ReplicaSpec, log_file: Path) -> Process | None:
         """A replica forked from this environment's zygote, or None when there is no warm
         zygote yet (one is then started, for the next replica)."""
         key = _key(spec)
@@ -135,33 +163,38 @@ class Zygotes:
             return None
         if not zygote.socket.exists():
             return None  # still importing
+        box = box_of(self._sandbox, spec)
         request: dict[str, object] = {
-            "argv": runtime_args(spec, folder),
-            "env": {**model_env(spec, self._reveal), "BERTH_REPLICA_ID": replica_id},
-            "cwd": str(folder),
-            "log": str(folder / "replica.log"),
+            "argv": runtime_args(spec, box.socket(replica_id)),
+            "env": {**model_env(spec, self._sandbox, self._reveal), "REPLICA_ID": replica_id},
+            "cwd": str(box.home),
         }
         try:
             async with zygote.lock, asyncio.timeout(REQUEST_TIMEOUT_S):
-                pid = int((await _ask(zygote.socket, request))["pid"])
+                answer = await asyncio.to_thread(_ask, zygote.socket, request, log_file)
+                inner = int(answer["pid"])
         except (OSError, ValueError, KeyError, TimeoutError) as exc:
             log.warning("zygote for %s did not fork (%s); starting directly", spec.python, exc)
-            self._live.pop(key, None)
-            await zygote.process.terminate(grace_s=2.0)
+            await self._drop(key, zygote)
             return None
-        return Process(pid, None)
+        return Process(host_pid(zygote.process.pid, inner), None)
 
     async def close(self) -> None:
+        """Let go of the zygotes: each leaves once its replicas have stopped."""
         zygotes, self._live = list(self._live.values()), {}
-        await asyncio.gather(*(z.process.terminate(grace_s=2.0) for z in zygotes))
+        for zygote in zygotes:
+            os.close(zygote.alive_w)
+
+    async def _drop(self, key: _Key, zygote: _Zygote) -> None:
+        self._live.pop(key, None)
+        os.close(zygote.alive_w)
+        await zygote.process.terminate(grace_s=2.0)
 
     async def _start(self, key: _Key, spec: ReplicaSpec) -> None:
-        folder = self._root / key.digest()
-        socket = folder / "zygote.sock"
-        if len(str(socket)) > MAX_SOCKET_PATH:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
+        box = box_of(self._sandbox, spec)
+        socket = box.root / f"z-{key.digest()[:12]}.sock"
         socket.unlink(missing_ok=True)
+        alive_r, alive_w = os.pipe()
         command = [
             spec.python,
             "-m",
@@ -174,20 +207,32 @@ class Zygotes:
             ",".join(key.distributions),
             "--idle-seconds",
             str(self._idle_s),
+            "--server-fd",
+            str(alive_r),
         ]
-        env = model_env(spec, self._reveal)
+        wrapped = self._sandbox.command(
+            command, box, readable=model_view(spec), env=model_env(spec, self._sandbox, None)
+        )
+        self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            process = await start_in_session(command, env, folder, folder / "zygote.log")
+            process = await start_in_session(
+                wrapped, box.home, self._logs / f"{key.digest()}.log", keep_fds=(alive_r,)
+            )
         except OSError as exc:
             log.warning("could not start a zygote for %s: %s", spec.python, exc)
+            os.close(alive_w)
             return
-        self._live[key] = _Zygote(process, socket)
+        finally:
+            os.close(alive_r)
+        os.set_inheritable(alive_w, False)
+        self._live[key] = _Zygote(process, socket, alive_w)
 
 
 @functools.lru_cache(maxsize=256)
 def _key(spec: ReplicaSpec) -> _Key:
     """Cached: an artifact never changes, and an entity scaled to zero asks every pass."""
     return _Key(
+        spec.artifact,
         spec.python,
         spec.pythonpath,
         spec.env,
@@ -196,16 +241,21 @@ def _key(spec: ReplicaSpec) -> _Key:
     )
 
 
-async def _ask(socket: Path, request: dict[str, object]) -> dict[str, Any]:
-    reader, writer = await asyncio.open_unix_connection(str(socket))
-    try:
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        answer = json.loads(await reader.readline())
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+def _ask(socket: Path, request: dict[str, object], log_file: Path | None = None) -> dict[str, Any]:
+    """One request to a zygote; ``log_file`` (opened here) goes along as the replica's output."""
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as conn:
+        conn.settimeout(REQUEST_TIMEOUT_S)
+        conn.connect(str(socket))
+        line = json.dumps(request).encode() + b"\n"
+        if log_file is None:
+            conn.sendall(line)
+        else:
+            out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                sockets.send_fds(conn, [line], [out])
+            finally:
+                os.close(out)
+        answer = json.loads(conn.makefile("rb").readline())
     if not isinstance(answer, dict) or "error" in answer:
         raise ValueError(answer["error"] if isinstance(answer, dict) else repr(answer))
     return answer

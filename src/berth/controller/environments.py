@@ -46,7 +46,9 @@ class Environments:
     ) -> None:
         self._root = root
         self._metrics = metrics
-        self._own = EnvReady(own_python, None)
+        self._own = EnvReady(own_python, str(runtime_path(root)))
+        """berth's own environment also runs the runtime's copy: a sandboxed replica sees
+        neither berth's sources nor its server."""
         self._on_change = on_change
         self._ready: dict[str, EnvReady] = {}
         self._progress: dict[str, str] = {}

@@ -179,10 +179,16 @@ def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -
         and status.state == ReplicaState.READY
         and status.address is not None
     )
+    starting = any(
+        (status := observed.get(rid)) is not None and status.state == ReplicaState.STARTING
+        for rid in entity.replica_ids()
+    )
     return EntityRoute(
         name=entity.name,
         traffic_percentage=entity.traffic,
         replicas=replicas,
         external=entity.external,
-        cold=entity.spec is not None and entity.scaling.min_replicas == 0 and not replicas,
+        cold=entity.spec is not None
+        and not replicas
+        and (entity.scaling.min_replicas == 0 or starting),
     )

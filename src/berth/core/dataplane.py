@@ -31,7 +31,8 @@ class EntityRoute:
     external: Mapping[str, Any] | None = None
     """An external model's block, credentials resolved: served by a provider, not replicas."""
     cold: bool = False
-    """Scaled to zero (or starting from zero): a request waits while a replica starts."""
+    """No replica routed but one is coming (scaled to zero, or its only replica is being
+    replaced): a request waits while it starts."""
 
     @property
     def live(self) -> bool:

@@ -42,7 +42,8 @@ class _Counters:
 
 class Admission:
     """Grants replica slots; requests beyond capacity wait in a bounded FIFO per endpoint, and
-    requests for an entity scaled to zero wait (at most ``cold_start_s``) for its replica."""
+    requests for an entity with no live replica (scaled to zero, or its only replica being
+    replaced) wait (at most ``cold_start_s``) for one."""
 
     def __init__(
         self,
@@ -85,13 +86,13 @@ class Admission:
         or while the chosen entity starts from zero (bounded here: 503 past ``cold_start_s``)."""
         cold_until: float | None = None
         while True:
-            entity, replica = self._try(route)
+            entity, replica, starting = self._try(route)
             counters = self._counters_of(route.name, entity.name)
             if replica is not None:
                 counters.in_flight += 1
                 return Slot(route.name, entity, replica, time.perf_counter())
             waiters = self._waiters[route.name]
-            if not entity.replicas:
+            if starting:
                 waiters = self._cold[route.name]
                 if cold_until is None:
                     cold_until = time.monotonic() + self._cold_start_s
@@ -103,7 +104,7 @@ class Admission:
                     f"{self._max_queue} requests is full; retry shortly.",
                     retry_after=1,
                 )
-            cold = cold_until if not entity.replicas else None
+            cold = cold_until if starting else None
             await self._wait(waiters, counters, cold, route.name, entity.name)
             route = self._newest(route)
 
@@ -126,6 +127,12 @@ class Admission:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def routes_changed(self, routed: set[str]) -> None:
+        """New routes: replicas they no longer hold lose their down mark (when one comes
+        back, it is a new process), and every waiter tries again."""
+        self._down_until = {r: t for r, t in self._down_until.items() if r in routed}
+        self.wake_all()
 
     def wake_all(self) -> None:
         """Every waiter tries again: new routes may have the replica it waits for."""
@@ -156,8 +163,9 @@ class Admission:
             if waiter in waiters:
                 waiters.remove(waiter)
             raise Unavailable(
-                f"Served entity '{entity}' of endpoint '{endpoint}' is scaled to zero and its "
-                f"replica did not become ready within {self._cold_start_s:.0f}s; retry shortly.",
+                f"Served entity '{entity}' of endpoint '{endpoint}' has no ready replica (it is "
+                "scaled to zero or its replica is being replaced) and none became ready within "
+                f"{self._cold_start_s:.0f}s; retry shortly.",
                 retry_after=max(1, round(self._cold_start_s / 3)),
             ) from None
         except BaseException:
@@ -183,8 +191,10 @@ class Admission:
             counters = self._counters[(endpoint, entity)] = _Counters()
         return counters
 
-    def _try(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute | None]:
-        """The entity a request goes to, and a free replica of it (None: it must wait)."""
+    def _try(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute | None, bool]:
+        """The entity a request goes to, a free replica of it (None: it must wait), and
+        whether it must wait for a replica to start: none is routed (scaled to zero, or the
+        only one is being replaced), or every routed one just dropped a request."""
         entity = pick_entity(route.entities, self._rng)
         if entity is None:
             raise Unavailable(
@@ -195,13 +205,9 @@ class Admission:
             now = time.monotonic()
             self._down_until = {r: t for r, t in self._down_until.items() if t > now}
             replicas = tuple(r for r in replicas if r.replica_id not in self._down_until)
-            if entity.replicas and not replicas:
-                raise Unavailable(
-                    f"Every replica of '{entity.name}' just dropped a request and is being "
-                    "replaced; retry shortly.",
-                    retry_after=1,
-                )
+        if not replicas:
+            return entity, None, True
         replica = pick_replica(replicas, self.outstanding, self._rng)
         if replica is not None:
             self.outstanding[replica.replica_id] += 1
-        return entity, replica
+        return entity, replica, False

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from berth.core.access_log import AccessLog
-from berth.core.dataplane import EndpointRoute, SnapshotBus
+from berth.core.dataplane import EndpointRoute, Snapshot, SnapshotBus
 from berth.core.errors import (
     BadRequest,
     BerthError,
@@ -86,14 +86,24 @@ class Gateway:
             on_demand=on_demand,
             cold_start_s=cold_start_s,
         )
-        bus.subscribe(lambda _snapshot: self.admission.wake_all())
         self.upstream = Upstream()
+        bus.subscribe(self._routes_changed)
         self.llm = Llm()
         self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
         self.limiter: Limiter = limiter or LocalLimiter()
         self.metrics = metrics or Metrics()
         self.capture = capture
         self.access_log = access_log
+
+    def _routes_changed(self, snapshot: Snapshot) -> None:
+        routed = {
+            replica.replica_id: replica.address
+            for route in snapshot.endpoints.values()
+            for entity in route.entities
+            for replica in entity.replicas
+        }
+        self.admission.routes_changed(set(routed))
+        self.upstream.forget(set(routed.values()))
 
     def handles(self, path: str) -> bool:
         if path in OPENAI_ALIASES or path == MODELS_PATH:

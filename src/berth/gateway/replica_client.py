@@ -126,8 +126,12 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str], int]:
     return status, headers, int(headers.get("content-length", "0"))
 
 
+UNIX = "unix:"
+"""An address ``unix:/path`` is a Unix socket (berth's sandboxed replicas); else ``host:port``."""
+
+
 class ReplicaClient:
-    """Pooled connections per replica address (``host:port``)."""
+    """Pooled connections per replica address (``host:port`` or ``unix:/path``)."""
 
     def __init__(self) -> None:
         self._idle: defaultdict[str, deque[_Connection]] = defaultdict(deque)
@@ -139,7 +143,8 @@ class ReplicaClient:
         when no connection could be made, ``ConnectionLost`` and ``MalformedAnswer`` as
         above, ``TimeoutError`` past the deadline. A kept-alive connection that turns out
         closed is replaced by a new one before anything counts as lost."""
-        head = [f"POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {len(body)}\r\n"]
+        host = "replica" if address.startswith(UNIX) else address
+        head = [f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(body)}\r\n"]
         head.extend(f"{name}: {value}\r\n" for name, value in headers.items())
         request = "".join(head).encode("latin-1") + b"\r\n" + body
         async with asyncio.timeout(timeout_s):
@@ -175,8 +180,11 @@ class ReplicaClient:
         return await self._connect(address), False
 
     async def _connect(self, address: str) -> _Connection:
-        host, _, port = address.rpartition(":")
         loop = asyncio.get_running_loop()
+        if address.startswith(UNIX):
+            _, connection = await loop.create_unix_connection(_Connection, address[len(UNIX) :])
+            return connection
+        host, _, port = address.rpartition(":")
         _, connection = await loop.create_connection(_Connection, host, int(port))
         return connection
 

@@ -7,6 +7,7 @@ three quarters before it); streamed answers through aiohttp's client.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from berth.core.errors import BerthError, DeadlineExceeded, Unavailable
-from berth.gateway.replica_client import ConnectionLost, MalformedAnswer, ReplicaClient
+from berth.gateway.replica_client import UNIX, ConnectionLost, MalformedAnswer, ReplicaClient
 
 Headers = dict[str, str]
 """What goes to the replica with the body: its content type, the request id, log switches."""
@@ -41,16 +42,32 @@ class Upstream:
 
     def __init__(self, max_connections: int = 1024) -> None:
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._replicas = ReplicaClient()
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
-            self._session = aiohttp.ClientSession(
+    def _client(self, address: str) -> tuple[aiohttp.ClientSession, str]:
+        """The session that reaches ``address`` and the URL base to use with it: one for
+        every TCP replica, one per Unix socket (aiohttp binds a Unix connector to a path)."""
+        key = address if address.startswith(UNIX) else ""
+        session = self._sessions.get(key)
+        if session is None:
+            connector: aiohttp.BaseConnector
+            if key:
+                connector = aiohttp.UnixConnector(path=address[len(UNIX) :])
+            else:
+                connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            session = self._sessions[key] = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
-        return self._session
+        return session, "http://replica" if key else f"http://{address}"
+
+    def forget(self, addresses: set[str]) -> None:
+        """Close the sessions of Unix-socket replicas no longer routed to."""
+        for key in [k for k in self._sessions if k and k not in addresses]:
+            closing = asyncio.ensure_future(self._sessions.pop(key).close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def post(
         self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
@@ -94,9 +111,10 @@ class Upstream:
         headers: Headers,
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        session, base = self._client(address)
         with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
-            async with self._client().post(
-                f"http://{address}{path}",
+            async with session.post(
+                f"{base}{path}",
                 data=body,
                 headers=headers,
                 timeout=timeout,
@@ -105,8 +123,9 @@ class Upstream:
 
     async def close(self) -> None:
         self._replicas.close()
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
 
 @contextlib.contextmanager

@@ -55,16 +55,15 @@ class ReplicaFigures:
 
     def collect(self) -> Iterator[Metric]:
         sums: dict[str, dict[tuple[str, str], _Sum]] = {key: {} for key in FAMILIES}
-        with httpx.Client(timeout=SCRAPE_TIMEOUT_S) as http:
-            for replica in self._replicas():
-                try:
-                    answer = http.get(f"http://{replica.address}/metrics").json()
-                except (httpx.HTTPError, ValueError):
-                    continue  # a replica that just stopped
-                if not isinstance(answer, dict):
-                    continue
-                for key, entities in sums.items():
-                    _add(entities, (replica.endpoint, replica.served_entity), answer.get(key))
+        for replica in self._replicas():
+            try:
+                answer = _scrape(replica.address)
+            except (httpx.HTTPError, ValueError):
+                continue  # a replica that just stopped
+            if not isinstance(answer, dict):
+                continue
+            for key, entities in sums.items():
+                _add(entities, (replica.endpoint, replica.served_entity), answer.get(key))
         for key, (name, documentation) in FAMILIES.items():
             family = HistogramMetricFamily(
                 name, documentation, labels=["endpoint", "served_entity"]
@@ -74,6 +73,16 @@ class ReplicaFigures:
                 buckets.append(("+Inf", found.count))
                 family.add_metric([endpoint, entity], buckets, found.total)
             yield family
+
+
+def _scrape(address: str) -> object:
+    """A replica's ``GET /metrics`` JSON; ``unix:/path`` addresses are Unix sockets."""
+    if address.startswith("unix:"):
+        transport = httpx.HTTPTransport(uds=address.removeprefix("unix:"))
+        with httpx.Client(transport=transport, timeout=SCRAPE_TIMEOUT_S) as http:
+            return http.get("http://replica/metrics").json()
+    with httpx.Client(timeout=SCRAPE_TIMEOUT_S) as http:
+        return http.get(f"http://{address}/metrics").json()
 
 
 def _add(sums: dict[tuple[str, str], _Sum], key: tuple[str, str], figures: object) -> None:

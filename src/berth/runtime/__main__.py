@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from berth.runtime.app import Phase, ReplicaApp
-from berth.runtime.http import start_server
+from berth.runtime.http import start_server, start_unix_server
 from berth.runtime.models import load
 
 log = logging.getLogger("berth.runtime")
@@ -29,6 +29,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="where to write the bound port")
+    parser.add_argument("--socket", help="listen on this Unix socket instead of a TCP port")
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--drain-seconds", type=float, default=30.0)
@@ -65,13 +66,17 @@ async def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_batch_wait_s=args.max_batch_wait_ms / 1000,
     )
-    server = await start_server(app, args.host, port, args.max_body_bytes)
-    bound = server.sockets[0].getsockname()[1]
-    if args.port_file:
-        tmp = args.port_file.with_suffix(".tmp")
-        tmp.write_text(str(bound))
-        tmp.replace(args.port_file)
-    log.info("listening on %s:%s, loading %s", args.host, bound, args.artifact)
+    if args.socket and "AIP_HTTP_PORT" not in os.environ:
+        server = await start_unix_server(app, args.socket, args.max_body_bytes)
+        log.info("listening on %s, loading %s", args.socket, args.artifact)
+    else:
+        server = await start_server(app, args.host, port, args.max_body_bytes)
+        bound = server.sockets[0].getsockname()[1]
+        if args.port_file:
+            tmp = args.port_file.with_suffix(".tmp")
+            tmp.write_text(str(bound))
+            tmp.replace(args.port_file)
+        log.info("listening on %s:%s, loading %s", args.host, bound, args.artifact)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -202,3 +204,17 @@ async def start_server(handler: Handler, host: str, port: int, max_body: int) ->
     return await loop.create_server(
         lambda: HttpProtocol(handler, max_body), host=host, port=port, reuse_address=True
     )
+
+
+async def start_unix_server(handler: Handler, path: str, max_body: int) -> asyncio.Server:
+    """Listen on a Unix socket that appears at ``path`` only once it accepts (bound under a
+    temporary name, then renamed over whatever was there)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path + ".tmp")
+    listener.bind(path + ".tmp")
+    os.chmod(path + ".tmp", 0o600)
+    listener.listen(1024)
+    os.replace(path + ".tmp", path)
+    loop = asyncio.get_running_loop()
+    return await loop.create_unix_server(lambda: HttpProtocol(handler, max_body), sock=listener)

@@ -6,11 +6,15 @@ replica per request, so later replicas of that environment (a redeploy, a scale-
 from zero) skip the imports. Each fork becomes an ordinary replica: its own session and
 process group, its own log, the environment variables it was given, ``berth.runtime``'s main.
 
-Requests arrive on a Unix socket, one JSON line each::
+Requests arrive on a Unix socket, one JSON line each, with the replica's log file passed as
+a file descriptor beside it (``SCM_RIGHTS``)::
 
-    {"argv": [...runtime flags...], "env": {...}, "cwd": "...", "log": "..."}
+    {"argv": [...runtime flags...], "env": {...}, "cwd": "..."}
 
-and are answered ``{"pid": N}``. The zygote leaves when the process that started it does.
+and are answered ``{"pid": N}`` (as this process's PID namespace sees it). The zygote runs in
+its model's sandbox, often as PID 1 of its own namespace, where its replicas would die with
+it: so it leaves only once none of its replicas is left, and either nobody asked for
+``--idle-seconds`` or the server is gone (end of file on ``--server-fd``).
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import importlib
 import importlib.metadata
 import json
 import os
-import signal
+import select
 import socket
 import sys
 import time
 from typing import Any
 
 PARENT_CHECK_S = 1.0
+MAX_REQUEST_BYTES = 1 << 20
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -40,6 +45,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="comma-separated installed distributions whose top-level modules to import",
     )
     parser.add_argument("--idle-seconds", type=float, default=900.0, help="exit when unused")
+    parser.add_argument(
+        "--server-fd", type=int, help="a pipe whose end of file means the server is gone"
+    )
     return parser.parse_args(argv)
 
 
@@ -70,10 +78,33 @@ def modules_of(distributions: list[str]) -> list[str]:
     )
 
 
-def serve(path: str, idle_s: float) -> None:
-    """Fork on request until the parent is gone or nobody asked for ``idle_s`` seconds."""
-    parent = os.getppid()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked replicas are reaped by the kernel
+class _Replicas:
+    """The pids this zygote forked that still run (it reaps them as they exit)."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+
+    def reap(self) -> None:
+        for pid in list(self.pids):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.pids.discard(pid)
+
+
+def _server_gone(fd: int | None) -> bool:
+    if fd is None:
+        return False
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable) and not os.read(fd, 1)
+
+
+def serve(path: str, idle_s: float, server_fd: int | None = None) -> None:
+    """Fork on request; leave once no replica is left and the server is gone or nobody asked
+    for ``idle_s`` seconds."""
+    replicas = _Replicas()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path + ".tmp")
@@ -83,7 +114,12 @@ def serve(path: str, idle_s: float) -> None:
     listener.settimeout(PARENT_CHECK_S)
     print(f"zygote: ready on {path}", flush=True)
     last = time.monotonic()
-    while os.getppid() == parent and time.monotonic() - last < idle_s:
+    gone = False
+    while True:
+        replicas.reap()
+        gone = gone or _server_gone(server_fd)
+        if not replicas.pids and (gone or time.monotonic() - last >= idle_s):
+            break
         try:
             conn, _ = listener.accept()
         except TimeoutError:
@@ -91,25 +127,38 @@ def serve(path: str, idle_s: float) -> None:
         last = time.monotonic()
         with conn:
             conn.settimeout(10)
+            fds: list[int] = []
             try:
-                request = json.loads(conn.makefile("rb").readline())
+                line, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST_BYTES, 1)
+                while line and not line.endswith(b"\n") and len(line) < MAX_REQUEST_BYTES:
+                    more = conn.recv(MAX_REQUEST_BYTES)
+                    if not more:
+                        break
+                    line += more
+                request = json.loads(line)
                 if request.get("keep"):  # the server keeps us for a replica to come
                     conn.sendall(b'{"kept": true}\n')
                     continue
-                pid = _fork(request, listener, conn)
+                if len(fds) != 1:
+                    raise ValueError("a fork request comes with the replica's log file")
+                pid = _fork(request, fds[0], listener, conn)
+                replicas.pids.add(pid)
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
             except (OSError, ValueError, KeyError) as exc:
                 with contextlib.suppress(OSError):
                     conn.sendall(json.dumps({"error": str(exc)}).encode() + b"\n")
+            finally:
+                for fd in fds:
+                    os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     listener.close()
 
 
-def _fork(request: dict[str, Any], listener: socket.socket, conn: socket.socket) -> int:
+def _fork(request: dict[str, Any], out: int, listener: socket.socket, conn: socket.socket) -> int:
     argv = [str(arg) for arg in request["argv"]]
     env = {str(k): str(v) for k, v in request["env"].items()}
-    cwd, log = str(request["cwd"]), str(request["log"])
+    cwd = str(request["cwd"])
     pid = os.fork()
     if pid:
         return pid
@@ -118,8 +167,6 @@ def _fork(request: dict[str, Any], listener: socket.socket, conn: socket.socket)
         listener.close()
         conn.close()
         os.setsid()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.close(out)
@@ -147,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv if argv is not None else sys.argv[1:])
     distributions = [name for name in args.preload_distributions.split(",") if name]
     preload([name for name in args.preload.split(",") if name] + modules_of(distributions))
-    serve(args.socket, args.idle_seconds)
+    serve(args.socket, args.idle_seconds, args.server_fd)
     return 0
 
 

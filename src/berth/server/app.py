@@ -31,7 +31,8 @@ from berth.api.routes import metrics as metrics_routes
 from berth.api.routes import tokens as token_routes
 from berth.api.services import Services
 from berth.backends.base import ReplicaState
-from berth.backends.local import LocalBackend
+from berth.backends.local import Liveness, LocalBackend
+from berth.backends.sandbox import Sandbox
 from berth.backends.zygotes import Zygotes
 from berth.controller.autoscaler import Policy
 from berth.controller.load_board import LoadBoard
@@ -61,6 +62,8 @@ class Server:
     app: Dispatch
     services: Services
     admin: AdminBootstrap
+    isolation: str
+    """The startup line saying what isolation model code gets here."""
 
 
 def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
@@ -70,6 +73,35 @@ def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
         for r in backend.replicas()
         if r.state is ReplicaState.READY and r.address is not None
     ]
+
+
+def sandbox_for(settings: Settings) -> Sandbox:
+    config = settings.sandbox
+    return Sandbox(
+        settings.sandboxes_dir,
+        mode=config.mode,
+        run_as=config.run_as,
+        uid_range=(config.uid_range_start, config.uid_range_size),
+        network=config.network,
+        pass_env=tuple(config.pass_env),
+    )
+
+
+PRIVATE_FILES = ("berth.db", "berth.db-wal", "berth.db-shm", "admin-token", "secret-key")
+
+
+def private_home(settings: Settings) -> None:
+    """``$BERTH_HOME`` is the server's alone: 0700, whatever made it."""
+    settings.home_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.home_dir.chmod(0o700)
+
+
+def private_files(settings: Settings) -> None:
+    """The store, the admin token and the secret key: 0600."""
+    for name in PRIVATE_FILES:
+        path = settings.home_dir / name
+        if path.exists():
+            path.chmod(0o600)
 
 
 FOLLOW_S = 5.0
@@ -82,10 +114,11 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     With ``workers`` (``--gateway-workers``), queries are answered by those processes: their
     metrics are rendered with this process's, and a replica is retired only once they follow.
     """
-    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    private_home(settings)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.store_url)
     db.migrate()
+    private_files(settings)
     clock = SystemClock()
     tokens = TokenService(db, clock)
     configured = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -110,11 +143,15 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     def reveal(text: str) -> str | None:
         return resolve_reference(secret_store, text, "a served entity")
 
+    sandbox = sandbox_for(settings)
+    probes = settings.replicas
     backend = LocalBackend(
         settings.home_dir / "replicas",
+        sandbox,
         on_change=lambda: controller.nudge(),
         reveal=reveal,
-        zygotes=Zygotes(settings.home_dir / "zygotes", reveal),
+        zygotes=Zygotes(settings.home_dir / "zygotes", sandbox, reveal),
+        liveness=Liveness(probes.probe_period_s, probes.probe_timeout_s, probes.failure_threshold),
     )
     metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
     if workers is not None:
@@ -196,5 +233,8 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     protected.include_router(token_routes.router)
     api.include_router(protected)
     return Server(
-        app=Dispatch(gateway, DefaultJsonContentType(api)), services=services, admin=admin
+        app=Dispatch(gateway, DefaultJsonContentType(api)),
+        services=services,
+        admin=admin,
+        isolation=sandbox.describe(),
     )

@@ -1,0 +1,79 @@
+"""A hostile score.py, deployed like any model, reaches nothing of the server or other models."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.deploy import ECHO, FAKES, deploy
+from tests.support.net import wait_until
+from tests.support.servers import ADMIN_TOKEN, BerthServer
+
+SPY = FAKES / "spy"
+
+
+def replica_state(home: Path, endpoint: str) -> dict[str, object]:
+    (state,) = (home / "replicas").glob(f"{endpoint}.*/state.json")
+    found: dict[str, object] = json.loads(state.read_text())
+    return found
+
+
+def socket_of(home: Path, endpoint: str) -> Path:
+    address = str(replica_state(home, endpoint)["address"])
+    assert address.startswith("unix:"), address  # no TCP port to reach
+    return Path(address.removeprefix("unix:"))
+
+
+def test_a_hostile_model_finds_nothing_of_the_server_nor_of_other_models(
+    make_server: Callable[..., BerthServer],
+) -> None:
+    server = make_server()
+    home = server.home
+    with server.client() as api:
+        victim = deploy(api, ECHO, prefix="victim")
+        spy = deploy(api, SPY, prefix="spy")
+        wait_until(
+            lambda: len(list(home.glob("boxes/*/z-*.sock"))) >= 2,
+            timeout=30,
+            what="both models' zygotes",
+        )
+        spy_box = socket_of(home, spy).parent
+        victim_socket = socket_of(home, victim)
+        assert victim_socket.parent != spy_box
+        others = [s for s in home.glob("boxes/*/*.sock") if s.parent != spy_box]
+        assert any(s.name.startswith("z-") for s in others)  # another environment's zygote
+        victim_artifact = next(home.glob(f"artifacts/{victim}/*/score.py"))
+        spy_artifact = next(home.glob(f"artifacts/{spy}/*/score.py"))
+        secrets = [home / "secret-key", home / "admin-token", home / "berth.db", victim_artifact]
+        probes = {
+            "read": [str(p) for p in secrets],
+            "list": [str(home), str(home / "artifacts"), str(home / "boxes")],
+            "connect": [str(s) for s in others],
+            "write": [str(spy_artifact)],
+        }
+        answer = api.post(f"/serving-endpoints/{spy}/invocations", json=probes)
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+
+    env: dict[str, str] = found.pop("env")
+    assert [name for name in env if name.startswith("BERTH_")] == []
+    assert not any(ADMIN_TOKEN in value for value in env.values())
+    assert "postgresql" not in json.dumps(env)  # no database URL either
+    reached = {probe: result for probe, result in found.items() if str(result).startswith("r")}
+    assert reached == {}, reached
+    assert len(found) == 2 + sum(len(targets) for targets in probes.values())
+    assert server.proc is not None and server.proc.pid not in found["pids"]
+    assert len(found["pids"]) <= 3  # its own PID namespace: the zygote and what it forked
+    if os.geteuid() == 0:
+        assert found["uid"] != 0
+
+
+def test_berth_home_and_its_secrets_are_private(make_server: Callable[..., BerthServer]) -> None:
+    server = make_server()
+    assert stat.S_IMODE(server.home.stat().st_mode) == 0o700
+    for name in ("berth.db", "secret-key"):
+        assert stat.S_IMODE((server.home / name).stat().st_mode) == 0o600, name
+    assert "sandbox: " in server.log_path.read_text()
