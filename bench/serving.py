@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replica_twin import twin_of  # noqa: E402
 from wrk import Result, run  # noqa: E402
 
 TOKEN = "bth_bench-token"
@@ -83,11 +84,6 @@ def deploy(url: str) -> None:
     )
 
 
-def replica_url(home: Path) -> str:
-    (port_file,) = (home / "replicas").glob("iris.*/port")
-    return f"http://127.0.0.1:{port_file.read_text().strip()}/invocations"
-
-
 def overhead_ms(url: str, samples: int) -> tuple[float, float]:
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     with httpx.Client(headers=headers) as client:
@@ -112,10 +108,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
         home = Path(tmp)
         proc, url = start_berth(home)
+        twin = None
         try:
             deploy(url)
             gateway = f"{url}/serving-endpoints/iris/invocations"
-            direct = replica_url(home)
+            twin = twin_of(home, "iris")
+            direct = twin.url
             print("| path | concurrency | req/s | p50 ms | p99 ms | errors |")
             print("| --- | --- | --- | --- | --- | --- |")
             for concurrency in (1, 8, 64):
@@ -134,6 +132,8 @@ def main() -> None:
                 f"\nx-berth-overhead-ms over 2000 sequential requests: p50 {p50:.3f}, p99 {p99:.3f}"
             )
         finally:
+            if twin is not None:
+                twin.close()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from replica_twin import twin_of
+
 from . import drive, procs, profile
 from .common import (
     DATAFRAME_SPLIT,
@@ -142,10 +144,7 @@ class Server:
     def replica_states(self, endpoint: str) -> list[dict[str, Any]]:
         states = []
         for path in (self.home / "replicas").glob(f"{endpoint}.*/state.json"):
-            state = json.loads(path.read_text())
-            port_file = path.parent / "port"
-            state["port"] = int(port_file.read_text()) if port_file.exists() else None
-            states.append(state)
+            states.append(json.loads(path.read_text()))
         return states
 
     def delete(self, name: str) -> None:
@@ -268,7 +267,8 @@ class BerthRun:
         if predictions(answer) != EXPECTED:
             self.base.notes.append(f"unexpected answer: {json.dumps(answer)[:200]}")
         (replica,) = server.replica_states(ENDPOINT)
-        direct = f"http://127.0.0.1:{replica['port']}/invocations"
+        twin = twin_of(server.home, ENDPOINT)  # the replica's socket is private: a TCP twin
+        direct = twin.url
         drive.warm_up(url, DATAFRAME_SPLIT, max(self.concurrencies), TOKEN)
         time.sleep(IDLE_S)
         self._memory(server, int(replica["pid"]))
@@ -276,16 +276,19 @@ class BerthRun:
         self.base.loads, self.base.load_errors = drive.measure(
             url, DATAFRAME_SPLIT, self.concurrencies, self.seconds, self.log, TOKEN, "gateway ", cpu
         )
-        fig.direct, _ = drive.measure(
-            direct,
-            DATAFRAME_SPLIT,
-            self.concurrencies,
-            self.seconds,
-            self.log,
-            None,
-            "straight ",
-            cpu,
-        )
+        try:
+            fig.direct, _ = drive.measure(
+                direct,
+                DATAFRAME_SPLIT,
+                self.concurrencies,
+                self.seconds,
+                self.log,
+                None,
+                "straight ",
+                _cpu_probe(server.proc.pid, twin.pid),
+            )
+        finally:
+            twin.close()
         replicas = len(server.replica_states(ENDPOINT))
         if replicas != 1:
             self.base.notes.append(f"{replicas} replicas after the loads")
