@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from replica_twin import twin_of
 
 from . import drive, procs, profile
