@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +75,15 @@ def desired_metric(api: httpx.Client, name: str) -> float:
     return value(found, "berth_replicas_desired", endpoint=name, served_entity=f"{name}-1")
 
 
+def host_pids(home: Path, name: str) -> dict[str, int]:
+    """Each running replica's id and pid, as the host sees it (the model sees its own
+    PID namespace)."""
+    found = {}
+    for state in (home / "replicas").glob(f"{name}.*/state.json"):
+        found[state.parent.name] = int(json.loads(state.read_text())["pid"])
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -94,6 +104,7 @@ def test_replicas_follow_in_flight_requests_up_and_down(
     with Load(scaling_server.url, scaling_server.token, name, clients=12, body=body) as load:
         wait_replicas(api, name, 3, 3)
         assert desired_metric(api, name) == 3
+        pids = host_pids(scaling_server.home, name)
         served_by = set(load.versions)
         wait_until(
             lambda: len(set(load.versions) - served_by) > 0 or len(served_by) >= 3,
@@ -101,11 +112,15 @@ def test_replicas_follow_in_flight_requests_up_and_down(
             what="the new replicas to answer",
         )
     assert load.failures == []
-    pids = {int(pid) for pid in load.versions}
-    assert len(pids) == 3, f"answers came from {len(pids)} replica processes"
+    assert len(load.versions) == 3, f"answers came from {len(load.versions)} replicas"
+    assert set(load.versions) == set(pids)
     wait_replicas(api, name, 1, 1)
     assert desired_metric(api, name) == 1
-    wait_until(lambda: sum(alive(pid) for pid in pids) == 1, timeout=30, what="2 replicas to stop")
+    wait_until(
+        lambda: sum(alive(pid) for pid in pids.values()) == 1,
+        timeout=30,
+        what="2 replicas to stop",
+    )
     assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
 
 
@@ -126,7 +141,8 @@ def test_an_idle_entity_scales_to_zero_and_the_next_request_waits_for_its_replic
     cold_s = time.monotonic() - started
     assert answer.status_code == 200, answer.text
     assert cold_s < COLD_START_TIMEOUT_S
-    pid = int(answer.json()["version"])
+    ((replica_id, pid),) = host_pids(scaling_server.home, name).items()
+    assert answer.json()["version"] == replica_id
     assert replicas(api, name) == (1, 1)
     # Idle again: the replica stops after the entity's idle period.
     wait_replicas(api, name, 0, 0)
@@ -137,9 +153,10 @@ def test_an_idle_entity_scales_to_zero_and_the_next_request_waits_for_its_replic
 def test_a_replica_slower_than_the_cold_start_timeout_gets_503_with_retry_after(
     api: httpx.Client, scaling_server: BerthServer, tmp_path: Path
 ) -> None:
-    delay = tmp_path / "load-delay"
     name = unique("scale")
     register(api, name, SLEEPY)
+    # Where the sandboxed model can read it: its own (read-only to it) artifact.
+    delay = next(scaling_server.home.glob(f"artifacts/{name}/*/score.py")).parent / "load-delay"
     env = {"SLEEPY_LOAD_DELAY_FILE": str(delay)}
     fields = {"scale_to_zero_enabled": True, "scale_to_zero_idle_seconds": 1}
     config = {"served_entities": [{**entity(name, "1"), **fields, "environment_vars": env}]}

@@ -26,6 +26,7 @@ import berth
 from tests.support.deploy import COLUMNS, FAKES, entity, register, unique, wait_ready
 from tests.support.metrics import samples, value
 from tests.support.net import wait_until
+from tests.support.replicas import sandbox_home
 from tests.support.servers import BerthServer
 
 BATCH_SUM = FAKES / "batch_sum"
@@ -268,7 +269,7 @@ def holding(replica: Replica, gate: Path) -> Iterator[None]:
 
 @pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 def test_an_endpoint_with_batching_fields_merges_requests_through_the_gateway(
-    api: httpx.Client, server: BerthServer, tmp_path: Path
+    api: httpx.Client, server: BerthServer
 ) -> None:
     """``max_batch_size``/``max_batch_wait_ms`` reach the replica; requests that arrive while
     the model is busy share one call; the gateway times the ``batching`` stage and the
@@ -283,7 +284,7 @@ def test_an_endpoint_with_batching_fields_merges_requests_through_the_gateway(
     assert (served["max_batch_size"], served["max_batch_wait_ms"]) == (8, 1000)
 
     url = f"/serving-endpoints/{name}/invocations"
-    release = tmp_path / "release"
+    release = sandbox_home(server.home, name) / "release"  # the sandboxed model can see it
     with ThreadPoolExecutor(9) as pool:
         # While one request keeps the model busy, the next ones gather into a batch.
         held = pool.submit(api.post, url, json={"hold": str(release)})

@@ -38,7 +38,9 @@ def test_subscriber_sees_routes_and_tokens_change(
                 while not (route := bus.current.endpoints.get(name)) or not route.serving:
                     await subscriber.follow_once(http)
             replicas = bus.current.endpoints[name].entities[0].replicas
-            answer = httpx.post(f"http://{replicas[0].address}/invocations", json={})
+            socket = replicas[0].address.removeprefix("unix:")
+            with httpx.Client(transport=httpx.HTTPTransport(uds=socket)) as replica:
+                answer = replica.post("http://replica/invocations", json={})
             assert answer.json()["version"] == "1"
 
     asyncio.run(follow())

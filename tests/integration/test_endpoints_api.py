@@ -168,7 +168,7 @@ def test_served_model_logs_are_the_tail_of_what_its_replicas_printed(
     logs = response.json()["logs"]
     assert logs.startswith(f"==> replica {name}.{model}-1.")
     assert "(READY) <==" in logs
-    assert "listening on 127.0.0.1:" in logs
+    assert "listening on /" in logs
     unknown = api.get(f"{BASE}/{name}/served-models/nope/logs")
     assert unknown.status_code == 404
     assert unknown.json() == {

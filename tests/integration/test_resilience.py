@@ -15,6 +15,7 @@ import httpx
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.load import Load
 from tests.support.net import wait_until
+from tests.support.replicas import replica_socket
 from tests.support.servers import BerthServer
 
 
@@ -105,11 +106,7 @@ def test_killing_the_sole_replica_under_load_loses_no_request(
     name = f"solo-{uuid.uuid4().hex[:6]}"
     create(api, name, register(api, name, versioned_artifact(tmp_path, "1")))
     ((_, pid),) = replica_pids(server.home, name).items()
-    box = Path(
-        json.loads(next((server.home / "replicas").glob(f"{name}.*/state.json")).read_text())[
-            "address"
-        ].removeprefix("unix:")
-    ).parent
+    box = replica_socket(server.home, name).parent
     wait_until(lambda: any(box.glob("z-*.sock")), timeout=30, what="the warm zygote")
     with Load(server.url, server.token, name, clients=4) as load:
         wait_until(lambda: load.total > 40, timeout=30, what="some load before the kill")

@@ -6,25 +6,13 @@ import json
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.support.deploy import ECHO, FAKES, deploy
 from tests.support.net import wait_until
+from tests.support.replicas import replica_socket
 from tests.support.servers import ADMIN_TOKEN, BerthServer
 
 SPY = FAKES / "spy"
-
-
-def replica_state(home: Path, endpoint: str) -> dict[str, object]:
-    (state,) = (home / "replicas").glob(f"{endpoint}.*/state.json")
-    found: dict[str, object] = json.loads(state.read_text())
-    return found
-
-
-def socket_of(home: Path, endpoint: str) -> Path:
-    address = str(replica_state(home, endpoint)["address"])
-    assert address.startswith("unix:"), address  # no TCP port to reach
-    return Path(address.removeprefix("unix:"))
 
 
 def test_a_hostile_model_finds_nothing_of_the_server_nor_of_other_models(
@@ -40,8 +28,8 @@ def test_a_hostile_model_finds_nothing_of_the_server_nor_of_other_models(
             timeout=30,
             what="both models' zygotes",
         )
-        spy_box = socket_of(home, spy).parent
-        victim_socket = socket_of(home, victim)
+        spy_box = replica_socket(home, spy).parent
+        victim_socket = replica_socket(home, victim)
         assert victim_socket.parent != spy_box
         others = [s for s in home.glob("boxes/*/*.sock") if s.parent != spy_box]
         assert any(s.name.startswith("z-") for s in others)  # another environment's zygote

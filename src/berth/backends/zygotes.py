@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 IDLE_S = 15 * 60.0
 KEEP_EVERY_S = 60.0
 REQUEST_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 5.0
 
 
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -180,10 +181,16 @@ class Zygotes:
         return Process(host_pid(zygote.process.pid, inner), None)
 
     async def close(self) -> None:
-        """Let go of the zygotes: each leaves once its replicas have stopped."""
+        """Let go of the zygotes: each leaves at once when its replicas have stopped (the
+        server stops them first), else when the last one does (a server killed or restarted
+        leaves its replicas running, to be adopted)."""
         zygotes, self._live = list(self._live.values()), {}
         for zygote in zygotes:
             os.close(zygote.alive_w)
+        await asyncio.gather(
+            *(asyncio.wait_for(z.process.wait(), CLOSE_WAIT_S) for z in zygotes),
+            return_exceptions=True,
+        )
 
     async def _drop(self, key: _Key, zygote: _Zygote) -> None:
         self._live.pop(key, None)

@@ -94,11 +94,12 @@ class _Replicas:
                 self.pids.discard(pid)
 
 
-def _server_gone(fd: int | None) -> bool:
-    if fd is None:
-        return False
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable) and not os.read(fd, 1)
+def _wait(listener: socket.socket, server_fd: int | None) -> tuple[bool, bool]:
+    """Up to ``PARENT_CHECK_S``: (a connection is waiting, the server is gone)."""
+    watched = [listener.fileno()] + ([server_fd] if server_fd is not None else [])
+    readable, _, _ = select.select(watched, [], [], PARENT_CHECK_S)
+    gone = server_fd is not None and server_fd in readable and not os.read(server_fd, 1)
+    return listener.fileno() in readable, gone
 
 
 def serve(path: str, idle_s: float, server_fd: int | None = None) -> None:
@@ -111,19 +112,20 @@ def serve(path: str, idle_s: float, server_fd: int | None = None) -> None:
     listener.bind(path + ".tmp")
     listener.listen(16)
     os.replace(path + ".tmp", path)  # the socket appears only once it accepts
-    listener.settimeout(PARENT_CHECK_S)
     print(f"zygote: ready on {path}", flush=True)
     last = time.monotonic()
     gone = False
     while True:
         replicas.reap()
-        gone = gone or _server_gone(server_fd)
         if not replicas.pids and (gone or time.monotonic() - last >= idle_s):
             break
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
+        if gone:  # only replicas keep us: no need to watch the pipe any more
+            server_fd = None
+        asked, gone_now = _wait(listener, server_fd)
+        gone = gone or gone_now
+        if not asked:
             continue
+        conn, _ = listener.accept()
         last = time.monotonic()
         with conn:
             conn.settimeout(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,14 +57,14 @@ from berth.server.workers import WorkerPool
 from berth.settings import Settings
 from berth.store.db import Database
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Server:
     app: Dispatch
     services: Services
     admin: AdminBootstrap
-    isolation: str
-    """The startup line saying what isolation model code gets here."""
 
 
 def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
@@ -193,6 +194,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.log(logging.WARNING if sandbox.missing else logging.INFO, sandbox.describe())
         await backend.adopt()
         await controller.reconcile()  # routes and tokens are known before the first query
         controller.start()
@@ -236,5 +238,4 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         app=Dispatch(gateway, DefaultJsonContentType(api)),
         services=services,
         admin=admin,
-        isolation=sandbox.describe(),
     )

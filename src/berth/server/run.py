@@ -147,8 +147,6 @@ def _config(settings: Settings, server: Server) -> uvicorn.Config:
 
 
 def _announce(server: Server) -> None:
-    log.info(server.isolation)
-    console.print(server.isolation)
     if server.admin.created:
         console.print(
             "[bold]Admin token[/bold] (shown once; also in "

@@ -1,4 +1,4 @@
-"""Answers with the pid of the replica that scored, after sleeping as long as asked.
+"""Answers with the id of the replica that scored, after sleeping as long as asked.
 
 ``load_model`` sleeps for the seconds written in the file ``$SLEEPY_LOAD_DELAY_FILE`` names
 (none when unset or missing), so a test can make later replicas start slowly.
@@ -18,4 +18,4 @@ def load_model():
 
 def predict(data, model=None):
     time.sleep(float(data.get("sleep", 0)))
-    return {"version": str(os.getpid())}
+    return {"version": os.environ["REPLICA_ID"]}
