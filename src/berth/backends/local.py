@@ -147,7 +147,7 @@ class LocalBackend:
                 folder.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self._socket(replica_id, spec).unlink(missing_ok=True)
                 try:
-                    proc = await self._spawn(replica_id, spec, folder)
+                    proc = await self._spawn_whole(replica_id, spec, folder)
                 except (BerthError, OSError) as exc:  # e.g. a referenced secret is gone
                     message = exc.message if isinstance(exc, BerthError) else str(exc)
                     self._set(replica_id, state=ReplicaState.FAILED, message=message)
@@ -186,6 +186,17 @@ class LocalBackend:
             if crashes > 1:  # a replica that served restarts at once; a crash loop backs off
                 await asyncio.sleep(min(0.5 * 2 ** (crashes - 1), 10.0))
             proc = None
+
+    async def _spawn_whole(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
+        """Start the replica; a stop that comes meanwhile waits for the start to finish and
+        then stops what it started, so no process outlives its supervisor."""
+        spawning = asyncio.ensure_future(self._spawn(replica_id, spec, folder))
+        try:
+            return await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BerthError, OSError):
+                await (await spawning).terminate(grace_s=2.0)
+            raise
 
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
         log_file = folder / "replica.log"
