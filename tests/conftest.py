@@ -48,6 +48,8 @@ def make_server(
 ) -> Iterator[Callable[..., BerthServer]]:
     """Start fresh berth servers on the parametrised store; all are stopped at the end."""
     started: list[BerthServer] = []
+    if store_kind == "postgresql":  # set up first, so torn down after the servers it serves
+        request.getfixturevalue("postgres")
 
     def make(*args: str, home: Path | None = None, **env: str) -> BerthServer:
         database_url = None

@@ -7,6 +7,8 @@ import os
 import stat
 from collections.abc import Callable
 
+import pytest
+
 from tests.support.deploy import ECHO, FAKES, deploy
 from tests.support.net import wait_until
 from tests.support.replicas import replica_socket
@@ -59,6 +61,7 @@ def test_a_hostile_model_finds_nothing_of_the_server_nor_of_other_models(
         assert found["uid"] != 0
 
 
+@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 def test_berth_home_and_its_secrets_are_private(make_server: Callable[..., BerthServer]) -> None:
     server = make_server()
     assert stat.S_IMODE(server.home.stat().st_mode) == 0o700

@@ -143,7 +143,7 @@ def serve(path: str, idle_s: float, server_fd: int | None = None) -> None:
                     continue
                 if len(fds) != 1:
                     raise ValueError("a fork request comes with the replica's log file")
-                pid = _fork(request, fds[0], listener, conn)
+                pid = _fork(request, fds[0], (listener, conn), server_fd)
                 replicas.pids.add(pid)
                 conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
             except (OSError, ValueError, KeyError) as exc:
@@ -157,7 +157,9 @@ def serve(path: str, idle_s: float, server_fd: int | None = None) -> None:
     listener.close()
 
 
-def _fork(request: dict[str, Any], out: int, listener: socket.socket, conn: socket.socket) -> int:
+def _fork(
+    request: dict[str, Any], out: int, sockets: tuple[socket.socket, ...], server_fd: int | None
+) -> int:
     argv = [str(arg) for arg in request["argv"]]
     env = {str(k): str(v) for k, v in request["env"].items()}
     cwd = str(request["cwd"])
@@ -166,8 +168,10 @@ def _fork(request: dict[str, Any], out: int, listener: socket.socket, conn: sock
         return pid
     code = 1
     try:
-        listener.close()
-        conn.close()
+        for sock in sockets:
+            sock.close()
+        if server_fd is not None:
+            os.close(server_fd)
         os.setsid()
         os.dup2(out, 1)
         os.dup2(out, 2)
