@@ -22,7 +22,11 @@ _PLAIN_OUTPUT = ("--color", "never", "--no-progress")
 
 
 def find_uv() -> Path:
-    """uv on ``PATH``, else the binary of the ``uv`` package installed beside berth."""
+    """The uv that runs berth (``$UV``, which ``uv run`` sets), else uv on ``PATH``, else the
+    binary of the ``uv`` package installed beside berth (one of its dependencies)."""
+    given = os.environ.get("UV")
+    if given and os.access(given, os.X_OK):
+        return Path(given)
     found = shutil.which("uv")
     if found:
         return Path(found)
@@ -30,7 +34,7 @@ def find_uv() -> Path:
         return Path(importlib.import_module("uv").find_uv_bin())
     except (ImportError, FileNotFoundError) as exc:
         raise BerthError(
-            "uv was not found on PATH nor installed beside berth; berth builds model "
+            "uv was not found ($UV, PATH) nor installed beside berth; berth builds model "
             "environments with uv: install it (pip install uv, or see "
             "https://docs.astral.sh/uv/) and restart the server."
         ) from exc
