@@ -158,7 +158,7 @@ class Settings(BaseSettings):
 
     @property
     def sandboxes_dir(self) -> Path:
-        """Model versions' boxes: scratch homes and replica sockets (`berth.backends.sandbox`)."""
+        """Model versions' boxes: scratch homes and replica sockets (`berth.sandbox`)."""
         return self.home_dir / "boxes"
 
     @property

@@ -12,6 +12,7 @@ from berth.core.load import LoadReport
 from berth.identity.tokens import TokenService
 from berth.metrics import Metrics
 from berth.registry.service import Registry
+from berth.sandbox import Sandbox
 from berth.secrets import SecretsService
 from berth.settings import Settings
 from berth.store.db import Database
@@ -44,3 +45,5 @@ class Services:
     bus: SnapshotBus
     secrets: SecretsService
     metrics: Metrics
+    sandbox: Sandbox | None = None
+    """Where environment builds at registration run (None: unconfined, in tests of parts)."""

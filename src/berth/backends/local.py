@@ -3,7 +3,7 @@
 Per replica, ``<root>/<replica_id>/`` holds ``replica.log`` (stdout and stderr) and
 ``state.json`` (pid, its start time, and spec), so a restarted server re-adopts replicas that
 still run and kills none by mistake; the replica itself listens on a Unix socket in its
-sandbox box (`berth.backends.sandbox`). A supervisor task per replica starts the process
+sandbox box (`berth.sandbox`). A supervisor task per replica starts the process
 (forked from a warm zygote when its model version has one), waits for its health check, then
 keeps probing it: a replica that dies, or stops answering for ``failure_threshold`` probes in
 a row (hung, not dead), is killed and restarted at once, later crashes with backoff.
@@ -24,9 +24,9 @@ import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.process import Process, Reveal, box_of, read_tail, spawn_replica
-from berth.backends.sandbox import Sandbox
 from berth.backends.zygotes import Zygotes
 from berth.core.errors import BerthError
+from berth.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from berth.backends.base import ReplicaSpec
-from berth.backends.sandbox import Box, Sandbox, Wrapped, python_dirs
+from berth.sandbox import Box, Sandbox, Wrapped, python_dirs
 
 POLL_S = 0.2
 

@@ -42,7 +42,7 @@ from berth.backends.process import (
     runtime_args,
     start_in_session,
 )
-from berth.backends.sandbox import Sandbox
+from berth.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 from berth.envs import EnvBuildFailed, build_env, mark_used, runtime_path, spec_of
 from berth.envs.cache import built_python
 from berth.metrics import Metrics
+from berth.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,15 @@ EnvStatus = EnvReady | EnvPending
 
 class Environments:
     def __init__(
-        self, root: Path, own_python: str, on_change: Callable[[], None], metrics: Metrics
+        self,
+        root: Path,
+        own_python: str,
+        on_change: Callable[[], None],
+        metrics: Metrics,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self._root = root
+        self._sandbox = sandbox
         self._metrics = metrics
         self._own = EnvReady(own_python, str(runtime_path(root)))
         """berth's own environment also runs the runtime's copy: a sandboxed replica sees
@@ -98,7 +105,12 @@ class Environments:
         started = time.monotonic()
         try:
             built = await asyncio.to_thread(
-                build_env, spec, self._root, artifact=Path(artifact), on_line=progress
+                build_env,
+                spec,
+                self._root,
+                artifact=Path(artifact),
+                on_line=progress,
+                sandbox=self._sandbox,
             )
             pythonpath = await asyncio.to_thread(runtime_path, self._root)
         except EnvBuildFailed as exc:

@@ -39,6 +39,7 @@ from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
 from berth.core.states import DeploymentState
 from berth.metrics import Metrics
+from berth.sandbox import Sandbox
 from berth.store import endpoints as endpoint_store
 from berth.store import grants, principals, rollouts
 from berth.store import models as model_store
@@ -77,15 +78,17 @@ class Controller:
         policy: Policy | None = None,
         followers: Followers | None = None,
         tick_s: float = 0.5,
+        sandbox: Sandbox | None = None,
     ) -> None:
         """``python`` runs models that ask for no environment of their own (berth's own);
         ``load`` is the gateways' demand the autoscaler sizes entities by; ``followers``
-        returns once gateways in other processes hold a snapshot version."""
+        returns once gateways in other processes hold a snapshot version; ``sandbox``
+        confines environment builds."""
         self._db = db
         self._backend = backend
         self._bus = bus
         self._clock = clock
-        self._envs = Environments(envs_root, python, self.nudge, metrics)
+        self._envs = Environments(envs_root, python, self.nudge, metrics, sandbox)
         self._metrics = metrics
         self._drain = drain
         self._reveal = reveal

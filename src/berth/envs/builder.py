@@ -5,6 +5,10 @@ A build runs ``uv venv --relocatable`` in a temporary directory beside its final
 build leaves no ``<hash>/`` behind, only its log. A file lock per hash makes concurrent builds
 of one spec (threads or processes) build it once. Slow (seconds to minutes): never call this
 on the request path.
+
+Installing a package may run its build script, which is someone else's code: with a
+`Sandbox`, uv runs in it as model code does, seeing the interpreter, the artifact, its own
+cache (``<root>/.uv-cache``, not the server's) and the one directory it builds, nothing else.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from berth.envs.cache import (
 )
 from berth.envs.requirements import LOCAL_PREFIX, project_name
 from berth.envs.spec import EnvSpec, current_platform
-from berth.envs.uv_command import find_uv, stream
+from berth.envs.uv_command import Confine, find_python, find_uv, stream
+from berth.sandbox import Sandbox, python_dirs
 
 LineSink = Callable[[str], None]
 
@@ -73,6 +78,7 @@ def build_env(
     artifact: Path | None = None,
     on_line: LineSink | None = None,
     uv: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> BuiltEnv:
     """The environment for ``spec`` under ``root``, built now unless the cache has it.
 
@@ -91,7 +97,7 @@ def build_env(
         if cached is not None:
             return cached
         job = _Job(spec, root, env_hash, artifact or root, uv or find_uv(), on_line or _ignore)
-        return job.run()
+        return job.run(sandbox)
 
 
 def _cached(root: Path, env_hash: str) -> BuiltEnv | None:
@@ -115,12 +121,17 @@ class _Job:
     uv: Path
     on_line: LineSink
     output: list[str] = field(default_factory=list)
+    confine: Confine | None = None
+    python: str = ""
 
-    def run(self) -> BuiltEnv:
+    def run(self, sandbox: Sandbox | None) -> BuiltEnv:
         tmp = new_tmp_dir(self.root, self.hash)
+        self.python = self.spec.python
         started = time.monotonic()
         try:
             with self._log() as log:
+                if sandbox is not None:
+                    self._confine(sandbox, tmp, log)
                 self._steps(tmp, log)
                 self._emit(log, f"# built in {time.monotonic() - started:.1f} s")
             target = env_dir(self.root, self.hash)
@@ -130,8 +141,46 @@ class _Job:
         mark_used(self.root, self.hash)
         return BuiltEnv(self.hash, target, env_python(target), built=True)
 
+    def _confine(self, sandbox: Sandbox, tmp: Path, log: TextIO) -> None:
+        """uv, from now on, in the builders' box: the exact interpreter, the artifact and
+        uv itself readable; the build directory and berth's uv cache writable."""
+        python = find_python(self.spec.python, self.uv)
+        if python is None:
+            self._emit(log, f"# failed: no Python {self.spec.python} is installed here")
+            raise EnvBuildFailed(
+                f"Python {self.spec.python} is not installed on this server; berth does not "
+                f"download interpreters (uv python install {self.spec.python}).",
+                requirement=None,
+                log=log_path(self.root, self.hash),
+            )
+        self.python = str(python)
+        box = sandbox.box("environment builds")
+        cache = self.root / ".uv-cache"
+        cache.mkdir(exist_ok=True)
+        tmp.mkdir(exist_ok=True)  # uv venv fills it; it must exist to be the builder's
+        for path in (tmp, cache):
+            sandbox.own(path, box)
+        readable = [str(self.uv.resolve().parent), *python_dirs(str(python)), str(self.cwd)]
+        extra = {"UV_CACHE_DIR": str(cache), "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
+
+        def confine(
+            command: list[str], env: dict[str, str], cwd: Path
+        ) -> tuple[list[str], dict[str, str]]:
+            wrapped = sandbox.command(
+                command,
+                box,
+                readable=readable,
+                writable=[str(tmp), str(cache)],
+                env={**sandbox.base_env(), **extra},
+                tell_pid=False,
+                cwd=str(cwd),
+            )
+            return wrapped.argv, wrapped.env
+
+        self.confine = confine
+
     def _steps(self, tmp: Path, log: TextIO) -> None:
-        venv = ["venv", "--python", self.spec.python, "--relocatable", "--no-project"]
+        venv = ["venv", "--python", self.python, "--relocatable", "--no-project"]
         self._uv(log, [*venv, "--no-python-downloads", tmp], cwd=self.root)
         if self.spec.requirements:
             # Bytecode compiled now makes every replica start fast, whatever the environment
@@ -152,7 +201,7 @@ class _Job:
             self.output.append(line)
             self._emit(log, line)
 
-        status = stream(self.uv, args, cwd, record)
+        status = stream(self.uv, args, cwd, record, self.confine)
         if status != 0:
             self._emit(log, f"# failed: uv exited with status {status}")
             raise self._failure(status)

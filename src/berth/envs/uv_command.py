@@ -45,13 +45,28 @@ def own_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def stream(uv: Path, args: Sequence[str | Path], cwd: Path, on_line: Callable[[str], None]) -> int:
-    """Run ``uv args...`` in ``cwd``, handing each line of its output to ``on_line``."""
+Confine = Callable[[list[str], dict[str, str], Path], tuple[list[str], dict[str, str]]]
+"""Turns a command, its environment and its directory into the same command run in a
+sandbox."""
+
+
+def stream(
+    uv: Path,
+    args: Sequence[str | Path],
+    cwd: Path,
+    on_line: Callable[[str], None],
+    confine: Confine | None = None,
+) -> int:
+    """Run ``uv args...`` in ``cwd`` (confined when ``confine`` is given: a package's build
+    script is someone else's code), handing each line of its output to ``on_line``."""
     command = [str(uv), *map(str, args), *_PLAIN_OUTPUT]
+    env = _child_env()
+    if confine is not None:
+        command, env = confine(command, env, cwd)
     with subprocess.Popen(
         command,
         cwd=cwd,
-        env=_child_env(),
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -110,3 +125,9 @@ def _run(uv: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _ACTIVE_ENV_VARIABLES}
+
+
+def find_python(version: str, uv: Path) -> Path | None:
+    """The interpreter uv would pick for ``version`` here, found without running any."""
+    found = _run(uv, "python", "find", "--system", "--no-python-downloads", version)
+    return Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None

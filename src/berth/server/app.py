@@ -33,7 +33,6 @@ from berth.api.routes import tokens as token_routes
 from berth.api.services import Services
 from berth.backends.base import ReplicaState
 from berth.backends.local import Liveness, LocalBackend
-from berth.backends.sandbox import Sandbox
 from berth.backends.zygotes import Zygotes
 from berth.controller.autoscaler import Policy
 from berth.controller.load_board import LoadBoard
@@ -49,6 +48,7 @@ from berth.inference import CaptureWriter
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
 from berth.registry.service import Registry
+from berth.sandbox import Sandbox
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
 from berth.server.dispatch import Dispatch
@@ -177,6 +177,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
             scale_to_zero_idle_s=scaling.scale_to_zero_idle_s,
         ),
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
+        sandbox=sandbox,
     )
     services = Services(
         settings=settings,
@@ -188,6 +189,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         bus=bus,
         secrets=secret_store,
         metrics=metrics,
+        sandbox=sandbox,
     )
 
     usage_writer = UsageWriter(gateway.usage, db)

@@ -149,7 +149,12 @@ def _build_environment(services: Services, info: VersionInfo) -> None:
     if spec is None:
         return
     try:
-        envs.build_env(spec, services.settings.envs_dir, artifact=Path(info.artifact_path))
+        envs.build_env(
+            spec,
+            services.settings.envs_dir,
+            artifact=Path(info.artifact_path),
+            sandbox=services.sandbox,
+        )
     except envs.EnvBuildFailed as exc:
         raise InvalidParameter(
             f"Version {info.version} of model '{info.model}' is registered, but its "

@@ -161,6 +161,11 @@ class Sandbox:
         parts.append("replicas on private Unix sockets")
         return "sandbox: " + "; ".join(parts)
 
+    def own(self, path: Path, box: Box) -> None:
+        """Make ``path`` (a directory a build in ``box`` writes to) the box's user's."""
+        if box.uid is not None:
+            os.chown(path, box.uid, box.uid)
+
     def box(self, *identity: str) -> Box:
         """The box of a model version (``identity``: its artifact and interpreter), made on
         first use, owned by the uid its processes run as."""
@@ -190,8 +195,13 @@ class Sandbox:
         *,
         readable: list[str],
         env: dict[str, str],
+        writable: list[str] | None = None,
+        tell_pid: bool = True,
+        cwd: str | None = None,
     ) -> Wrapped:
-        """``argv`` as it runs in ``box``, seeing ``readable`` (read-only) besides its box."""
+        """``argv`` as it runs in ``box``, seeing ``readable`` (read-only) and ``writable``
+        besides its box, in ``cwd`` when that is in its view (else its box's home); with
+        ``tell_pid``, bubblewrap says the pid of the process it runs."""
         env = {**env, "HOME": str(box.home), "TMPDIR": "/tmp" if self.bwrap else str(box.home)}
         if self.bwrap is None:
             return Wrapped(argv, env)
@@ -202,10 +212,11 @@ class Sandbox:
             "--unshare-uts",
             "--unshare-cgroup-try",
             "--as-pid-1",
-            "--info-fd",
-            "-1",
         ]
-        info_at = len(view) - 1
+        info_at = None
+        if tell_pid:
+            view += ["--info-fd", "-1"]
+            info_at = len(view) - 1
         if not self._root_user:
             view.append("--unshare-user")
         if not self._network:
@@ -220,11 +231,16 @@ class Sandbox:
                 view += ["--ro-bind", linked, linked]
         view += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         bound = _outermost(readable)
-        for parent in _parents([*bound, str(box.root)]):  # traversable, whatever the host's mode
+        rw = [str(Path(p).resolve()) for p in writable or ()]
+        for parent in _parents([*bound, *rw, str(box.root)]):  # traversable, whatever its mode
             view += ["--perms", "0711", "--dir", parent]
         for dir_ in bound:
             view += ["--ro-bind", dir_, dir_]
-        view += ["--bind", str(box.root), str(box.root), "--chdir", str(box.home), "--"]
+        for dir_ in [*rw, str(box.root)]:
+            view += ["--bind", dir_, dir_]
+        seen = [*bound, *rw, str(box.root)]
+        inside = cwd is not None and _under(str(Path(cwd).resolve()), tuple(seen))
+        view += ["--chdir", str(Path(cwd).resolve()) if cwd and inside else str(box.home), "--"]
         if box.uid is not None:
             view += [
                 "setpriv",
