@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tarfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.support.deploy import ECHO, FAKES, deploy
+from tests.support.deploy import ECHO, FAKES, deploy, entity, register, unique, wait_settled
 from tests.support.net import wait_until
 from tests.support.replicas import replica_socket
 from tests.support.servers import ADMIN_TOKEN, BerthServer
@@ -59,6 +62,51 @@ def test_a_hostile_model_finds_nothing_of_the_server_nor_of_other_models(
     assert len(found["pids"]) <= 3  # its own PID namespace: the zygote and what it forked
     if os.geteuid() == 0:
         assert found["uid"] != 0
+
+
+HOSTILE_SETUP = """
+import json, os, socket
+found = {"berth_env": sorted(k for k in os.environ if k.startswith("BERTH_"))}
+for path in PATHS:
+    try:
+        with open(path, "rb") as fh:
+            found[path] = "reached " + fh.read(16).hex()
+    except Exception as exc:
+        found[path] = type(exc).__name__
+raise SystemExit("HOSTILE-FINDINGS " + json.dumps(found) + " END")
+"""
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+def test_a_hostile_package_build_script_finds_nothing_of_the_server(
+    make_server: Callable[..., BerthServer], tmp_path: Path
+) -> None:
+    """A package built from source at deploy time runs its setup.py: sandboxed like a model."""
+    server = make_server()
+    home = server.home
+    targets = [str(home / "secret-key"), str(home / "admin-token"), str(home / "berth.db")]
+    source = tmp_path / "hostile-0.1"
+    source.mkdir()
+    (source / "setup.py").write_text(f"PATHS = {targets!r}\n{HOSTILE_SETUP}")
+    artifact = tmp_path / "model"
+    shutil.copytree(ECHO, artifact)
+    with tarfile.open(artifact / "hostile-0.1.tar.gz", "w:gz") as archive:
+        archive.add(source, arcname="hostile-0.1")
+    (artifact / "requirements.txt").write_text("./hostile-0.1.tar.gz\n")
+    with server.client() as api:
+        name = unique("hostile")
+        register(api, name, artifact)
+        config = {"served_entities": [entity(name, "1")]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        assert wait_settled(api, name)["state"]["config_update"] == "UPDATE_FAILED"
+        logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/build-logs")
+    text = logs.json()["logs"]
+    assert "HOSTILE-FINDINGS" in text, text[-2000:]
+    found = json.loads(text.split("HOSTILE-FINDINGS ", 1)[1].split(" END", 1)[0])
+    assert found.pop("berth_env") == []
+    assert set(found) == set(targets)
+    assert not any(result.startswith("reached") for result in found.values()), found
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
