@@ -86,6 +86,17 @@ class SandboxSettings(BaseModel):
     )
 
 
+class AccessSettings(BaseModel):
+    """Who may do what beyond permissions (``BERTH_ACCESS__*``)."""
+
+    code_execution: Literal["entitled", "all"] = Field(
+        "entitled",
+        description="Who may register model versions and deploy them, which runs their code: "
+        "'entitled' = admins and holders of the run-model-code entitlement (SCIM); 'all' = "
+        "every user (a single-user laptop).",
+    )
+
+
 class ReplicaSettings(BaseModel):
     """How replicas are watched once ready (``BERTH_REPLICAS__*``)."""
 
@@ -137,6 +148,7 @@ class Settings(BaseSettings):
     autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
 
     @property
     def home_dir(self) -> Path:

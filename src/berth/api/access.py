@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from berth.api.endpoint_config import NormalisedConfig
 from berth.api.sealed_keys import endpoint_scope
-from berth.core.errors import NotFound
-from berth.core.permissions import ObjectType, require_level
+from berth.core.errors import NotFound, PermissionDenied
+from berth.core.permissions import RUN_MODEL_CODE, ObjectType, require_level
 from berth.core.principal import Principal
 from berth.registry.names import parse_version
 from berth.secrets import SecretsService, parse_reference
-from berth.store import audit, grants, models
+from berth.store import audit, entitlements, grants, models
 from berth.store import endpoints as store
 from berth.store.endpoints import EndpointRecord
 
@@ -61,15 +61,36 @@ def model(session: Session, name: str, principal: Principal, needed: str) -> Non
     )
 
 
+def require_run_model_code(
+    session: Session, principal: Principal, open_to_all: bool, action: str
+) -> None:
+    """Registering a model version or deploying one runs its code on this server: that takes
+    the ``run-model-code`` entitlement (admins hold it; ``open_to_all`` gives it to everyone)."""
+    if open_to_all or principal.is_admin:
+        return
+    if entitlements.holds(session, principal.name, principal.groups, RUN_MODEL_CODE):
+        return
+    raise PermissionDenied(
+        f"'{principal.name}' may not {action}: that runs the model's code on this server and "
+        f"needs the '{RUN_MODEL_CODE}' entitlement, which an admin grants on the user or one of "
+        "its groups (SCIM entitlements, e.g. `berth users entitle NAME`)."
+    )
+
+
 def check_served(
     session: Session,
     config: NormalisedConfig,
     principal: Principal,
     secrets: SecretsService,
     endpoint_id: str | None,
+    *,
+    open_to_all: bool,
 ) -> None:
-    """Each served model version exists and ``principal`` may read it; each secret the config
-    references is readable by ``principal`` (the endpoint's own sealed scope aside)."""
+    """Each served model version exists and ``principal`` may read it and run its code; each
+    secret the config references is readable by ``principal`` (the endpoint's own sealed
+    scope aside)."""
+    if config.model_refs:
+        require_run_model_code(session, principal, open_to_all, "deploy model versions")
     for ref in config.model_refs:
         try:
             models.get_version(session, ref.model, parse_version(ref.version))

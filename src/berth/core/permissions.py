@@ -17,6 +17,20 @@ from berth.core.principal import Principal, PrincipalKind
 
 EVERYONE = "users"
 
+RUN_MODEL_CODE = "run-model-code"
+"""The entitlement to register model versions and deploy them: both run the model's code."""
+ENTITLEMENTS = frozenset(
+    {
+        RUN_MODEL_CODE,
+        "workspace-access",
+        "databricks-sql-access",
+        "allow-cluster-create",
+        "allow-instance-pool-create",
+    }
+)
+"""What SCIM's ``entitlements`` may hold: berth's own, and Databricks' names (stored and shown,
+for the clients that send them; only ``run-model-code`` means something to berth)."""
+
 
 class ObjectType(StrEnum):
     SERVING_ENDPOINT = "serving-endpoint"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from berth.core.clock import Clock
 from berth.core.errors import InvalidParameter, NotFound
-from berth.core.permissions import GranteeKind
+from berth.core.permissions import RUN_MODEL_CODE, GranteeKind
 from berth.core.principal import ADMINS_GROUP, Principal, PrincipalKind
 from berth.identity.policy import (
     ADMIN_NAME,
@@ -22,7 +22,7 @@ from berth.identity.policy import (
     check_principal_name,
     require_admin,
 )
-from berth.store import audit, grants, principals
+from berth.store import audit, entitlements, grants, principals
 from berth.store.db import Database
 from berth.store.principals import GroupInfo, Match, Page, PrincipalInfo
 from berth.store.tables import Json
@@ -207,6 +207,61 @@ class Directory:
             grants.drop_grantee(session, GranteeKind.GROUP, before.name)
             self._audit_group(session, caller, "delete", before, before, None)
         self._on_change()
+
+    # Entitlements
+
+    def entitlements(
+        self, *, principal_id: int | None = None, group_id: int | None = None
+    ) -> list[str]:
+        with self._db.transaction() as session:
+            return entitlements.entitlements_of(
+                session, principal_id=principal_id, group_id=group_id
+            )
+
+    def change_entitlements(
+        self,
+        caller: Principal,
+        *,
+        principal_id: int | None = None,
+        group_id: int | None = None,
+        add: Collection[str] = (),
+        remove: Collection[str] = (),
+        replace: Collection[str] | None = None,
+    ) -> list[str]:
+        """Grant or take away entitlements of one principal or group (admins only)."""
+        require_admin(caller, "manage entitlements")
+        with self._db.transaction() as session:
+            before = entitlements.entitlements_of(
+                session, principal_id=principal_id, group_id=group_id
+            )
+            after = entitlements.change_entitlements(
+                session,
+                principal_id=principal_id,
+                group_id=group_id,
+                add=list(add),
+                remove=list(remove),
+                replace=None if replace is None else list(replace),
+            )
+            if after != before:
+                subject = (
+                    ("principal", str(principal_id)) if group_id is None else (GROUP, str(group_id))
+                )
+                self._record(
+                    session,
+                    caller,
+                    "entitlements.update",
+                    subject,
+                    {"entitlements": before},
+                    {"entitlements": after},
+                )
+        return after
+
+    def may_run_model_code(self, principal: Principal) -> bool:
+        """Admins may; others when they or one of their groups hold ``run-model-code``."""
+        if principal.is_admin:
+            return True
+        with self._db.transaction() as session:
+            return entitlements.holds(session, principal.name, principal.groups, RUN_MODEL_CODE)
 
     def _audit(
         self,

@@ -55,6 +55,22 @@ class GroupMemberRow(Base):
     )
 
 
+class EntitlementRow(Base):
+    """What a user, service principal or group may do beyond its grants (SCIM
+    ``entitlements``); exactly one of the two owners is set."""
+
+    __tablename__ = "entitlements"
+    __table_args__ = (UniqueConstraint("principal_id", "group_id", "value", name="uq_entitlement"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), nullable=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), nullable=True
+    )
+    value: Mapped[str] = mapped_column(String(64))
+
+
 class TokenRow(Base):
     __tablename__ = "tokens"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -74,7 +74,9 @@ def create_endpoint(
     doc = {**config.document(version=1, creator=principal.name, now_ms=now), "start_time": now}
     record = _new_record(body, config, doc, principal, now)
     with services.db.transaction() as session:
-        access.check_served(session, config, principal, services.secrets, None)
+        access.check_served(
+            session, config, principal, services.secrets, None, open_to_all=_open(services)
+        )
         if store.get_endpoint(session, body.name) is not None:
             raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
     doc = seal_plaintext_keys(doc, record.id, services.secrets)
@@ -148,7 +150,9 @@ def update_config(
         check_update(name, record.task, config)
         if record.config_update == ConfigUpdate.IN_PROGRESS:
             raise _in_progress(record)
-        access.check_served(session, config, principal, services.secrets, record.id)
+        access.check_served(
+            session, config, principal, services.secrets, record.id, open_to_all=_open(services)
+        )
         version = record.config_version + 1
         document = config.document(version=version, creator=principal.name, now_ms=now)
         pending = {
@@ -477,3 +481,8 @@ def _in_progress(record: EndpointRecord) -> Conflict:
         f"Endpoint '{record.name}' has a config update in progress (version {version}); "
         "wait for it or cancel it."
     )
+
+
+def _open(services: Services) -> bool:
+    """Whether every user may run model code (a single-user laptop's setting)."""
+    return services.settings.access.code_execution == "all"

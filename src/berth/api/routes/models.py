@@ -101,6 +101,7 @@ async def create_version(
     Needs CAN_EDIT on the model.
     """
     await run_in_threadpool(_require, services, principal, name, "CAN_EDIT")
+    await run_in_threadpool(_require_code, services, principal)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form() as form:
@@ -197,6 +198,12 @@ def delete_version(
 def _require(services: Services, principal: Principal, name: str, needed: str) -> None:
     with services.db.transaction() as session:
         access.model(session, name, principal, needed)
+
+
+def _require_code(services: Services, principal: Principal) -> None:
+    open_to_all = services.settings.access.code_execution == "all"
+    with services.db.transaction() as session:
+        access.require_run_model_code(session, principal, open_to_all, "register model versions")
 
 
 def _audit(

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from berth.api.deps import PrincipalDep, ServicesDep
+from berth.api.schemas.entitlements import split_patch, values
 from berth.api.schemas.identity import (
     GroupBody,
     PatchBody,
@@ -21,6 +22,7 @@ from berth.api.schemas.identity import (
     ScimGroup,
     ScimList,
     ScimPrincipal,
+    ScimValue,
     member_changes,
     principal_changes,
 )
@@ -29,7 +31,7 @@ from berth.core.principal import PrincipalKind
 from berth.identity.directory import Directory
 from berth.identity.filters import Field, parse_filter
 from berth.identity.policy import require_admin
-from berth.store.principals import NOUNS
+from berth.store.principals import NOUNS, GroupInfo, PrincipalInfo
 
 BASE = "/api/2.0/preview/scim/v2"
 MAX_COUNT = 10_000
@@ -96,7 +98,10 @@ def _principal_routes(resource: str, kind: PrincipalKind, attributes: dict[str, 
     def create(body: PrincipalBody, found: DirectoryDep, caller: PrincipalDep) -> ScimPrincipal:
         active = True if body.active is None else body.active
         info = found.create_principal(caller, kind, body.name(kind), body.display_name, active)
-        return ScimPrincipal.of(info)
+        given = values(body.entitlements)
+        if given:
+            found.change_entitlements(caller, principal_id=info.id, replace=given)
+        return _principal(found, info)
 
     @admin_router.get(
         f"/{resource}", name=f"list_{resource}", response_model_exclude_none=True, tags=tags
@@ -106,11 +111,11 @@ def _principal_routes(resource: str, kind: PrincipalKind, attributes: dict[str, 
     ) -> ScimList[ScimPrincipal]:
         match = parse_filter(query.filter, attributes)
         listed = found.list_principals(caller, kind, match, query.offset, query.limit)
-        return ScimList.of(listed.total, query.start, [ScimPrincipal.of(i) for i in listed.items])
+        return ScimList.of(listed.total, query.start, [_principal(found, i) for i in listed.items])
 
     @admin_router.get(path, name=f"get_{resource}", response_model_exclude_none=True, tags=tags)
     def get(principal_id: str, found: DirectoryDep, caller: PrincipalDep) -> ScimPrincipal:
-        return ScimPrincipal.of(found.get_principal(caller, kind, parse_id(principal_id, noun)))
+        return _principal(found, found.get_principal(caller, kind, parse_id(principal_id, noun)))
 
     @admin_router.put(path, name=f"update_{resource}", response_model_exclude_none=True, tags=tags)
     def update(
@@ -125,13 +130,17 @@ def _principal_routes(resource: str, kind: PrincipalKind, attributes: dict[str, 
             display_name=body.display_name,
             active=body.active,
         )
-        return ScimPrincipal.of(info)
+        given = values(body.entitlements)
+        if given is not None:
+            found.change_entitlements(caller, principal_id=info.id, replace=given)
+        return _principal(found, info)
 
     @admin_router.patch(path, name=f"patch_{resource}", response_model_exclude_none=True, tags=tags)
     def patch(
         principal_id: str, body: PatchBody, found: DirectoryDep, caller: PrincipalDep
     ) -> ScimPrincipal:
-        changes = principal_changes(body)
+        rest, granted = split_patch(body)
+        changes = principal_changes(rest)
         info = found.update_principal(
             caller,
             kind,
@@ -139,7 +148,15 @@ def _principal_routes(resource: str, kind: PrincipalKind, attributes: dict[str, 
             display_name=changes.display_name,
             active=changes.active,
         )
-        return ScimPrincipal.of(info)
+        if granted.any:
+            found.change_entitlements(
+                caller,
+                principal_id=info.id,
+                add=granted.add,
+                remove=granted.remove,
+                replace=granted.replace,
+            )
+        return _principal(found, info)
 
     @admin_router.delete(path, name=f"delete_{resource}", status_code=204, tags=tags)
     def delete(principal_id: str, found: DirectoryDep, caller: PrincipalDep) -> Response:
@@ -166,7 +183,10 @@ def me(
     """The caller, user or service principal; open to everyone. ``X-Databricks-Org-Id`` is
     the workspace id that ``/.well-known/databricks-config`` answers too."""
     response.headers["X-Databricks-Org-Id"] = services.settings.server.workspace_id
-    return ScimPrincipal.of(found.me(caller), me=True)
+    info = found.me(caller)
+    return ScimPrincipal.of(info, me=True).model_copy(
+        update={"entitlements": _values(found.entitlements(principal_id=info.id))}
+    )
 
 
 GROUP_ATTRIBUTES: dict[str, Field] = {"displayName": "name", "id": "id"}
@@ -174,7 +194,11 @@ GROUP_ATTRIBUTES: dict[str, Field] = {"displayName": "name", "id": "id"}
 
 @admin_router.post("/Groups", tags=["Groups"])
 def create_group(body: GroupBody, found: DirectoryDep, caller: PrincipalDep) -> ScimGroup:
-    return ScimGroup.of(found.create_group(caller, body.display_name, body.member_ids()))
+    info = found.create_group(caller, body.display_name, body.member_ids())
+    given = values(body.entitlements)
+    if given:
+        found.change_entitlements(caller, group_id=info.id, replace=given)
+    return _group(found, info)
 
 
 @admin_router.get("/Groups", tags=["Groups"])
@@ -183,12 +207,12 @@ def list_groups(
 ) -> ScimList[ScimGroup]:
     match = parse_filter(query.filter, GROUP_ATTRIBUTES)
     listed = found.list_groups(caller, match, query.offset, query.limit)
-    return ScimList.of(listed.total, query.start, [ScimGroup.of(i) for i in listed.items])
+    return ScimList.of(listed.total, query.start, [_group(found, i) for i in listed.items])
 
 
 @admin_router.get("/Groups/{group_id}", tags=["Groups"])
 def get_group(group_id: str, found: DirectoryDep, caller: PrincipalDep) -> ScimGroup:
-    return ScimGroup.of(found.get_group(caller, parse_id(group_id, "Group")))
+    return _group(found, found.get_group(caller, parse_id(group_id, "Group")))
 
 
 @admin_router.put("/Groups/{group_id}", tags=["Groups"])
@@ -200,14 +224,18 @@ def update_group(
     info = found.change_members(
         caller, parse_id(group_id, "Group"), name=body.display_name, replace=replace
     )
-    return ScimGroup.of(info)
+    given = values(body.entitlements)
+    if given is not None:
+        found.change_entitlements(caller, group_id=info.id, replace=given)
+    return _group(found, info)
 
 
 @admin_router.patch("/Groups/{group_id}", tags=["Groups"])
 def patch_group(
     group_id: str, body: PatchBody, found: DirectoryDep, caller: PrincipalDep
 ) -> ScimGroup:
-    changes = member_changes(body)
+    rest, granted = split_patch(body)
+    changes = member_changes(rest)
     info = found.change_members(
         caller,
         parse_id(group_id, "Group"),
@@ -216,13 +244,35 @@ def patch_group(
         remove=changes.remove,
         replace=changes.replace,
     )
-    return ScimGroup.of(info)
+    if granted.any:
+        found.change_entitlements(
+            caller,
+            group_id=info.id,
+            add=granted.add,
+            remove=granted.remove,
+            replace=granted.replace,
+        )
+    return _group(found, info)
 
 
 @admin_router.delete("/Groups/{group_id}", status_code=204, tags=["Groups"])
 def delete_group(group_id: str, found: DirectoryDep, caller: PrincipalDep) -> Response:
     found.delete_group(caller, parse_id(group_id, "Group"))
     return Response(status_code=204)
+
+
+def _values(held: list[str]) -> list[ScimValue]:
+    return [ScimValue(value=value) for value in held]
+
+
+def _principal(found: Directory, info: PrincipalInfo) -> ScimPrincipal:
+    held = found.entitlements(principal_id=info.id)
+    return ScimPrincipal.of(info).model_copy(update={"entitlements": _values(held)})
+
+
+def _group(found: Directory, info: GroupInfo) -> ScimGroup:
+    held = found.entitlements(group_id=info.id)
+    return ScimGroup.of(info).model_copy(update={"entitlements": _values(held)})
 
 
 router.include_router(admin_router)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from berth.api.schemas.strict import Strict
 from berth.core.errors import InvalidParameter
+from berth.core.permissions import ENTITLEMENTS
 from berth.core.principal import PrincipalKind
 from berth.store.principals import GroupInfo, PrincipalInfo, TokenInfo
 
@@ -40,6 +41,26 @@ class ScimBody(Strict):
     id: str | None = None
 
 
+class Entitlement(BaseModel):
+    """``{"value": "run-model-code"}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    value: str
+
+    @field_validator("value")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return known(value)
+
+
+def known(value: str) -> str:
+    if value not in ENTITLEMENTS:
+        raise InvalidParameter(
+            f"Unknown entitlement {value!r}: berth knows {', '.join(sorted(ENTITLEMENTS))}."
+        )
+    return value
+
+
 class PrincipalBody(ScimBody):
     """POST and PUT of a user (``userName``) or a service principal (``applicationId``)."""
 
@@ -47,6 +68,7 @@ class PrincipalBody(ScimBody):
     application_id: str | None = Field(None, alias="applicationId")
     display_name: str | None = Field(None, alias="displayName")
     active: bool | None = None
+    entitlements: list[Entitlement] | None = None
 
     def name(self, kind: PrincipalKind) -> str | None:
         """The berth name given for ``kind``; the other kind's name field is refused."""
@@ -76,6 +98,7 @@ class MemberValue(BaseModel):
 class GroupBody(ScimBody):
     display_name: str = Field(alias="displayName")
     members: list[MemberValue] | None = None
+    entitlements: list[Entitlement] | None = None
 
     def member_ids(self) -> list[int]:
         return member_ids(self.members or [])
@@ -242,6 +265,12 @@ class ScimRef(BaseModel):
     ref: str = Field(alias="$ref")
 
 
+class ScimValue(BaseModel):
+    """A SCIM multi-valued attribute's item, e.g. an entitlement."""
+
+    value: str
+
+
 class ScimPrincipal(BaseModel):
     """A user or a service principal; ``Me`` gives a service principal a ``userName`` too,
     as Databricks does, so clients that read the caller's ``userName`` work for both."""
@@ -254,6 +283,7 @@ class ScimPrincipal(BaseModel):
     display_name: str = Field(alias="displayName")
     active: bool
     groups: list[ScimRef]
+    entitlements: list[ScimValue] = []
 
     @classmethod
     def of(cls, info: PrincipalInfo, *, me: bool = False) -> ScimPrincipal:
@@ -277,6 +307,7 @@ class ScimGroup(BaseModel):
     id: str
     display_name: str = Field(alias="displayName")
     members: list[ScimRef]
+    entitlements: list[ScimValue] = []
     meta: dict[str, str] = {"resourceType": "Group"}
 
     @classmethod
