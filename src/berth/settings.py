@@ -86,6 +86,34 @@ class SandboxSettings(BaseModel):
     )
 
 
+class RegistrySettings(BaseModel):
+    """What model registration may read (``BERTH_REGISTRY__*``)."""
+
+    source_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders on the server's machine that every user may register models "
+        "from (admins may use any path); $BERTH_HOME is never read, whatever this says.",
+    )
+    source_protocols: list[str] = Field(
+        default_factory=lambda: ["https", "s3", "gs", "gcs", "abfs", "az"],
+        description="URI schemes registration may fetch artifacts from.",
+    )
+    source_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts registration may fetch from although they resolve to a loopback, "
+        "link-local or private address.",
+    )
+    max_upload_bytes: int = Field(
+        2 << 30, gt=0, description="Largest artifact upload or download, in bytes (413 past it)."
+    )
+    max_archive_members: int = Field(
+        20_000, gt=0, description="Most files and folders an artifact archive may hold."
+    )
+    max_extracted_bytes: int = Field(
+        8 << 30, gt=0, description="Largest size an artifact archive may unpack to, in bytes."
+    )
+
+
 class AccessSettings(BaseModel):
     """Who may do what beyond permissions (``BERTH_ACCESS__*``)."""
 
@@ -149,6 +177,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @property
     def home_dir(self) -> Path:

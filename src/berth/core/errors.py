@@ -6,6 +6,7 @@ single handler turns any of them into ``{"error_code": ..., "message": ...}``::
     BerthError (500 INTERNAL_ERROR)
     ├── BadRequest (400 BAD_REQUEST)             unparsable body, wrong input format
     ├── InvalidParameter (400 INVALID_PARAMETER_VALUE)
+    ├── PayloadTooLarge (413 BAD_REQUEST)        a body or upload over a cap, the cap named
     ├── Unauthenticated (401 UNAUTHENTICATED)
     ├── PermissionDenied (403 PERMISSION_DENIED)
     ├── NotFound (404 RESOURCE_DOES_NOT_EXIST)
@@ -45,6 +46,11 @@ class BadRequest(BerthError):
 class InvalidParameter(BerthError):
     error_code = "INVALID_PARAMETER_VALUE"
     http_status = 400
+
+
+class PayloadTooLarge(BerthError):
+    error_code = "BAD_REQUEST"
+    http_status = 413
 
 
 class Unauthenticated(BerthError):

@@ -15,20 +15,23 @@ import zlib
 from pathlib import Path
 
 from berth.core.errors import InvalidParameter
+from berth.registry.source_policy import SourcePolicy
 
 KINDS = ".tar.gz, .tgz or .zip"
 _IGNORED_TOP_LEVEL = frozenset({"__MACOSX"})
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def extract(archive: Path, dest: Path, where: str) -> Path:
-    """Unpack ``archive`` into ``dest``; returns the artifact root (see ``unwrap``)."""
+def extract(archive: Path, dest: Path, where: str, policy: SourcePolicy) -> Path:
+    """Unpack ``archive`` into ``dest`` within ``policy``'s caps on members and unpacked
+    size (checked from the archive's index before anything is written); returns the artifact
+    root (see ``unwrap``)."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(archive):
-            _extract_zip(archive, dest, where)
+            _extract_zip(archive, dest, where, policy)
         elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, dest, where)
+            _extract_tar(archive, dest, where, policy)
         else:
             raise InvalidParameter(f"{where} is not a {KINDS} archive.")
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
@@ -48,16 +51,23 @@ def unwrap(tree: Path) -> Path:
     return tree
 
 
-def _extract_zip(archive: Path, dest: Path, where: str) -> None:
+def _extract_zip(archive: Path, dest: Path, where: str, policy: SourcePolicy) -> None:
     with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        policy.check_archive(len(infos), sum(i.file_size for i in infos), where)
         for name in zf.namelist():
             _check_name(name, where)
         zf.extractall(dest)
 
 
-def _extract_tar(archive: Path, dest: Path, where: str) -> None:
+def _extract_tar(archive: Path, dest: Path, where: str, policy: SourcePolicy) -> None:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
+        members = []
+        size = 0
+        for member in tf:  # read lazily: a bomb of members stops at the cap
+            members.append(member)
+            size += member.size
+            policy.check_archive(len(members), size, where)
         for member in members:
             _check_tar_member(member, where)
         try:

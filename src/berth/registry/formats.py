@@ -12,8 +12,6 @@ from berth.core.errors import InvalidParameter
 from berth.registry.mlmodel import MLMODEL, inspect_mlflow
 from berth.registry.score_py import SCORE_PY, inspect_score_py
 
-_LISTED_ENTRIES = 10
-
 
 class ArtifactFormat(StrEnum):
     MLFLOW = "mlflow"
@@ -43,9 +41,6 @@ def detect(root: Path, where: str) -> DetectedArtifact:
 
 
 def _contents(root: Path) -> str:
-    names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in root.iterdir())
-    if not names:
-        return "it is empty"
-    shown = ", ".join(names[:_LISTED_ENTRIES])
-    more = f" and {len(names) - _LISTED_ENTRIES} more" if len(names) > _LISTED_ENTRIES else ""
-    return f"it holds {shown}{more}"
+    """How much the folder holds, never what: a path on the server's machine may be anyone's."""
+    count = sum(1 for _ in root.iterdir())
+    return "it is empty" if not count else f"it holds {count} entries"

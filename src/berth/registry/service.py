@@ -13,6 +13,7 @@ from berth.core.errors import Conflict, InvalidParameter
 from berth.registry import formats, sources
 from berth.registry.artifacts import ArtifactStore
 from berth.registry.names import check_model_name, parse_version
+from berth.registry.source_policy import SourcePolicy
 from berth.registry.sources import ArtifactSource
 from berth.store import models
 from berth.store.db import Database
@@ -27,8 +28,16 @@ EnvironmentInspector = Callable[[Path, str], Mapping[str, Any]]
 
 class Registry:
     def __init__(
-        self, db: Database, clock: Clock, artifacts_dir: Path, inspect_env: EnvironmentInspector
+        self,
+        db: Database,
+        clock: Clock,
+        artifacts_dir: Path,
+        inspect_env: EnvironmentInspector,
+        policy: SourcePolicy | None = None,
     ) -> None:
+        """``policy`` says what sources registration may read (default: nothing of
+        ``artifacts_dir``'s parent, server-side paths for admins only)."""
+        self._policy = policy or SourcePolicy(home=artifacts_dir.parent)
         self._db = db
         self._clock = clock
         self._artifacts = ArtifactStore(artifacts_dir)
@@ -64,7 +73,13 @@ class Registry:
             remove(self._artifacts.model_dir(name))
 
     def create_version(
-        self, name: str, source: ArtifactSource, *, description: str, creator: str
+        self,
+        name: str,
+        source: ArtifactSource,
+        *,
+        description: str,
+        creator: str,
+        admin: bool = False,
     ) -> VersionInfo:
         """Copy, unpack and validate the artifact, then number it and move it into place.
 
@@ -73,7 +88,7 @@ class Registry:
         """
         self.get_model(name)
         with self._artifacts.staging() as work:
-            root = sources.fetch(source, work)
+            root = sources.fetch(source, work, self._policy, admin)
             detected = formats.detect(root, source.label)
             details = {
                 **detected.details,

@@ -15,8 +15,9 @@ from urllib.parse import unquote, urlsplit
 
 import fsspec
 
-from berth.core.errors import BerthError, InvalidParameter
+from berth.core.errors import BerthError, InvalidParameter, PermissionDenied
 from berth.registry import archives
+from berth.registry.source_policy import SourcePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +52,17 @@ class UploadedArchive:
 ArtifactSource = SourceUri | UploadedArchive
 
 
-def fetch(source: ArtifactSource, work: Path) -> Path:
-    """Copy or unpack ``source`` under the empty folder ``work``; returns the artifact root."""
+def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool) -> Path:
+    """Copy or unpack ``source`` under the empty folder ``work`` as ``policy`` allows for the
+    caller (``admin`` or not); returns the artifact root."""
     if isinstance(source, UploadedArchive):
         archive = work / "upload"
         with archive.open("wb") as out:
-            shutil.copyfileobj(source.stream, out)
-        return archives.extract(archive, work / "tree", source.label)
+            _copy_capped(source.stream, out, policy, source.label)
+        return archives.extract(archive, work / "tree", source.label, policy)
     uri = source.uri
     if "://" not in uri:
-        return _fetch_local(Path(uri).expanduser(), work, source.label)
+        return _fetch_local(Path(uri).expanduser(), work, source.label, policy, admin)
     parts = urlsplit(uri)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
@@ -68,34 +70,52 @@ def fetch(source: ArtifactSource, work: Path) -> Path:
                 f"{source.label} names host '{parts.netloc}'; file:// URIs must point at this "
                 "machine (file:///path/to/model)."
             )
-        return _fetch_local(Path(unquote(parts.path)), work, source.label)
-    return _fetch_remote(uri, work, source.label)
+        return _fetch_local(Path(unquote(parts.path)), work, source.label, policy, admin)
+    policy.check_remote(uri, source.label)
+    return _fetch_remote(uri, work, source.label, policy)
 
 
-def _fetch_local(path: Path, work: Path, label: str) -> Path:
+def _copy_capped(stream: BinaryIO, out: BinaryIO, policy: SourcePolicy, label: str) -> None:
+    size = 0
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+        policy.check_upload(size, label)
+        out.write(chunk)
+
+
+def _fetch_local(path: Path, work: Path, label: str, policy: SourcePolicy, admin: bool) -> Path:
     if not path.is_absolute():
         raise InvalidParameter(
             f"{label} is a relative path; give an absolute path on the server's machine, "
             "a file:// URI or an fsspec URI such as s3://bucket/model."
         )
+    policy.check_path(path, admin, label)  # before saying whether it exists
     if not path.exists():
         raise InvalidParameter(f"{label} does not exist on the server's machine.")
     if path.is_file():
-        return archives.extract(path, work / "tree", label)
+        return archives.extract(path, work / "tree", label, policy)
     if work.resolve().is_relative_to(path.resolve()):
         raise InvalidParameter(f"{label} contains berth's own artifact store; copy the model out.")
     tree = work / "tree"
+
+    def copy(src: str, dst: str) -> object:
+        """Each file as its links lead: never from where the caller may not read."""
+        policy.check_path(Path(src), admin, label)
+        return shutil.copy2(src, dst)
+
     try:
-        shutil.copytree(path, tree)
+        shutil.copytree(path, tree, copy_function=copy)
     except shutil.Error as exc:
         first = exc.args[0][0] if exc.args and exc.args[0] else ("", "", str(exc))
         raise InvalidParameter(f"{label} cannot be copied: {first[0]}: {first[2]}.") from exc
+    except PermissionDenied:
+        raise
     except OSError as exc:
         raise InvalidParameter(f"{label} cannot be copied: {exc}.") from exc
     return tree
 
 
-def _fetch_remote(uri: str, work: Path, label: str) -> Path:
+def _fetch_remote(uri: str, work: Path, label: str, policy: SourcePolicy) -> Path:
     """Any fsspec filesystem; its backends raise their own errors, all reported as the cause."""
     try:
         fs, root = fsspec.core.url_to_fs(uri)
@@ -104,7 +124,7 @@ def _fetch_remote(uri: str, work: Path, label: str) -> Path:
         if fs.isfile(root):
             archive = work / "download"
             fs.get_file(root, str(archive))
-            return archives.extract(archive, work / "tree", label)
+            return archives.extract(archive, work / "tree", label, policy)
     except BerthError:
         raise
     except ImportError as exc:

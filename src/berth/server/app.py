@@ -48,6 +48,7 @@ from berth.inference import CaptureWriter
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
 from berth.registry.service import Registry
+from berth.registry.source_policy import SourcePolicy
 from berth.sandbox import Sandbox
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
@@ -85,6 +86,19 @@ def sandbox_for(settings: Settings) -> Sandbox:
         uid_range=(config.uid_range_start, config.uid_range_size),
         network=config.network,
         pass_env=tuple(config.pass_env),
+    )
+
+
+def source_policy(settings: Settings) -> SourcePolicy:
+    given = settings.registry
+    return SourcePolicy(
+        home=settings.home_dir,
+        roots=tuple(given.source_roots),
+        protocols=frozenset(p.lower() for p in given.source_protocols),
+        allowed_hosts=frozenset(h.lower() for h in given.source_allowed_hosts),
+        max_upload_bytes=given.max_upload_bytes,
+        max_members=given.max_archive_members,
+        max_extracted_bytes=given.max_extracted_bytes,
     )
 
 
@@ -184,7 +198,9 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         db=db,
         clock=clock,
         tokens=tokens,
-        registry=Registry(db, clock, settings.artifacts_dir, environment_details),
+        registry=Registry(
+            db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
+        ),
         controller=controller,
         bus=bus,
         secrets=secret_store,

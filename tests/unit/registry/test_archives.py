@@ -11,8 +11,11 @@ import pytest
 
 from berth.core.errors import InvalidParameter
 from berth.registry.archives import extract
+from berth.registry.source_policy import SourcePolicy
 
 SCORE = b"def load_model():\n    pass\n\ndef predict(data):\n    return data\n"
+
+POLICY = SourcePolicy(home=Path("/nonexistent/berth-home"))
 
 
 def _tar(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -44,13 +47,13 @@ def _zip(path: Path, names: dict[str, bytes]) -> Path:
 
 def _refusal(archive: Path, dest: Path) -> str:
     with pytest.raises(InvalidParameter) as caught:
-        extract(archive, dest, "upload 'm.tgz'")
+        extract(archive, dest, "upload 'm.tgz'", POLICY)
     return caught.value.message
 
 
 def test_tar_is_unpacked_and_its_single_folder_unwrapped(tmp_path: Path) -> None:
     archive = _tar(tmp_path / "m.tgz", _file("model/score.py"), _file("model/data/x.txt"))
-    root = extract(archive, tmp_path / "out", "upload")
+    root = extract(archive, tmp_path / "out", "upload", POLICY)
     assert root == tmp_path / "out" / "model"
     assert (root / "score.py").read_bytes() == SCORE
     assert (root / "data" / "x.txt").exists()
@@ -58,14 +61,14 @@ def test_tar_is_unpacked_and_its_single_folder_unwrapped(tmp_path: Path) -> None
 
 def test_flat_archive_is_its_own_root(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "m.zip", {"score.py": SCORE, "sub/x.txt": b"x"})
-    root = extract(archive, tmp_path / "out", "upload")
+    root = extract(archive, tmp_path / "out", "upload", POLICY)
     assert root == tmp_path / "out"
     assert (root / "score.py").read_bytes() == SCORE
 
 
 def test_macos_resource_folder_does_not_stop_unwrapping(tmp_path: Path) -> None:
     archive = _zip(tmp_path / "m.zip", {"model/score.py": SCORE, "__MACOSX/model/._x": b""})
-    assert extract(archive, tmp_path / "out", "upload") == tmp_path / "out" / "model"
+    assert extract(archive, tmp_path / "out", "upload", POLICY) == tmp_path / "out" / "model"
 
 
 def test_links_inside_the_archive_are_kept(tmp_path: Path) -> None:
@@ -75,7 +78,7 @@ def test_links_inside_the_archive_are_kept(tmp_path: Path) -> None:
         _link("score.py", "real/score.py"),
         _link("copy.py", "real/score.py", tarfile.LNKTYPE),
     )
-    root = extract(archive, tmp_path / "out", "upload")
+    root = extract(archive, tmp_path / "out", "upload", POLICY)
     assert (root / "score.py").is_symlink()
     assert (root / "score.py").read_bytes() == SCORE
     assert (root / "copy.py").read_bytes() == SCORE

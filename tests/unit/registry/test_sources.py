@@ -13,9 +13,14 @@ import fsspec
 import pytest
 
 from berth.core.errors import InvalidParameter
+from berth.registry.source_policy import SourcePolicy
 from berth.registry.sources import SourceUri, UploadedArchive, fetch
 
 SUM_SCORE = Path(__file__).resolve().parents[2] / "fakes" / "models" / "sum_score"
+POLICY = SourcePolicy(
+    home=Path("/nonexistent/berth-home"), protocols=frozenset({"memory", "nosuchproto"})
+)
+"""An admin's view: any path outside berth's home, these test protocols."""
 
 
 @pytest.fixture
@@ -48,7 +53,7 @@ def _tgz_bytes(folder: Path) -> bytes:
 
 def _refusal(source: SourceUri, work: Path) -> str:
     with pytest.raises(InvalidParameter) as caught:
-        fetch(source, work)
+        fetch(source, work, POLICY, admin=True)
     return caught.value.message
 
 
@@ -56,28 +61,28 @@ def test_local_folder_is_copied_with_links_followed(tmp_path: Path, work: Path) 
     source = Path(shutil.copytree(SUM_SCORE, tmp_path / "src"))
     (source / "linked.txt").symlink_to(tmp_path / "outside.txt")
     (tmp_path / "outside.txt").write_text("content")
-    root = fetch(SourceUri(str(source)), work)
+    root = fetch(SourceUri(str(source)), work, POLICY, admin=True)
     assert _names(root) == {"score.py", "runtime.yaml", "requirements.txt", "linked.txt"}
     assert not (root / "linked.txt").is_symlink()
     assert (root / "linked.txt").read_text() == "content"
 
 
 def test_file_uri_reads_the_local_path(work: Path) -> None:
-    root = fetch(SourceUri(SUM_SCORE.as_uri()), work)
+    root = fetch(SourceUri(SUM_SCORE.as_uri()), work, POLICY, admin=True)
     assert (root / "score.py").read_bytes() == (SUM_SCORE / "score.py").read_bytes()
 
 
 def test_local_archive_file_is_unpacked(tmp_path: Path, work: Path) -> None:
     archive = tmp_path / "m.tgz"
     archive.write_bytes(_tgz_bytes(SUM_SCORE))
-    root = fetch(SourceUri(str(archive)), work)
+    root = fetch(SourceUri(str(archive)), work, POLICY, admin=True)
     assert root.name == "model"
     assert "score.py" in _names(root)
 
 
 def test_upload_is_unpacked(work: Path) -> None:
     upload = UploadedArchive("m.tgz", io.BytesIO(_tgz_bytes(SUM_SCORE)))
-    assert "score.py" in _names(fetch(upload, work))
+    assert "score.py" in _names(fetch(upload, work, POLICY, admin=True))
     assert upload.recorded == "upload:m.tgz"
 
 
@@ -86,7 +91,7 @@ def test_fsspec_tree_is_copied(memory_root: str, work: Path) -> None:
     for path in SUM_SCORE.iterdir():
         fs.pipe(f"{memory_root}/model/{path.name}", path.read_bytes())
     fs.pipe(f"{memory_root}/model/data/weights.bin", b"\x00\x01")
-    root = fetch(SourceUri(f"memory://{memory_root}/model"), work)
+    root = fetch(SourceUri(f"memory://{memory_root}/model"), work, POLICY, admin=True)
     assert _names(root) == {
         "score.py",
         "runtime.yaml",
@@ -99,7 +104,7 @@ def test_fsspec_tree_is_copied(memory_root: str, work: Path) -> None:
 
 def test_fsspec_archive_is_downloaded_and_unpacked(memory_root: str, work: Path) -> None:
     fsspec.filesystem("memory").pipe(f"{memory_root}/m.tgz", _tgz_bytes(SUM_SCORE))
-    root = fetch(SourceUri(f"memory://{memory_root}/m.tgz"), work)
+    root = fetch(SourceUri(f"memory://{memory_root}/m.tgz"), work, POLICY, admin=True)
     assert "score.py" in _names(root)
 
 

@@ -118,6 +118,7 @@ async def create_version(
                 source,
                 description=description if isinstance(description, str) else "",
                 creator=principal.name,
+                admin=principal.is_admin,
             )
     elif content_type.startswith("application/json") or not content_type:
         body = _version_request(await request.body())
@@ -127,6 +128,7 @@ async def create_version(
             SourceUri(body.source),
             description=body.description,
             creator=principal.name,
+            admin=principal.is_admin,
         )
     else:
         raise BadRequest(
