@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.support.deploy import ECHO, entity, register, unique
+from tests.support.deploy import ECHO, entity, register, unique, upload_version
 from tests.support.identity import RUN_MODEL_CODE, make_user
 from tests.support.servers import BerthServer
 
@@ -16,7 +16,7 @@ SCIM = "/api/2.0/preview/scim/v2"
 
 
 def register_as(client: httpx.Client, model: str) -> httpx.Response:
-    return client.post(f"/api/2.0/models/{model}/versions", json={"source": str(ECHO)})
+    return upload_version(client, model, ECHO)
 
 
 def deploy_as(client: httpx.Client, model: str) -> httpx.Response:

@@ -283,7 +283,7 @@ def broken_artifacts(tmp_path: Path) -> dict[str, Path]:
         (
             "{neither}",
             "No MLmodel file with a python_function flavor and no score.py defining load_model "
-            "and predict were found in source '{neither}' (it holds model.pkl).",
+            "and predict were found in source '{neither}' (it holds 1 entry).",
         ),
         (str(SUM_SCORE / "score.py"), "is not a .tar.gz, .tgz or .zip archive."),
     ],

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.support.deploy import ECHO, entity, register, unique, wait_ready, wait_settled
+from tests.support.deploy import (
+    ECHO,
+    entity,
+    register,
+    unique,
+    upload_version,
+    wait_ready,
+    wait_settled,
+)
 from tests.support.identity import make_user
 from tests.support.servers import BerthServer
 
@@ -245,7 +253,7 @@ def test_registered_model_permissions_gate_reading_registering_and_serving(
     owner, reader, stranger = people["owner"], people["CAN_VIEW"], people["none"]
     model = unique("owned")
     assert owner.client.post("/api/2.0/models", json={"name": model}).status_code == 200
-    version = owner.client.post(f"/api/2.0/models/{model}/versions", json={"source": str(ECHO)})
+    version = upload_version(owner.client, model, ECHO)
     assert version.status_code == 200, version.text
     assert stranger.client.get(f"/api/2.0/models/{model}").status_code == 403
     listed = stranger.client.get("/api/2.0/models").json().get("models", [])
@@ -258,9 +266,7 @@ def test_registered_model_permissions_gate_reading_registering_and_serving(
     grant = [{"user_name": reader.name, "permission_level": "CAN_READ"}]
     assert owner.client.patch(path, json={"access_control_list": grant}).is_success
     assert reader.client.get(f"/api/2.0/models/{model}/versions/1").status_code == 200
-    register_more = reader.client.post(
-        f"/api/2.0/models/{model}/versions", json={"source": str(ECHO)}
-    )
+    register_more = upload_version(reader.client, model, ECHO)
     assert register_more.status_code == 403 and "CAN_EDIT" in register_more.json()["message"]
     assert reader.client.delete(f"/api/2.0/models/{model}").status_code == 403
     assert owner.client.delete(f"/api/2.0/models/{model}").status_code == 200

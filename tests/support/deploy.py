@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,16 @@ def register(api: httpx.Client, model: str, artifact: Path) -> str:
     answer = api.post(f"/api/2.0/models/{model}/versions", json={"source": str(artifact)})
     assert answer.status_code == 200, answer.text
     return str(answer.json()["model_version"]["version"])
+
+
+def upload_version(client: httpx.Client, model: str, folder: Path) -> httpx.Response:
+    """Register ``folder`` as a new version of ``model`` by uploading it (as users other than
+    admins do: server-side paths are for admins)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname="model")
+    files = {"file": ("model.tgz", buffer.getvalue(), "application/octet-stream")}
+    return client.post(f"/api/2.0/models/{model}/versions", files=files)
 
 
 def unique(prefix: str) -> str:

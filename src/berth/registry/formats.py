@@ -43,4 +43,6 @@ def detect(root: Path, where: str) -> DetectedArtifact:
 def _contents(root: Path) -> str:
     """How much the folder holds, never what: a path on the server's machine may be anyone's."""
     count = sum(1 for _ in root.iterdir())
-    return "it is empty" if not count else f"it holds {count} entries"
+    if not count:
+        return "it is empty"
+    return f"it holds {count} entr{'y' if count == 1 else 'ies'}"
