@@ -7,10 +7,10 @@ Nested sections use ``__``: ``BERTH_SERVER__PORT=9000``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServerSettings(BaseModel):
@@ -114,6 +114,25 @@ class RegistrySettings(BaseModel):
     )
 
 
+class ProvidersSettings(BaseModel):
+    """Where calls to external LLM providers may go (``BERTH_PROVIDERS__*``)."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names or IPs (comma-separated in the variable) that provider base "
+        "URLs may name although they are loopback, link-local or private, and that may use "
+        "http: an operator's own proxy or test server.",
+    )
+    allow_http: bool = Field(False, description="Whether provider base URLs may use http.")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return (
+            [h.strip() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
+        )
+
+
 class AccessSettings(BaseModel):
     """Who may do what beyond permissions (``BERTH_ACCESS__*``)."""
 
@@ -178,6 +197,7 @@ class Settings(BaseSettings):
     replicas: ReplicaSettings = Field(default_factory=ReplicaSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
 
     @property
     def home_dir(self) -> Path:

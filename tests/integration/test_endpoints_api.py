@@ -316,7 +316,7 @@ def test_external_model_endpoint_is_promoted_without_replicas_and_never_echoes_p
     by_ref, by_plaintext = promoted["config"]["served_entities"]
     assert by_ref["name"] == "gpt-4o-mini-2024"
     assert by_ref["external_model"]["openai_config"] == {"openai_api_key": "{{secrets/llm/openai}}"}
-    sealed = f"{{{{secrets/berth-endpoint-{promoted['id']}/gpt-4o.openai_api_key}}}}"
+    sealed = f"{{{{secrets/berth-endpoint-{promoted['id']}/v1.gpt-4o.openai_api_key}}}}"
     assert by_plaintext["external_model"]["openai_config"] == {"openai_api_key": sealed}
     ready = {"deployment": "DEPLOYMENT_READY", "deployment_state_message": ""}
     assert [by_ref["state"], by_plaintext["state"]] == [ready, ready]

@@ -36,7 +36,11 @@ class BerthServer:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABRICKS_"))}
         env.update(
-            BERTH_HOME=str(self.home), BERTH_ADMIN_TOKEN=self.token, BERTH_SANDBOX__MODE="bwrap"
+            BERTH_HOME=str(self.home),
+            BERTH_ADMIN_TOKEN=self.token,
+            BERTH_SANDBOX__MODE="bwrap",
+            # The fake LLM providers listen on the loopback, over http.
+            BERTH_PROVIDERS__ALLOWED_HOSTS="127.0.0.1",
         )
         env.update(self.extra_env)
         if self.database_url:

@@ -18,6 +18,7 @@ from berth.core.permissions import RUN_MODEL_CODE, ObjectType, require_level
 from berth.core.principal import Principal
 from berth.registry.names import parse_version
 from berth.secrets import SecretsService, parse_reference
+from berth.secrets.service import RESERVED_PREFIX
 from berth.store import audit, entitlements, grants, models
 from berth.store import endpoints as store
 from berth.store.endpoints import EndpointRecord
@@ -99,6 +100,12 @@ def check_served(
         model(session, ref.model, principal, "CAN_READ")
     own = endpoint_scope(endpoint_id) if endpoint_id is not None else None
     for scope in sorted({s for s in _referenced_scopes(config.served_entities) if s != own}):
+        if scope.startswith(RESERVED_PREFIX):
+            raise PermissionDenied(
+                f"The config references secret scope '{scope}', which holds another "
+                "endpoint's sealed provider keys; give the key itself (*_plaintext) or a "
+                "reference to a scope of your own."
+            )
         secrets.require_read(principal, scope)
 
 

@@ -7,12 +7,13 @@ as given, or its ``*_plaintext`` twin).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from berth.api.schemas.endpoints import ServedEntityInput
 from berth.api.schemas.external_models import ExternalModel
 from berth.core.errors import InvalidParameter
+from berth.providers.egress import Egress
 
 PLAINTEXT_SUFFIX = "_plaintext"
 
@@ -133,3 +134,22 @@ def _one_of_message(where: str, secret: str) -> str:
         f"{where} needs exactly one of {secret} (a secret reference such as "
         f"'{{{{secrets/scope/key}}}}') or {secret}{PLAINTEXT_SUFFIX}."
     )
+
+
+URL_FIELDS = ("custom_provider_url", "databricks_workspace_url")
+"""Fields besides every ``*_api_base`` that name where berth will call."""
+
+
+def check_egress(served_entities: Iterable[Mapping[str, Any]], egress: Egress) -> None:
+    """Every provider URL in the config may be called from this server."""
+    for entity in served_entities:
+        external = entity.get("external_model")
+        if not isinstance(external, Mapping):
+            continue
+        for block_name, block in external.items():
+            if not isinstance(block, Mapping):
+                continue
+            for key, value in block.items():
+                if isinstance(value, str) and (key.endswith("_api_base") or key in URL_FIELDS):
+                    where = f"served entity '{entity.get('name')}': {block_name}.{key}"
+                    egress.check_url(value, where)

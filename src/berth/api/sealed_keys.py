@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
-from berth.core.errors import AlreadyExists, NotFound
+from berth.core.errors import AlreadyExists, InvalidParameter, NotFound
 from berth.core.principal import SYSTEM
 from berth.secrets import SecretsService
 
@@ -41,12 +42,47 @@ def seal_plaintext_keys(doc: Json, endpoint_id: str, secrets: SecretsService) ->
         secrets.put_secret(SYSTEM, scope, key, value.encode())
         return f"{{{{secrets/{scope}/{key}}}}}"
 
+    version = sealed.get("config_version", 1)
     for entity in sealed["served_entities"]:
         block = entity.get("external_model")
         for config in (block or {}).values():
             if isinstance(config, dict):
-                _seal(config, entity["name"], put)
+                # Keys named by config version: a pending update's keys never replace the
+                # keys the current config serves with, so a failed or cancelled update
+                # leaves the old keys in force.
+                _seal(config, f"v{version}.{entity['name']}", put)
     return sealed
+
+
+def check_kept_keys(current: Json | None, new_entities: Iterable[Json], endpoint_id: str) -> None:
+    """A config may keep referring to its endpoint's sealed keys only where the entity still
+    calls the same provider at the same URLs: a key goes nowhere its sender did not send it."""
+    scope_ref = f"{{{{secrets/{endpoint_scope(endpoint_id)}/"
+    before = {
+        e.get("name"): e.get("external_model") for e in (current or {}).get("served_entities", [])
+    }
+    for entity in new_entities:
+        external = entity.get("external_model")
+        if not isinstance(external, dict) or scope_ref not in json.dumps(external):
+            continue
+        old = before.get(entity.get("name"))
+        if not isinstance(old, dict) or _destination(old) != _destination(external):
+            raise InvalidParameter(
+                f"Served entity '{entity.get('name')}' changes its provider or base URL but keeps "
+                "the endpoint's sealed key: give the key again (*_plaintext, or a reference to "
+                "a secret you may read), so it is sent only where you mean."
+            )
+
+
+def _destination(external: Json) -> Json:
+    """The provider and every URL of an external model's config."""
+    found: Json = {"provider": external.get("provider")}
+    for block_name, block in external.items():
+        if isinstance(block, dict):
+            for key, value in block.items():
+                if key.endswith("_api_base") or key.endswith("_url") or key.endswith("_api_type"):
+                    found[f"{block_name}.{key}"] = value
+    return found
 
 
 def drop_endpoint_scope(endpoint_id: str, secrets: SecretsService) -> None:

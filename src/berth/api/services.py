@@ -11,6 +11,7 @@ from berth.core.dataplane import SnapshotBus
 from berth.core.load import LoadReport
 from berth.identity.tokens import TokenService
 from berth.metrics import Metrics
+from berth.providers.egress import Egress
 from berth.registry.service import Registry
 from berth.sandbox import Sandbox
 from berth.secrets import SecretsService
@@ -45,5 +46,7 @@ class Services:
     bus: SnapshotBus
     secrets: SecretsService
     metrics: Metrics
+    egress: Egress = Egress()
+    """Where provider URLs may point (checked when a config is stored)."""
     sandbox: Sandbox | None = None
     """Where environment builds at registration run (None: unconfined, in tests of parts)."""

@@ -51,6 +51,7 @@ from berth.gateway.upstream import ReplicaUnreachable, Upstream, UpstreamRespons
 from berth.gateway.usage import UsageMeter
 from berth.inference import CaptureWriter, PayloadRecord, sampled
 from berth.metrics import Metrics
+from berth.providers.base import ProviderOptions
 
 PREFIX = "/serving-endpoints/"
 PREDICT_LOG_HEADER = "x-berth-predict-log"
@@ -73,6 +74,7 @@ class Gateway:
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
         max_body_bytes: int = 16 * 1024 * 1024,
+        providers: ProviderOptions | None = None,
     ) -> None:
         """``on_demand(endpoint, entity)`` is told when a request waits for an entity scaled
         to zero (the controller should start a replica now); such a request waits at most
@@ -88,7 +90,7 @@ class Gateway:
         )
         self.upstream = Upstream()
         bus.subscribe(self._routes_changed)
-        self.llm = Llm()
+        self.llm = Llm(options=providers)
         self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
         self.limiter: Limiter = limiter or LocalLimiter()
         self.metrics = metrics or Metrics()

@@ -20,6 +20,7 @@ from berth.core.principal import Principal
 from berth.gateway import stages
 from berth.gateway.balancer import fallback_order, pick_entity
 from berth.providers import Provider, provider_for
+from berth.providers.base import ProviderOptions
 from berth.providers.shapes import embeddings_response
 
 OPENAI_ALIASES = {
@@ -155,9 +156,12 @@ def _unresolved(reference: str) -> str:
 class Llm:
     """One provider instance per external entity config, so connections are pooled."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, rng: random.Random | None = None, options: ProviderOptions | None = None
+    ) -> None:
         self._providers: dict[str, Provider] = {}
         self._rng = rng or random.Random()
+        self._options = options or ProviderOptions()
 
     def external_entity(self, route: EndpointRoute) -> EntityRoute | None:
         """The entity to serve this request, when the endpoint serves external models."""
@@ -228,7 +232,7 @@ class Llm:
         key = json.dumps(external, sort_keys=True)
         provider = self._providers.get(key)
         if provider is None:
-            provider = provider_for(external, _unresolved)
+            provider = provider_for(external, _unresolved, self._options)
             self._providers[key] = provider
         return provider
 

@@ -12,6 +12,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from berth.providers.egress import Egress
+
 JsonObject = dict[str, Any]
 # An async generator, so a caller that stops early can ``aclose`` it.
 Stream = AsyncGenerator[JsonObject, None]
@@ -28,6 +30,8 @@ class ProviderOptions:
     # A Retry-After longer than this is not waited for: the error goes back to the caller.
     max_backoff_s: float = 30.0
     max_connections: int = 100
+    egress: Egress = field(default_factory=Egress)
+    """Which hosts the provider may be called at (checked as each connection resolves)."""
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
 

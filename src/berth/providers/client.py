@@ -14,6 +14,7 @@ import aiohttp
 
 from berth.core.errors import BerthError, DeadlineExceeded, Unavailable
 from berth.providers.base import JsonObject, ProviderOptions
+from berth.providers.egress import GuardedResolver
 from berth.providers.errors import provider_message, retry_after_s, scrub, upstream_error
 from berth.providers.sse import ServerEvent, read_events
 
@@ -49,7 +50,10 @@ class ProviderClient:
                     connect=self._options.connect_timeout_s,
                     sock_read=self._options.timeout_s,
                 ),
-                connector=aiohttp.TCPConnector(limit=self._options.max_connections),
+                connector=aiohttp.TCPConnector(
+                    limit=self._options.max_connections,
+                    resolver=GuardedResolver(self._options.egress),
+                ),
             )
         return self._session
 
@@ -102,7 +106,11 @@ class ProviderClient:
         """The successful response, or how long to wait before the next attempt."""
         last = attempt >= self._options.max_retries
         try:
-            response = await self._http().post(url, json=body)
+            self._options.egress.check_connect(url)
+        except OSError as exc:
+            raise Unavailable(f"The {self.provider} provider cannot be called: {exc}.") from exc
+        try:
+            response = await self._http().post(url, json=body, allow_redirects=False)
         except _RETRIED_ERRORS as exc:
             if last:
                 raise Unavailable(
@@ -114,6 +122,12 @@ class ProviderClient:
             raise self._timed_out() from exc
         except aiohttp.ClientError as exc:
             raise self._dropped() from exc
+        if 300 <= response.status < 400:
+            response.release()
+            raise BerthError(
+                f"The {self.provider} provider at {url} answered a redirect "
+                f"({response.status}); berth does not follow redirects: give the final URL."
+            )
         if response.status < 400:
             return response
         return await self._failed(response, attempt, last)

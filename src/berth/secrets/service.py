@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from berth.core.clock import Clock
-from berth.core.errors import InvalidParameter, NotFound
+from berth.core.errors import InvalidParameter, NotFound, PermissionDenied
 from berth.core.permissions import EVERYONE, LEVELS, Grant, GranteeKind, ObjectType, owner_grant
-from berth.core.principal import Principal
+from berth.core.principal import SYSTEM, Principal
 from berth.secrets import access
 from berth.secrets.cipher import SecretCipher
 from berth.secrets.names import check_name
@@ -38,6 +38,7 @@ class SecretsService:
         """Make the scope; its creator gets MANAGE, and everyone does with
         ``initial_manage_principal: "users"`` (the only other value Databricks accepts)."""
         check_name("scope", scope)
+        _not_reserved(principal, scope)
         if initial_manage_principal not in (None, EVERYONE):
             raise InvalidParameter(
                 f"initial_manage_principal must be '{EVERYONE}' or left out; got "
@@ -83,6 +84,7 @@ class SecretsService:
     def put_secret(self, principal: Principal, scope: str, key: str, value: bytes) -> None:
         """Store ``value`` under ``scope``/``key``, overwriting any value there."""
         check_name("scope", scope)
+        _not_reserved(principal, scope)
         check_name("key", key)
         if len(value) > MAX_VALUE_BYTES:
             raise InvalidParameter(
@@ -122,6 +124,7 @@ class SecretsService:
             self._audit(session, principal, "secrets.delete", scope, {"key": key})
 
     def put_acl(self, principal: Principal, scope: str, name: str, permission: str) -> None:
+        _not_reserved(principal, scope)
         if permission not in LEVELS[SCOPE]:
             raise InvalidParameter(
                 f"permission must be one of {', '.join(LEVELS[SCOPE])}; got '{permission}'."
@@ -175,3 +178,15 @@ class SecretsService:
 def _context(scope: str, key: str) -> str:
     # Names cannot hold '/', so this names exactly one secret.
     return f"{scope}/{key}"
+
+
+RESERVED_PREFIX = "berth-endpoint-"
+"""Scopes berth makes to seal an endpoint's provider keys: no one else makes or changes them."""
+
+
+def _not_reserved(principal: Principal, scope: str) -> None:
+    if scope.startswith(RESERVED_PREFIX) and principal != SYSTEM:
+        raise PermissionDenied(
+            f"Secret scope names starting with '{RESERVED_PREFIX}' belong to berth (they hold "
+            "endpoints' sealed provider keys); choose another name."
+        )

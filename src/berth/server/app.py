@@ -47,6 +47,8 @@ from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.inference import CaptureWriter
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
+from berth.providers.base import ProviderOptions
+from berth.providers.egress import egress_of
 from berth.registry.service import Registry
 from berth.registry.source_policy import SourcePolicy
 from berth.sandbox import Sandbox
@@ -145,8 +147,10 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
     access_log = AccessLog(settings.logs_dir)
     scaling = settings.autoscaling
+    egress = egress_of(settings)
     gateway = Gateway(
         bus,
+        providers=ProviderOptions(egress=egress),
         limiter=limiter_for(settings.redis_url),
         metrics=metrics,
         capture=capture,
@@ -206,6 +210,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         secrets=secret_store,
         metrics=metrics,
         sandbox=sandbox,
+        egress=egress,
     )
 
     usage_writer = UsageWriter(gateway.usage, db)

@@ -26,6 +26,8 @@ from berth.gateway.load_reporter import LoadReporter
 from berth.gateway.subscriber import Subscriber
 from berth.inference import CaptureWriter
 from berth.metrics import Metrics
+from berth.providers.base import ProviderOptions
+from berth.providers.egress import egress_of
 from berth.server.logs import log_config
 from berth.settings import Settings
 
@@ -62,6 +64,7 @@ class GatewayProcess:
             access_log=self._access_log,
             on_demand=self._load.demand,
             cold_start_s=settings.autoscaling.cold_start_timeout_s,
+            providers=ProviderOptions(egress=egress_of(settings)),
         )
         self._subscriber = Subscriber(self._control, token, self._bus)
 

@@ -6,7 +6,11 @@ import random
 from typing import Any
 
 from berth.providers import Provider, ProviderOptions, provider_for
+from berth.providers.egress import Egress
 from tests.fakes.llm_server import FakeLlmServer
+
+LOOPBACK_ALLOWED = Egress(frozenset({"127.0.0.1"}))
+"""The fake providers listen on the loopback: allowed, as an operator would allow a proxy."""
 
 
 class RecordedSleeps(list[float]):
@@ -17,10 +21,9 @@ class RecordedSleeps(list[float]):
 
 
 def options(sleeps: RecordedSleeps | None = None, **overrides: Any) -> ProviderOptions:
+    given: dict[str, Any] = {"egress": LOOPBACK_ALLOWED, **overrides}
     return ProviderOptions(
-        sleep=sleeps if sleeps is not None else RecordedSleeps(),
-        rng=random.Random(0),
-        **overrides,
+        sleep=sleeps if sleeps is not None else RecordedSleeps(), rng=random.Random(0), **given
     )
 
 

@@ -27,6 +27,7 @@ from berth.api.endpoint_config import (
     merge_tags,
     normalise_config,
 )
+from berth.api.external_model_rules import check_egress
 from berth.api.schemas.endpoints import (
     AiGatewayConfig,
     CreateServingEndpoint,
@@ -37,7 +38,7 @@ from berth.api.schemas.endpoints import (
     PutRateLimits,
     RateLimit,
 )
-from berth.api.sealed_keys import drop_endpoint_scope, seal_plaintext_keys
+from berth.api.sealed_keys import check_kept_keys, drop_endpoint_scope, seal_plaintext_keys
 from berth.api.services import Services
 from berth.core.access_log import read_access_log
 from berth.core.errors import AlreadyExists, BerthError, Conflict, NotFound
@@ -70,6 +71,7 @@ def create_endpoint(
     running (``config_update: IN_PROGRESS``, as Databricks answers a create)."""
     check_endpoint_name(body.name)
     config = normalise_config(body.config)
+    check_egress(config.served_entities, services.egress)
     now = services.clock.now_ms()
     doc = {**config.document(version=1, creator=principal.name, now_ms=now), "start_time": now}
     record = _new_record(body, config, doc, principal, now)
@@ -144,6 +146,7 @@ def update_config(
 ) -> Json:
     """Store the config as pending version current + 1 and answer at once."""
     config = normalise_config(body)
+    check_egress(config.served_entities, services.egress)
     now = services.clock.now_ms()
     with services.db.transaction() as session:
         record = access.endpoint(session, name, principal, "CAN_MANAGE")
@@ -153,6 +156,7 @@ def update_config(
         access.check_served(
             session, config, principal, services.secrets, record.id, open_to_all=_open(services)
         )
+        check_kept_keys(record.config, config.served_entities, record.id)
         version = record.config_version + 1
         document = config.document(version=version, creator=principal.name, now_ms=now)
         pending = {
