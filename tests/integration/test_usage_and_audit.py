@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.support.cli import Cli
-from tests.support.deploy import ECHO, FAKES, deploy, unique
+from tests.support.deploy import ECHO, FAKES, deploy, entity, register_model, unique, wait_ready
 from tests.support.identity import make_user
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
@@ -115,3 +115,48 @@ def test_the_audit_log_records_who_changed_what(api: httpx.Client, server: Berth
         assert refused.status_code == 403
         made = api.get("/api/2.0/berth/audit", params={"object_id": user_name}).json()["entries"]
         assert made and made[-1]["actor"] == admin
+
+
+def test_a_new_endpoint_with_a_deleted_ones_name_inherits_nothing(
+    api: httpx.Client, server: BerthServer
+) -> None:
+    """Payloads, access logs and usage are kept by endpoint id: deleted means gone."""
+    name = unique("reborn")
+    model = register_model(api)
+    config = {
+        "served_entities": [entity(model, "1")],
+        "auto_capture_config": {"enabled": True},
+    }
+    body = {
+        "name": name,
+        "config": config,
+        "ai_gateway": {"usage_tracking_config": {"enabled": True}},
+    }
+    for life in ("first", "second"):
+        created = api.post("/api/2.0/serving-endpoints", json=body)
+        assert created.status_code == 200, created.text
+        wait_ready(api, name)
+        if life == "second":
+            break
+        assert api.put(f"/api/2.0/serving-endpoints/{name}/logging", json={"access_log": True})
+        wait_until(
+            lambda: (
+                api.post(f"/serving-endpoints/{name}/invocations", json={"x": 1}).is_success
+                and bool(api.get(f"/api/2.0/serving-endpoints/{name}/access-logs").json()["logs"])
+                and bool(api.get(f"/api/2.0/serving-endpoints/{name}/payloads").json()["payloads"])
+                and bool(usage_of(api, name))
+            ),
+            timeout=30,
+            what="the first endpoint's logs, payloads and usage",
+        )
+        assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+    assert api.get(f"/api/2.0/serving-endpoints/{name}/access-logs").json()["logs"] == ""
+    assert api.get(f"/api/2.0/serving-endpoints/{name}/payloads").json()["payloads"] == []
+    assert usage_of(api, name) == []
+
+
+def usage_of(api: httpx.Client, name: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = api.get(
+        "/api/2.0/berth/usage", params={"by": "endpoint", "endpoint": name}
+    ).json()["usage"]
+    return rows

@@ -12,6 +12,7 @@ class Outcome:
     """One answered request, as the data plane saw it."""
 
     endpoint: str
+    """The endpoint's id, not its name: a later endpoint of the same name starts afresh."""
     served_entity: str
     principal: str
     status: int
@@ -25,6 +26,7 @@ class UsageKey:
     minute: int
     """Epoch milliseconds at the start of the minute (UTC)."""
     endpoint: str
+    """The endpoint's id (rows stored before ids were used hold its name)."""
     served_entity: str
     principal: str
     status: int

@@ -158,7 +158,7 @@ class Gateway:
         latency_ms = (time.perf_counter() - started) * 1000
         if route is not None and route.access_log and self.access_log is not None:
             self.access_log.write(
-                route.name,
+                route.endpoint_id,  # by id: a later endpoint of the same name starts afresh
                 {
                     "ts": arrived_ms,
                     "request_id": request_id,
@@ -187,13 +187,14 @@ class Gateway:
                     error=error,
                 ),
                 route.capture,
+                folder=route.endpoint_id,
             )
         if route is not None:
             self._measure(route, served, latency_ms, timings)
         if route is not None and principal is not None and route.track_usage:
             self.usage.record(
                 Outcome(
-                    route.name,
+                    route.endpoint_id,
                     served.entity,
                     principal.name,
                     served.status,

@@ -63,6 +63,7 @@ class _Captured(NamedTuple):
     response: bytes
     response_truncated: bool
     size: int
+    folder: str
 
 
 class CaptureWriter:
@@ -106,10 +107,14 @@ class CaptureWriter:
         self._thread = threading.Thread(target=self._run, name="berth-capture", daemon=True)
         self._thread.start()
 
-    def offer(self, record: PayloadRecord, sample_fraction: float) -> bool:
+    def offer(
+        self, record: PayloadRecord, sample_fraction: float, folder: str | None = None
+    ) -> bool:
         """Capture ``record`` if sampled in and there is room; True when it will be written.
 
-        Sampling is decided by the request id's CRC-32, so a given id is always in or out.
+        ``folder`` names its table (the endpoint's id, so that a later endpoint of the same
+        name starts afresh; default its name). Sampling is decided by the request id's CRC-32,
+        so a given id is always in or out.
         """
         if not sampled(record.request_id, sample_fraction):
             return False
@@ -122,7 +127,15 @@ class CaptureWriter:
                 self._told(record.endpoint, "dropped", 1)
                 return False
             self._pending.append(
-                _Captured(record, request, request_truncated, response, response_truncated, size)
+                _Captured(
+                    record,
+                    request,
+                    request_truncated,
+                    response,
+                    response_truncated,
+                    size,
+                    folder or record.endpoint,
+                )
             )
             self._held_bytes += size
             batch_full = len(self._pending) == self._flush_rows
@@ -187,16 +200,17 @@ class CaptureWriter:
             # Keyed by day number: one date made per file, not one per row.
             groups: defaultdict[tuple[str, int], list[_Captured]] = defaultdict(list)
             for item in batch:
-                groups[item.record.endpoint, item.record.timestamp_ms // DAY_MS].append(item)
-            for (endpoint, day), rows in groups.items():
-                self._write_group(endpoint, day_of(day * DAY_MS), rows)
+                groups[item.folder, item.record.timestamp_ms // DAY_MS].append(item)
+            for (folder, day), rows in groups.items():
+                self._write_group(folder, day_of(day * DAY_MS), rows)
             with self._lock:
                 self._held_bytes -= sum(item.size for item in batch)
 
-    def _write_group(self, endpoint: str, day: datetime.date, rows: list[_Captured]) -> None:
+    def _write_group(self, folder: str, day: datetime.date, rows: list[_Captured]) -> None:
         """One file; a failure is logged and its rows counted as dropped, the writer goes on."""
+        endpoint = rows[0].record.endpoint
         try:
-            directory = partition_directory(self._root, endpoint, day)
+            directory = partition_directory(self._root, folder, day)
             directory.mkdir(parents=True, exist_ok=True)
             _publish(_table(rows), directory, self._clock)
         except Exception:

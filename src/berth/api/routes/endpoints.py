@@ -370,8 +370,8 @@ def access_logs(
 ) -> Json:
     """The newest lines of the endpoint's access log (JSON lines), oldest first."""
     with services.db.transaction() as session:
-        access.endpoint(session, name, principal, "CAN_VIEW")
-    return {"logs": read_access_log(services.settings.logs_dir, name, lines)}
+        record = access.endpoint(session, name, principal, "CAN_VIEW")
+    return {"logs": read_access_log(services.settings.logs_dir, record.id, lines)}
 
 
 @router.get(BASE + "/{name}/events")

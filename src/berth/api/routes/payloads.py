@@ -27,9 +27,9 @@ def get_payloads(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
     with services.db.transaction() as session:
-        access.endpoint(session, name, principal, "CAN_MANAGE")
+        record = access.endpoint(session, name, principal, "CAN_MANAGE")
     rows = read_payloads(
-        services.settings.inference_dir, name, since_ms=since, until_ms=until, limit=limit
+        services.settings.inference_dir, record.id, since_ms=since, until_ms=until, limit=limit
     )
     return {"payloads": rows}
 

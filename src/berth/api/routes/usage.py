@@ -42,31 +42,42 @@ def get_usage(
         )
     now = services.clock.now_ms()
     with services.db.transaction() as session:
+        # Usage is stored by endpoint id: a deleted endpoint's usage is never shown as that of
+        # a later endpoint of the same name, nor visible to its managers.
+        records = endpoint_store.list_endpoints(session)
+        names = {record.id: record.name for record in records}
         managed: set[str] = set()
         if not principal.is_admin:
             granted = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
             managed = {
-                record.name
-                for record in endpoint_store.list_endpoints(session)
+                record.id
+                for record in records
                 if effective_level(
                     ObjectType.SERVING_ENDPOINT, granted.get(record.id, ()), principal
                 )
                 == "CAN_MANAGE"
             }
+        wanted = None
+        if endpoint is not None:
+            wanted = next((i for i, n in names.items() if n == endpoint), "")
         found = usage.summarise(
             session,
             by=grouping,
             since_ms=since if since is not None else now - 7 * DAY_MS,
             until_ms=until if until is not None else now + 1,
-            endpoint=endpoint,
+            endpoint=wanted,
             visible=None
             if principal.is_admin
-            else (lambda name, who: who == principal.name or name in managed),
+            else (lambda endpoint_id, who: who == principal.name or endpoint_id in managed),
         )
     return {
         "usage": [
             {
-                **({"endpoint": s.endpoint} if "endpoint" in grouping else {}),
+                **(
+                    {"endpoint": names.get(s.endpoint or "", s.endpoint), "endpoint_id": s.endpoint}
+                    if "endpoint" in grouping
+                    else {}
+                ),
                 **({"principal": s.principal} if "principal" in grouping else {}),
                 **({"day": s.day} if "day" in grouping else {}),
                 "requests": s.requests,
