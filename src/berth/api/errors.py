@@ -58,9 +58,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(code, message, exc.status_code)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response("INTERNAL_ERROR", f"Unexpected error: {type(exc).__name__}: {exc}", 500)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback; the caller hears that, not the internals."""
+    request_id = request.headers.get("x-request-id", "")
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    said = f" (request id {request_id})" if request_id else ""
+    return error_response(
+        "INTERNAL_ERROR", f"Internal error{said}; the server's log has the details.", 500
+    )
 
 
 def describe_validation_errors(errors: object) -> tuple[str, str, int]:
@@ -77,8 +82,18 @@ def describe_validation_errors(errors: object) -> tuple[str, str, int]:
     return "INVALID_PARAMETER_VALUE", "Invalid request: " + "; ".join(parts), 400
 
 
+async def _overflow(_request: Request, exc: Exception) -> JSONResponse:
+    """A number past what the store holds got through a field without bounds: the caller's
+    input, not a fault of the server (each such field should name its bounds)."""
+    log.warning("a number in a request overflowed: %s", exc)
+    return error_response(
+        "INVALID_PARAMETER_VALUE", "A number in the request is too large for this field.", 400
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BerthError, _berth_error)
+    app.add_exception_handler(OverflowError, _overflow)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -28,7 +29,7 @@ from berth.core.errors import (
 from berth.core.permissions import may
 from berth.core.principal import Principal
 from berth.core.usage import Outcome
-from berth.gateway import stages
+from berth.gateway import json_body, stages
 from berth.gateway.admission import Admission, Demand, Slot
 from berth.gateway.limits import Grant, Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import (
@@ -58,6 +59,8 @@ PREDICT_LOG_HEADER = "x-berth-predict-log"
 """Asks the replica to log this model call (the endpoint's predict log is on)."""
 ACTIONS = {"invocations", "predict"}
 MAX_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 class Gateway:
@@ -139,7 +142,12 @@ class Gateway:
             operation = OPENAI_ALIASES.get(path)
             if operation is not None:
                 request = parse_json(body)
-                route = self._route(str(request.get("model", "")), principal)
+                model = request.get("model")
+                if not isinstance(model, str) or not model:
+                    raise BadRequest(
+                        "'model' must be the name of the serving endpoint to query, a string."
+                    )
+                route = self._route(model, principal)
             else:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
             if self.capture is not None and sampled(request_id, route.capture):
@@ -155,6 +163,17 @@ class Gateway:
             served = Served(status=exc.http_status)
             error = exc.message
             await _send_error(send, exc, started)
+        except Exception as exc:  # the outer guard: a bug is a 500 in the Databricks shape
+            log.exception("unexpected error answering %s (request %s)", scope["path"], request_id)
+            served = Served(status=500)
+            error = f"{type(exc).__name__}: {exc}"
+            if tap.status:  # the answer had begun: it can only be cut short
+                raise
+            internal = BerthError(
+                f"Internal error while answering (request id {request_id}); the server's log "
+                "has the details."
+            )
+            await _send_error(send, internal, started)
         latency_ms = (time.perf_counter() - started) * 1000
         if route is not None and route.access_log and self.access_log is not None:
             self.access_log.write(
@@ -475,7 +494,7 @@ def _client_request_id(request: dict[str, Any] | None, body: bytes) -> str | Non
 def _json_or_none(body: bytes) -> dict[str, Any] | None:
     """An invocations body as a JSON object, when it is one (for its token estimate)."""
     try:
-        parsed = json.loads(body)
+        parsed = json_body.loads(body)
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None

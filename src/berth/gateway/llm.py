@@ -17,7 +17,7 @@ from berth.core.dataplane import EndpointRoute, EntityRoute, Snapshot
 from berth.core.errors import BadRequest, BerthError, InvalidParameter, Unavailable
 from berth.core.permissions import may
 from berth.core.principal import Principal
-from berth.gateway import stages
+from berth.gateway import json_body, stages
 from berth.gateway.balancer import fallback_order, pick_entity
 from berth.providers import Provider, provider_for
 from berth.providers.base import ProviderOptions
@@ -41,7 +41,7 @@ SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-
 
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
-        parsed = json.loads(body)
+        parsed = json_body.loads(body)
     except ValueError as exc:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from exc
     if not isinstance(parsed, dict):
@@ -81,7 +81,7 @@ class Served:
         """The same from a JSON answer; bodies that mention no usage are not parsed."""
         if b'"usage"' in payload:
             with contextlib.suppress(ValueError):
-                parsed = json.loads(payload)
+                parsed = json_body.loads(payload)
                 if isinstance(parsed, dict):
                     self.count(parsed.get("usage"))
 
@@ -117,7 +117,7 @@ def replica_call(body: bytes, openai_request: dict[str, Any] | None) -> ReplicaC
         if b'"stream"' not in body and b'"encoding_format"' not in body:
             return ReplicaCall(body)
         with contextlib.suppress(ValueError):
-            request = json.loads(body)
+            request = json_body.loads(body)
         if not isinstance(request, dict):
             return ReplicaCall(body)
         if "encoding_format" not in request:
@@ -137,7 +137,7 @@ def replica_call(body: bytes, openai_request: dict[str, Any] | None) -> ReplicaC
 def base64_embeddings(payload: bytes) -> bytes:
     """An OpenAI embeddings answer with its vectors as base64; any other answer as it is."""
     try:
-        parsed = json.loads(payload)
+        parsed = json_body.loads(payload)
     except ValueError:
         return payload
     if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):

@@ -27,7 +27,7 @@ async def data_plane(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    after: Annotated[int, Query(ge=-1, le=2**53)] = -1,
     timeout: Annotated[float, Query(ge=0, le=60)] = 30.0,
 ) -> dict[str, Any]:
     """Waits in slices, so a follower that went away (a stopped gateway) does not hold the
@@ -44,16 +44,21 @@ async def data_plane(
             return snapshot.to_json()
 
 
+COUNT = Field(ge=0, le=2**53)
+"""Sums a gateway reports: never negative, and within what every store's integers hold."""
+NAME = Field(max_length=255)
+
+
 class UsageRow(BaseModel):
-    minute: int
-    endpoint: str
-    served_entity: str
-    principal: str
-    status: int
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
+    minute: int = COUNT
+    endpoint: str = NAME
+    served_entity: str = NAME
+    principal: str = NAME
+    status: int = Field(ge=100, le=599)
+    requests: int = COUNT
+    input_tokens: int = COUNT
+    output_tokens: int = COUNT
+    latency_ms: float = Field(ge=0, le=1e15, allow_inf_nan=False)
 
 
 class UsageReport(BaseModel):

@@ -22,8 +22,8 @@ def get_payloads(
     name: str,
     services: ServicesDep,
     principal: PrincipalDep,
-    since: Annotated[int | None, Query(description="Epoch ms, inclusive.")] = None,
-    until: Annotated[int | None, Query(description="Epoch ms, exclusive.")] = None,
+    since: Annotated[int | None, Query(ge=0, le=2**53, description="Epoch ms, inclusive.")] = None,
+    until: Annotated[int | None, Query(ge=0, le=2**53, description="Epoch ms, exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
     with services.db.transaction() as session:

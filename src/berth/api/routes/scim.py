@@ -35,6 +35,8 @@ from berth.store.principals import NOUNS, GroupInfo, PrincipalInfo
 
 BASE = "/api/2.0/preview/scim/v2"
 MAX_COUNT = 10_000
+MAX_ID_DIGITS = 15
+"""Longer ids exist nowhere (and would overflow the store's integers)."""
 
 
 def directory(services: ServicesDep) -> Directory:
@@ -54,8 +56,10 @@ DirectoryDep = Annotated[Directory, Depends(directory)]
 Filter = Annotated[
     str | None, Query(description='One comparison, e.g. userName eq "alice@example.com".')
 ]
-StartIndex = Annotated[int, Query(alias="startIndex", description="1-based index of the first.")]
-Count = Annotated[int, Query(description="At most this many resources (up to 10000).")]
+StartIndex = Annotated[
+    int, Query(alias="startIndex", le=2**31, description="1-based index of the first.")
+]
+Count = Annotated[int, Query(le=2**31, description="At most this many resources (up to 10000).")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ ListQueryDep = Annotated[ListQuery, Depends(list_query)]
 
 
 def parse_id(text: str, noun: str) -> int:
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > MAX_ID_DIGITS:
         raise NotFound(f"{noun} with id '{text}' does not exist.")
     return int(text)
 

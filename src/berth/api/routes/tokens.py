@@ -81,7 +81,9 @@ def create_obo_token(
 def list_all_tokens(
     tokens: TokensDep,
     caller: PrincipalDep,
-    created_by_id: Annotated[int | None, Query(description="Id of the maker.")] = None,
+    created_by_id: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Id of the maker.")
+    ] = None,
     created_by_username: Annotated[str | None, Query(description="Name of the maker.")] = None,
 ) -> ListTokensResponse:
     found = tokens.list_all(caller, created_by_id, created_by_username)

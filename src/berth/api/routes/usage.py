@@ -30,8 +30,12 @@ def get_usage(
     by: Annotated[str, Query(description="Comma-separated: endpoint, principal, day.")] = (
         "endpoint,principal,day"
     ),
-    since: Annotated[int | None, Query(description="Epoch ms; default 7 days ago.")] = None,
-    until: Annotated[int | None, Query(description="Epoch ms; default now.")] = None,
+    since: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Epoch ms; default 7 days ago.")
+    ] = None,
+    until: Annotated[
+        int | None, Query(ge=0, le=2**53, description="Epoch ms; default now.")
+    ] = None,
     endpoint: Annotated[str | None, Query(description="Only this endpoint.")] = None,
 ) -> dict[str, Any]:
     grouping = tuple(part.strip() for part in by.split(",") if part.strip())
@@ -95,7 +99,7 @@ def get_usage(
 def get_audit(
     services: ServicesDep,
     principal: PrincipalDep,
-    since: Annotated[int, Query(description="Epoch ms.")] = 0,
+    since: Annotated[int, Query(ge=0, le=2**53, description="Epoch ms.")] = 0,
     object_type: str | None = None,
     object_id: str | None = None,
     actor: str | None = None,

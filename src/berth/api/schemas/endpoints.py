@@ -51,7 +51,7 @@ class ServedEntityInput(Strict):
     """berth's extension: requests merged into one ``predict`` call (1 = no batching)."""
     max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
     """berth's extension: how long a batch waits to fill after its first request."""
-    scale_to_zero_idle_seconds: int | None = Field(None, ge=1)
+    scale_to_zero_idle_seconds: int | None = Field(None, ge=1, le=365 * 86_400)
     """berth's extension: idle time before a scale-to-zero entity stops its last replica."""
 
 

@@ -250,7 +250,10 @@ def member_ids(members: list[MemberValue]) -> list[int]:
 
 def _member_id(value: str) -> int:
     try:
-        return int(value)
+        found = int(value)
+        if not 0 <= found < 2**53:
+            raise ValueError(value)
+        return found
     except ValueError:
         raise InvalidParameter(
             f"Member {value!r} is not an id: give the id of a user or service principal "
@@ -348,7 +351,7 @@ class ScimList(BaseModel, Generic[T]):
 
 
 class CreateTokenRequest(Strict):
-    lifetime_seconds: int | None = None
+    lifetime_seconds: int | None = Field(None, le=100 * 365 * 86_400)
     comment: str = ""
 
 
