@@ -195,3 +195,22 @@ def test_logs_show_what_the_replicas_printed(api: httpx.Client, iris: str) -> No
     missing = api.get(f"/api/2.0/serving-endpoints/{iris}/served-models/nope/logs")
     assert missing.status_code == 404
     assert f"{iris}-1" in missing.json()["message"]
+
+
+def test_bodies_nested_too_deeply_or_with_huge_numbers_are_400_everywhere(
+    api: httpx.Client, iris: str
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    deep_stream = b'{"stream": true, "x": ' + deep + b"}"
+    huge = b'{"inputs": [1' + b"0" * 5000 + b"]}"
+    headers = {"content-type": "application/json"}
+    for path in (
+        f"/serving-endpoints/{iris}/invocations",
+        "/serving-endpoints/chat/completions",
+        "/api/2.0/serving-endpoints",
+        "/api/2.0/secrets/scopes/create",
+    ):
+        for body in (deep, deep_stream, huge):
+            answer = api.post(path, content=body, headers=headers)
+            assert answer.status_code == 400, (path, body[:30], answer.text[:200])
+            assert answer.json()["error_code"] in ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")

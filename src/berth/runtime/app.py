@@ -226,7 +226,7 @@ class ReplicaApp:
             return error_response(503, "TEMPORARILY_UNAVAILABLE", f"model is {self.phase.value}")
         try:
             body = json.loads(raw) if raw else None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             return error_response(400, "BAD_REQUEST", f"Malformed JSON in request body: {exc}")
         if isinstance(body, dict) and body.get("stream") is True:
             return await self._predict_stream(model, body)
