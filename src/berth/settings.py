@@ -16,6 +16,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port of the HTTP server (0 = any).")
+    max_body_bytes: int = Field(
+        1 << 20,
+        gt=0,
+        description="Largest control-plane request body in bytes (413 past it); artifact "
+        "uploads have BERTH_REGISTRY__MAX_UPLOAD_BYTES.",
+    )
     workspace_id: str = Field(
         "1000000000000001",
         description="Workspace id announced by /.well-known/databricks-config.",
@@ -133,6 +139,20 @@ class ProvidersSettings(BaseModel):
         )
 
 
+class QuotaSettings(BaseModel):
+    """How much one user may ask of the server (``BERTH_QUOTAS__*``); admins are bound only by
+    the per-entity cap."""
+
+    replicas_per_entity: int = Field(
+        16, ge=1, description="Most replicas one served entity may scale to."
+    )
+    replicas_per_user: int = Field(
+        64, ge=1, description="Most replicas one user's endpoints may scale to, all together."
+    )
+    endpoints_per_user: int = Field(100, ge=1, description="Most serving endpoints per user.")
+    models_per_user: int = Field(100, ge=1, description="Most registered models per user.")
+
+
 class AccessSettings(BaseModel):
     """Who may do what beyond permissions (``BERTH_ACCESS__*``)."""
 
@@ -198,6 +218,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @property
     def home_dir(self) -> Path:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
 from berth.core.errors import BerthError
+from berth.core.sizing import REPLICA_CONCURRENCY, replica_bounds
 from berth.core.states import ConfigUpdate, DeploymentState
-
-REPLICA_CONCURRENCY = 4
-"""Concurrent requests one replica takes: Databricks' Small size is one such replica."""
-
-WORKLOAD_CONCURRENCY = {"Small": (4, 4), "Medium": (8, 16), "Large": (16, 64)}
-"""The provisioned concurrency range of each workload size, as on Databricks."""
 
 DEFAULT_BATCH_WAIT_MS = 5.0
 
@@ -116,15 +110,12 @@ def scaling(entity: Mapping[str, Any]) -> Scaling:
     """One replica per ``REPLICA_CONCURRENCY`` of the concurrency range the entity asks for
     (``min/max_provisioned_concurrency`` or its ``workload_size``); the lower bound is 0 with
     scale to zero."""
-    low, high = WORKLOAD_CONCURRENCY.get(entity.get("workload_size") or "Small", (4, 4))
-    if entity.get("max_provisioned_concurrency") is not None:
-        low = int(entity.get("min_provisioned_concurrency") or 0)
-        high = int(entity["max_provisioned_concurrency"])
+    fewest, most = replica_bounds(entity)
     to_zero = bool(entity.get("scale_to_zero_enabled"))
     idle = entity.get("scale_to_zero_idle_seconds")
     return Scaling(
-        min_replicas=0 if to_zero else max(1, math.ceil(low / REPLICA_CONCURRENCY)),
-        max_replicas=max(1, math.ceil(high / REPLICA_CONCURRENCY)),
+        min_replicas=fewest,
+        max_replicas=most,
         idle_s=float(idle) if to_zero and idle is not None else None,
     )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, FastAPI
 
 import berth
+from berth.api.body_cap import BodyCap
 from berth.api.content_type import DefaultJsonContentType
 from berth.api.deps import current_principal
 from berth.api.errors import install_error_handlers
@@ -258,7 +259,14 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     protected.include_router(token_routes.router)
     api.include_router(protected)
     return Server(
-        app=Dispatch(gateway, DefaultJsonContentType(api)),
+        app=Dispatch(
+            gateway,
+            BodyCap(
+                DefaultJsonContentType(api),
+                settings.server.max_body_bytes,
+                settings.registry.max_upload_bytes + (1 << 20),  # the form around the file
+            ),
+        ),
         services=services,
         admin=admin,
     )

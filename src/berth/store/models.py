@@ -89,6 +89,10 @@ def get_model(session: Session, name: str) -> ModelInfo:
     return _model_info(row, _latest_versions(session, [row.id]).get(row.id))
 
 
+def count_models_by(session: Session, creator: str) -> int:
+    return len(session.scalars(select(ModelRow.name).where(ModelRow.creator == creator)).all())
+
+
 def list_models(session: Session) -> list[ModelInfo]:
     rows = session.scalars(select(ModelRow).order_by(ModelRow.name)).all()
     latest = _latest_versions(session, [row.id for row in rows])

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from berth.api import access
+from berth.api import access, quotas
 from berth.api import endpoint_events as events
 from berth.api import endpoint_views as views
 from berth.api.deps import PrincipalDep, ServicesDep
@@ -79,6 +79,8 @@ def create_endpoint(
         access.check_served(
             session, config, principal, services.secrets, None, open_to_all=_open(services)
         )
+        quotas.check_endpoint_count(session, principal, services.settings.quotas)
+        quotas.check_replicas(session, principal, services.settings.quotas, config.served_entities)
         if store.get_endpoint(session, body.name) is not None:
             raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
     doc = seal_plaintext_keys(doc, record.id, services.secrets)
@@ -155,6 +157,9 @@ def update_config(
             raise _in_progress(record)
         access.check_served(
             session, config, principal, services.secrets, record.id, open_to_all=_open(services)
+        )
+        quotas.check_replicas(
+            session, principal, services.settings.quotas, config.served_entities, record.id
         )
         check_kept_keys(record.config, config.served_entities, record.id)
         version = record.config_version + 1

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from berth import envs
 from berth.api import access
 from berth.api.deps import PrincipalDep, ServicesDep
+from berth.api.quotas import check_model_count
 from berth.api.schemas.models import (
     CreateModelRequest,
     CreateVersionRequest,
@@ -46,6 +47,8 @@ def create_model(
     body: CreateModelRequest, services: ServicesDep, principal: PrincipalDep
 ) -> ModelResponse:
     """Any principal may create a model; its creator gets CAN_MANAGE on it."""
+    with services.db.transaction() as session:
+        check_model_count(session, principal, services.settings.quotas)
     info = services.registry.create_model(
         body.name, description=body.description, tags=body.model_tags(), creator=principal.name
     )
