@@ -99,17 +99,14 @@ def normalise_config(config: EndpointCoreConfigInput) -> NormalisedConfig:
 
 
 def check_update(endpoint: str, current_task: str | None, new: NormalisedConfig) -> None:
-    """External models cannot be added to or removed from an endpoint, nor change task."""
+    """External models cannot be added to or removed from an endpoint. Their task may change
+    (embeddings to chat, as Databricks' own example does): a config update replaces every
+    served entity, so the new config is whole and agrees on one task."""
     if (current_task is None) != (new.task is None):
         kind = "registered models" if current_task is None else "external models"
         raise InvalidParameter(
             f"Endpoint '{endpoint}' serves {kind}: external models cannot be added to or "
             "removed from an existing endpoint; create a new endpoint instead."
-        )
-    if current_task != new.task:
-        raise InvalidParameter(
-            f"Endpoint '{endpoint}' serves task {current_task}; a config update cannot change "
-            f"it to {new.task}."
         )
 
 

@@ -92,7 +92,7 @@ def _common(record: EndpointRecord) -> Json:
     }
     optional = {
         "description": record.description or None,
-        "task": record.task,
+        "task": (_serving_task(record.config) or record.task) if record.task else None,
         "ai_gateway": record.ai_gateway or None,
         "email_notifications": record.email_notifications,
         "budget_policy_id": record.budget_policy_id,
@@ -167,3 +167,13 @@ def _route(route: Json) -> Json:
         "served_model_name": name,
         "traffic_percentage": route["traffic_percentage"],
     }
+
+
+def _serving_task(config: Json | None) -> str | None:
+    """The task of the external models the current config serves (it may have changed since
+    the endpoint was created: an update may move it from embeddings to chat)."""
+    for entity in (config or {}).get("served_entities", []):
+        external = entity.get("external_model")
+        if isinstance(external, dict) and external.get("task"):
+            return str(external["task"])
+    return None

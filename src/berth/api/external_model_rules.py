@@ -70,7 +70,17 @@ def check_external_entity(label: str, entity: ServedEntityInput, model: External
             f"{label}: external_model cannot be combined with {', '.join(given)}; "
             "an external model runs at its provider, remove those fields."
         )
+    if model.provider not in SERVED_PROVIDERS:
+        raise InvalidParameter(
+            f"{label}: external_model provider '{model.provider}' is not supported by berth: "
+            f"use {', '.join(SERVED_PROVIDERS)} (any OpenAI-compatible server, such as a proxy "
+            "in front of that provider, works as 'custom')."
+        )
     check_provider_config(label, model)
+
+
+SERVED_PROVIDERS = ("openai", "anthropic", "custom")
+"""The providers berth can call; the others of Databricks' list are refused when stored."""
 
 
 def check_provider_config(label: str, model: ExternalModel) -> None:

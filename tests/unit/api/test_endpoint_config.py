@@ -166,14 +166,28 @@ def test_invalid_endpoint_names(name: str) -> None:
         check_endpoint_name(name)
 
 
-def test_an_update_keeps_the_kind_and_task_of_an_endpoint() -> None:
+def test_an_update_keeps_the_kind_of_an_endpoint_and_may_change_its_task() -> None:
+    """Seed 003's example moves an endpoint from embeddings to chat with a whole new config."""
     chat_config = normalise_config(config(served_entities=[chat()]))
     check_update("ep", "llm/v1/chat", chat_config)
     with pytest.raises(InvalidParameter, match="serves registered models"):
         check_update("ep", None, chat_config)
-    embeddings = normalise_config(config(served_entities=[chat(task="llm/v1/embeddings")]))
-    with pytest.raises(InvalidParameter, match="cannot change it to llm/v1/embeddings"):
-        check_update("ep", "llm/v1/chat", embeddings)
+    check_update("ep", "llm/v1/embeddings", chat_config)
+
+
+def test_a_numeric_entity_version_is_taken_as_its_text() -> None:
+    entity = {"entity_name": "iris", "entity_version": 2}
+    [doc] = normalise_config(config(served_entities=[entity])).served_entities
+    assert doc["entity_version"] == "2"
+
+
+@pytest.mark.parametrize(
+    "provider", ["cohere", "amazon-bedrock", "google-cloud-vertex-ai", "ai21labs", "palm"]
+)
+def test_providers_berth_cannot_call_are_refused_when_stored(provider: str) -> None:
+    block = {"name": "m", "provider": provider, "task": "llm/v1/chat"}
+    with pytest.raises(InvalidParameter, match="use openai, anthropic, custom"):
+        normalise_config(config(served_entities=[{"external_model": block}]))
 
 
 def test_merge_tags_overwrites_appends_and_deletes() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, NonNegativeInt, field_validator
 
 from berth.api.schemas.external_models import ExternalModel
 from berth.api.schemas.strict import Strict
@@ -35,6 +35,15 @@ class ServedEntityInput(Strict):
     name: str | None = None
     entity_name: str | None = None
     entity_version: str | None = None
+    """Seed 002's REST bodies send a number (``"entity_version": 2``): taken as its text."""
+
+    @field_validator("entity_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     external_model: ExternalModel | None = None
     workload_size: WorkloadSize | None = None
     workload_type: WorkloadType | None = None
