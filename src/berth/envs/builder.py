@@ -96,8 +96,22 @@ def build_env(
         cached = _cached(root, env_hash)
         if cached is not None:
             return cached
-        job = _Job(spec, root, env_hash, artifact or root, uv or find_uv(), on_line or _ignore)
+        try:
+            uv = uv or find_uv()
+        except BerthError as exc:
+            raise _failed_before_uv(spec, root, env_hash, exc.message) from exc
+        job = _Job(spec, root, env_hash, artifact or root, uv, on_line or _ignore)
         return job.run(sandbox)
+
+
+def _failed_before_uv(spec: EnvSpec, root: Path, env_hash: str, reason: str) -> EnvBuildFailed:
+    """The build log says why a build failed even when uv never ran."""
+    log = log_path(root, env_hash)
+    lines = [*_header(spec, env_hash), f"# failed before uv ran: {reason}"]
+    log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return EnvBuildFailed(
+        f"Environment build failed before uv ran: {reason}", requirement=None, log=log
+    )
 
 
 def _cached(root: Path, env_hash: str) -> BuiltEnv | None:

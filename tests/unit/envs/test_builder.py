@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from berth.envs import BuiltEnv, EnvBuildFailed, EnvSpec, build_env, resolve_spec, runtime_path
+from berth.sandbox import Sandbox
 from tests.unit.envs.support import OWN, MakeArtifact, write_sdist, write_wheel
 
 SIX = EnvSpec(OWN, ("six==1.16.0",))
@@ -166,3 +167,15 @@ def test_runtime_path_is_copied_once(tmp_path: Path) -> None:
     assert not (first / "berth" / "api").exists()
     assert runtime_path(tmp_path) == first
     assert [path.name for path in first.parent.iterdir()] == [first.name]
+
+
+def test_a_build_that_fails_before_uv_runs_says_why_in_its_log(tmp_path: Path) -> None:
+    """build-logs must explain a failure even when there is no uv output to show."""
+    spec = EnvSpec(python="3.4", requirements=("six==1.16.0",))
+    sandbox = Sandbox(tmp_path / "boxes")
+    with pytest.raises(EnvBuildFailed) as failed:
+        build_env(spec, tmp_path / "envs", sandbox=sandbox)
+    assert "Python 3.4 is not installed" in failed.value.message
+    log = failed.value.log.read_text()
+    assert "# failed: no Python 3.4 is installed here" in log
+    assert "$ uv" not in log
