@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 from berth.core.latency import LATENCY_BOUNDS
@@ -82,7 +82,7 @@ INLINE_MAX_BODY = 16 * 1024
 """Only bodies this small are scored inline: a big one may take longer than the average says."""
 
 
-class Phase(StrEnum):
+class Phase(str, Enum):
     LOADING = "loading"
     READY = "ready"
     FAILED = "failed"

@@ -55,7 +55,7 @@ class Batchable(Protocol[P]):
         """One input's JSON answer, exactly as an unbatched request gets it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Outcome:
     """One request's share of a batch."""
 
@@ -101,7 +101,7 @@ class BatchScorer:
             if values is not None:
                 deliver(members, [Outcome(value, shared=len(inputs)) for value in values])
                 return
-        for i, prepared in zip(members, inputs, strict=True):
+        for i, prepared in zip(members, inputs):
             try:
                 outcome = Outcome(self._model.predict_one(prepared), shared=1)
             except Exception as exc:
@@ -132,7 +132,7 @@ class Answer(NamedTuple):
     """Seconds from the request's arrival to the start of its batch on a model thread."""
 
 
-@dataclass(slots=True)
+@dataclass
 class _Waiter:
     body: Any
     future: asyncio.Future[Answer]
@@ -245,7 +245,7 @@ class Batcher:
         now = time.monotonic()
         if outcomes[0].shared:
             self._sizes.observe(outcomes[0].shared)
-        for waiter, outcome in zip(waiters, outcomes, strict=True):
+        for waiter, outcome in zip(waiters, outcomes):
             self._latency.observe(now - started)
             if not waiter.future.done():
                 waiter.future.set_result(Answer(outcome, started - waiter.arrived))

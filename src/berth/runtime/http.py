@@ -24,7 +24,7 @@ PAUSE_ABOVE_BYTES = 1024 * 1024
 (pausing and resuming around every request would cost two system calls each)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Request:
     method: str
     path: str
@@ -32,7 +32,7 @@ class Request:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Response:
     status: int
     body: bytes = b""

@@ -162,7 +162,7 @@ class NumericLane:
         columns = [data[name] for name in self._names]
         if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
             return None
-        rows = [list(row) for row in zip(*columns, strict=True)]
+        rows = [list(row) for row in zip(*columns)]
         if not rows or not all(self._fits(row) for row in rows):
             return None
         return rows
@@ -170,7 +170,7 @@ class NumericLane:
     def _fits(self, row: list[Any]) -> bool:
         """Numbers of each column's type: ints for integer columns, finite ints or floats for
         float columns (MLflow decides anything else: casts, refusals, their messages)."""
-        for value, integer in zip(row, self._integer, strict=True):
+        for value, integer in zip(row, self._integer):
             if type(value) is int:
                 continue
             if integer or type(value) is not float or not math.isfinite(value):

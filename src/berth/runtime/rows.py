@@ -73,7 +73,7 @@ class Rows:
             for name, column in columns.items():
                 if column is None:
                     return None
-                for part, piece in zip(parts, column, strict=True):
+                for part, piece in zip(parts, column):
                     part[name] = piece
             return parts
         if isinstance(output, (self._pd.DataFrame, self._pd.Series)):
@@ -84,8 +84,8 @@ class Rows:
             return None
         if len(output) != sum(counts):
             return None
-        edges = itertools.accumulate(counts, initial=0)
-        return [rows[start:end] for start, end in itertools.pairwise(edges)]
+        edges = list(itertools.accumulate(counts, initial=0))
+        return [rows[start:end] for start, end in zip(edges, edges[1:])]
 
 
 def _tensor_key(array: Any) -> tuple[Any, ...]:

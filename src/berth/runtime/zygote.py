@@ -70,7 +70,9 @@ def modules_of(distributions: list[str]) -> list[str]:
         return name.lower().replace("_", "-").replace(".", "-")
 
     wanted = {normal(name) for name in distributions}
-    provided = importlib.metadata.packages_distributions()
+    # Python 3.10 and later only: on 3.9 the zygote preloads just the named modules.
+    listing = getattr(importlib.metadata, "packages_distributions", None)
+    provided: dict[str, list[str]] = listing() if listing is not None else {}
     return sorted(
         module
         for module, owners in provided.items()
