@@ -454,7 +454,7 @@ def test_rate_limits_gateway_and_notifications_are_stored_and_echoed(
 
     gateway = {
         "rate_limits": [{"calls": 100, "key": "user", "renewal_period": "minute"}],
-        "guardrails": {"input": {"safety": True, "pii": {"behavior": "BLOCK"}}},
+        "guardrails": {"input": {"invalid_keywords": ["secret"], "pii": {"behavior": "BLOCK"}}},
         "usage_tracking_config": {"enabled": True},
     }
     assert api.put(f"{BASE}/{name}/ai-gateway", json=gateway).json() == gateway

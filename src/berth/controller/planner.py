@@ -168,6 +168,7 @@ def _route(
         capture=target.capture,
         access_log=target.access_log,
         predict_log=target.predict_log,
+        guardrails=target.guardrails,
     )
 
 

@@ -234,6 +234,7 @@ class Controller:
                 fallback=_enabled(record.ai_gateway, "fallback_config"),
                 queriers=keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY"),
                 track_usage=_enabled(record.ai_gateway, "usage_tracking_config"),
+                guardrails=(record.ai_gateway or {}).get("guardrails") or None,
                 rate_limits=(
                     *(record.rate_limits or ()),
                     *((record.ai_gateway or {}).get("rate_limits") or ()),

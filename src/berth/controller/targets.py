@@ -82,6 +82,7 @@ class EndpointTarget:
     capture: float = 0.0
     access_log: bool = False
     predict_log: bool = False
+    guardrails: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,8 @@ class EndpointRoute:
     """Inference tables: the share of requests whose payloads are captured (0 = off)."""
     access_log: bool = False
     predict_log: bool = False
+    guardrails: Mapping[str, Any] | None = None
+    """AI gateway ``guardrails``: ``{"input": {...}, "output": {...}}``."""
 
     @property
     def serving(self) -> bool:
@@ -85,6 +87,7 @@ class Snapshot:
                     "capture": ep.capture,
                     "access_log": ep.access_log,
                     "predict_log": ep.predict_log,
+                    "guardrails": ep.guardrails,
                     "entities": [
                         {
                             "name": en.name,
@@ -127,6 +130,7 @@ class Snapshot:
                 capture=ep["capture"],
                 access_log=ep["access_log"],
                 predict_log=ep["predict_log"],
+                guardrails=ep.get("guardrails"),
             )
             for ep in data["endpoints"]
         }

@@ -29,7 +29,7 @@ from berth.core.errors import (
 from berth.core.permissions import may
 from berth.core.principal import Principal
 from berth.core.usage import Outcome
-from berth.gateway import json_body, stages
+from berth.gateway import guardrails, json_body, stages
 from berth.gateway.admission import Admission, Demand, Slot
 from berth.gateway.limits import Grant, Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import (
@@ -150,6 +150,8 @@ class Gateway:
                 route = self._route(model, principal)
             else:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
+            if route.guardrails:
+                body, request, send = guardrails.apply(route.guardrails, body, request, send)
             if self.capture is not None and sampled(request_id, route.capture):
                 tap.keep_bytes = self.capture.max_body_bytes + 1  # one more shows truncation
             self.metrics.in_flight.labels(route.name).inc()

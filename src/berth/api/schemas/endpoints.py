@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, field_validator
+from pydantic import Field, NonNegativeInt, field_validator, model_validator
 
 from berth.api.schemas.external_models import ExternalModel
 from berth.api.schemas.strict import Strict
@@ -142,10 +142,23 @@ class PiiBehavior(Strict):
 
 
 class GuardrailParameters(Strict):
+    """berth enforces ``invalid_keywords`` and ``pii``; ``safety`` and ``valid_topics`` need a
+    classifier model it does not have, so asking for them is refused, not ignored."""
+
     safety: bool | None = None
     pii: PiiBehavior | None = None
     invalid_keywords: list[str] | None = None
     valid_topics: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _enforced_only(self) -> GuardrailParameters:
+        asked = [name for name in ("safety", "valid_topics") if getattr(self, name)]
+        if asked:
+            raise ValueError(
+                f"berth does not enforce the {' and '.join(asked)} guardrail; it enforces "
+                "invalid_keywords and pii (BLOCK or MASK): remove it"
+            )
+        return self
 
 
 class Guardrails(Strict):
