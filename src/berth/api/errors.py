@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from berth.core.errors import BerthError
@@ -91,9 +92,21 @@ async def _overflow(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A value from the request the store refuses (PostgreSQL: an integer past 64 bits, a
+    string past its column's length): the caller's error, not the server's."""
+    assert isinstance(exc, DataError)
+    log.warning("a value in a request was refused by the store: %s", exc.orig)
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+    return error_response(
+        "INVALID_PARAMETER_VALUE", f"A value in the request is out of range: {detail}", 400
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BerthError, _berth_error)
     app.add_exception_handler(OverflowError, _overflow)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -82,7 +82,8 @@ class ModelsApi:
         """Create the model if it is missing, then register ``path`` as its next version.
 
         A folder is sent as a path when the server runs on this machine, so it reads it in
-        place; otherwise, or with ``upload``, it is packed and uploaded. A file is uploaded
+        place; otherwise, with ``upload``, or when the server may not read that path for this
+        caller, it is packed and uploaded. A file is uploaded
         as an archive. ``description`` goes to the version, and to the model if made here;
         a model made here is deleted again if its first version is refused.
         """
@@ -90,9 +91,14 @@ class ModelsApi:
         path = path.expanduser().resolve()
         try:
             if path.is_dir() and not upload and urlsplit(self._t.host).hostname in _THIS_MACHINE:
-                return self.create_version(
-                    name, source=str(path), description=description, build_env=build_env
-                )
+                try:
+                    return self.create_version(
+                        name, source=str(path), description=description, build_env=build_env
+                    )
+                except ApiError as exc:
+                    if exc.error_code != "PERMISSION_DENIED":
+                        raise
+                    # The server may not read this path for this caller: send its contents.
             return self.create_version(
                 name, archive=path, description=description, build_env=build_env
             )

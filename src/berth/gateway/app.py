@@ -45,6 +45,7 @@ from berth.gateway.llm import (
     replica_call,
     send_json,
 )
+from berth.gateway.openai_request import check_request
 from berth.gateway.ratelimit_headers import LimitExceeded, quota_headers
 from berth.gateway.tap import ResponseTap
 from berth.gateway.token_estimate import estimate_tokens
@@ -148,6 +149,7 @@ class Gateway:
                         "'model' must be the name of the serving endpoint to query, a string."
                     )
                 route = self._route(model, principal)
+                check_request(operation, request)
             else:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
             if route.guardrails:

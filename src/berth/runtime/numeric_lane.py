@@ -22,11 +22,11 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Union
 
 log = logging.getLogger("berth.runtime")
 
-Row = list[float] | list[int]
+Row = Union[list[float], list[int]]  # not `|`: evaluated at import, and 3.9 has no `|`
 
 _FLOATS = frozenset({"double"})
 _INTEGERS = frozenset({"long", "integer"})

@@ -16,6 +16,8 @@ from berth.gateway.app import Gateway
 from berth.metrics import Metrics
 
 TOKEN = "bth_guard-test"
+HI = b'{"model": "ep", "messages": [{"role": "user", "content": "hi"}], '
+"""A well-formed chat body, left open for one more field."""
 
 
 def _gateway() -> tuple[Gateway, Metrics]:
@@ -84,6 +86,24 @@ def test_an_unexpected_error_is_a_databricks_500_with_the_request_id(
         (b'{"model": ["ep"], "messages": []}', "'model' must be"),
         (b'{"messages": []}', "'model' must be"),
         (b"[1, 2]", "JSON object"),
+        (b'{"model": "ep", "messages": "hi"}', "messages must be"),
+        (b'{"model": "ep", "messages": [1]}', "messages[0] must be"),
+        (
+            HI + b'"max_tokens": "many"}',
+            "max_tokens must be",
+        ),
+        (
+            HI + b'"temperature": [1]}',
+            "temperature must be",
+        ),
+        (
+            HI + b'"stream": "yes"}',
+            "stream must be",
+        ),
+        (
+            HI + b'"stop": {"a": 1}}',
+            "stop must be",
+        ),
     ],
 )
 def test_bad_openai_bodies_are_400(body: bytes, says: str) -> None:

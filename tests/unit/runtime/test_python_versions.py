@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 import berth
+from berth.envs import find_uv, runtime_path
 
 PACKAGE = Path(berth.__file__).parent
 SOURCES = [PACKAGE / "runtime", PACKAGE / "__init__.py", PACKAGE / "core" / "latency.py"]
@@ -36,3 +41,65 @@ def test_the_runtime_imports_only_what_was_checked() -> None:
     assert {name for name in imported if not name.startswith("berth.runtime")} == {
         "berth.core.latency"
     }
+
+
+OLDEST = "3.9"
+SCORE_PY = """\
+import sys
+
+
+def load_model():
+    return "model"
+
+
+def predict(data, model=None):
+    return {"python": "%d.%d" % sys.version_info[:2], "model": model, "echo": data}
+"""
+
+
+def _python_3_9() -> Path | None:
+    """An installed CPython 3.9: uv's pick, else a pyenv build beside this one (never
+    downloaded)."""
+    found = subprocess.run(
+        [str(find_uv()), "python", "find", "--system", "--no-python-downloads", OLDEST],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0:
+        return Path(found.stdout.strip())
+    versions = Path(sys.base_prefix).parent  # e.g. ~/.pyenv/versions
+    builds = sorted(versions.glob(f"{OLDEST}.*/bin/python{OLDEST}"))
+    return builds[-1] if builds else None
+
+
+def test_a_replica_serves_a_score_py_model_on_python_3_9(tmp_path: Path) -> None:
+    python = _python_3_9()
+    if python is None:
+        pytest.skip(f"no Python {OLDEST} installed here; the vermin check above stands alone")
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [str(find_uv()), "venv", "-q", "--no-python-downloads", "--python", str(python), venv],
+        check=True,
+    )
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "score.py").write_text(SCORE_PY)
+    socket = tmp_path / "replica.sock"
+    replica = subprocess.Popen(
+        [venv / "bin" / "python", "-m", "berth.runtime", "--artifact", artifact]
+        + ["--format", "score_py", "--socket", socket],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(runtime_path(tmp_path / "envs"))},
+    )
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
+            deadline = time.monotonic() + 30
+            while not socket.exists() or client.get("http://r/health").json()["status"] != "ready":
+                assert time.monotonic() < deadline and replica.poll() is None
+                time.sleep(0.05)
+            answer = client.post("http://r/invocations", json={"inputs": [1, 2]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"python": OLDEST, "model": "model", "echo": {"inputs": [1, 2]}}
+    finally:
+        replica.terminate()
+        replica.wait(timeout=30)
