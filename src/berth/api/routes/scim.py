@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from berth.api.deps import PrincipalDep, ServicesDep
-from berth.api.schemas.entitlements import split_patch, values
+from berth.api.schemas.entitlements import EntitlementChanges, split_patch, values
 from berth.api.schemas.identity import (
     GroupBody,
     PatchBody,
@@ -27,7 +27,7 @@ from berth.api.schemas.identity import (
     principal_changes,
 )
 from berth.core.errors import NotFound
-from berth.core.principal import PrincipalKind
+from berth.core.principal import Principal, PrincipalKind
 from berth.identity.directory import Directory
 from berth.identity.filters import Field, parse_filter
 from berth.identity.policy import require_admin
@@ -152,14 +152,7 @@ def _principal_routes(resource: str, kind: PrincipalKind, attributes: dict[str, 
             display_name=changes.display_name,
             active=changes.active,
         )
-        if granted.any:
-            found.change_entitlements(
-                caller,
-                principal_id=info.id,
-                add=granted.add,
-                remove=granted.remove,
-                replace=granted.replace,
-            )
+        _entitle(found, caller, granted, principal_id=info.id)
         return _principal(found, info)
 
     @admin_router.delete(path, name=f"delete_{resource}", status_code=204, tags=tags)
@@ -248,14 +241,7 @@ def patch_group(
         remove=changes.remove,
         replace=changes.replace,
     )
-    if granted.any:
-        found.change_entitlements(
-            caller,
-            group_id=info.id,
-            add=granted.add,
-            remove=granted.remove,
-            replace=granted.replace,
-        )
+    _entitle(found, caller, granted, group_id=info.id)
     return _group(found, info)
 
 
@@ -263,6 +249,26 @@ def patch_group(
 def delete_group(group_id: str, found: DirectoryDep, caller: PrincipalDep) -> Response:
     found.delete_group(caller, parse_id(group_id, "Group"))
     return Response(status_code=204)
+
+
+def _entitle(
+    found: Directory,
+    caller: Principal,
+    granted: EntitlementChanges,
+    *,
+    principal_id: int | None = None,
+    group_id: int | None = None,
+) -> None:
+    """A PATCH's entitlement operations, when it has any."""
+    if granted.any:
+        found.change_entitlements(
+            caller,
+            principal_id=principal_id,
+            group_id=group_id,
+            add=granted.add,
+            remove=granted.remove,
+            replace=granted.replace,
+        )
 
 
 def _values(held: list[str]) -> list[ScimValue]:
