@@ -11,6 +11,8 @@ import httpx
 
 from berth.core.dataplane import SnapshotBus
 from berth.gateway.subscriber import Subscriber
+from berth.secrets import SecretCipher, load_key
+from berth.settings import Settings
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready
 from tests.support.servers import BerthServer
 
@@ -21,7 +23,8 @@ def test_subscriber_sees_routes_and_tokens_change(
     name = f"chan-{uuid.uuid4().hex[:6]}"
     version = register(api, name, versioned_artifact(tmp_path, "1"))
     bus = SnapshotBus()
-    subscriber = Subscriber(server.url, server.token, bus, poll_s=10)
+    key = load_key(Settings(home=server.home))  # the server's key, as gateway processes read it
+    subscriber = Subscriber(server.url, server.token, bus, SecretCipher(key), poll_s=10)
 
     async def follow() -> None:
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {server.token}"}) as http:

@@ -3,6 +3,7 @@ nowhere their sender did not send them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from berth.core.dataplane import Snapshot
+from berth.secrets import SecretCipher, load_key
+from berth.secrets.sealed_snapshot import open_externals
+from berth.settings import Settings
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import wait_ready
 from tests.support.servers import BerthServer
@@ -89,3 +94,21 @@ def test_berths_own_secret_scopes_cannot_be_squatted_or_borrowed(
     refused = create(api, borrow)
     assert refused.status_code == 403, refused.text
     assert "sealed provider keys" in refused.json()["message"]
+
+
+def test_the_data_plane_snapshot_carries_provider_keys_sealed(
+    api: httpx.Client, server: BerthServer, llm_server: FakeLlmServer
+) -> None:
+    """Gateway processes get the keys (they hold the server's secret key); no HTTP answer
+    shows one, not even to an admin."""
+    made = create(api, chat(f"{llm_server.url}/v1", llm_server.api_key))
+    assert made.status_code == 200, made.text
+    name = made.json()["name"]
+    wait_ready(api, name)
+    seen = api.get("/api/2.0/berth/data-plane", params={"timeout": 0})
+    assert seen.status_code == 200
+    assert name in seen.text and llm_server.api_key not in seen.text
+    cipher = SecretCipher(load_key(Settings(home=server.home)))
+    opened = Snapshot.from_json(open_externals(seen.json(), cipher))
+    (entity,) = opened.endpoints[name].entities
+    assert llm_server.api_key in json.dumps(entity.external)

@@ -8,6 +8,8 @@ import logging
 import httpx
 
 from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.secrets.cipher import SecretCipher
+from berth.secrets.sealed_snapshot import open_externals
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +17,16 @@ log = logging.getLogger(__name__)
 class Subscriber:
     """Keeps ``bus`` at the controller's newest snapshot until cancelled."""
 
-    def __init__(self, control_url: str, token: str, bus: SnapshotBus, poll_s: float = 30) -> None:
+    def __init__(
+        self,
+        control_url: str,
+        token: str,
+        bus: SnapshotBus,
+        cipher: SecretCipher,
+        poll_s: float = 30,
+    ) -> None:
+        """``cipher`` (the server's secret key) opens external models' sealed credentials."""
+        self._cipher = cipher
         self._url = control_url.rstrip("/") + "/api/2.0/berth/data-plane"
         self._headers = {"Authorization": f"Bearer {token}"}
         self._bus = bus
@@ -35,7 +46,7 @@ class Subscriber:
         params = {"after": self._bus.current.version, "timeout": self._poll_s}
         response = await http.get(self._url, params=params)
         response.raise_for_status()
-        snapshot = Snapshot.from_json(response.json())
+        snapshot = Snapshot.from_json(open_externals(response.json(), self._cipher))
         if snapshot.version != self._bus.current.version:
             self._bus.publish(snapshot)
         return snapshot

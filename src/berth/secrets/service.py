@@ -32,6 +32,11 @@ class SecretsService:
         self._clock = clock
         self._cipher = cipher
 
+    @property
+    def cipher(self) -> SecretCipher:
+        """The server's cipher, for what must travel sealed (the data-plane snapshot)."""
+        return self._cipher
+
     def create_scope(
         self, principal: Principal, scope: str, initial_manage_principal: str | None = None
     ) -> None:

@@ -28,6 +28,7 @@ from berth.inference import CaptureWriter
 from berth.metrics import Metrics
 from berth.providers.base import ProviderOptions
 from berth.providers.egress import egress_of
+from berth.secrets import SecretCipher, load_key
 from berth.server.logs import log_config
 from berth.settings import Settings
 
@@ -66,7 +67,8 @@ class GatewayProcess:
             cold_start_s=settings.autoscaling.cold_start_timeout_s,
             providers=ProviderOptions(egress=egress_of(settings)),
         )
-        self._subscriber = Subscriber(self._control, token, self._bus)
+        cipher = SecretCipher(load_key(settings))
+        self._subscriber = Subscriber(self._control, token, self._bus, cipher)
 
     @property
     def bus(self) -> SnapshotBus:

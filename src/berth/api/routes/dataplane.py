@@ -2,6 +2,7 @@
 
 A long poll: ``?after=<version>`` answers as soon as a newer snapshot exists, or after
 ``timeout`` seconds with the current one. Admins only: it carries every live token hash.
+External models' credentials travel sealed with the server's secret key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from berth.api.deps import PrincipalDep, ServicesDep
 from berth.core.errors import InvalidParameter, PermissionDenied
 from berth.core.load import report_from_json
 from berth.core.usage import UsageKey, UsageSum
+from berth.secrets.sealed_snapshot import seal_externals
 from berth.store import usage
 
 router = APIRouter(tags=["data plane"])
@@ -39,9 +41,9 @@ async def data_plane(
         remaining = deadline - time.monotonic()
         snapshot = await services.bus.newer_than(after, min(max(remaining, 0), POLL_SLICE_S))
         if snapshot.version > after or remaining <= POLL_SLICE_S:
-            return snapshot.to_json()
+            return seal_externals(snapshot.to_json(), services.secrets.cipher)
         if await request.is_disconnected():
-            return snapshot.to_json()
+            return seal_externals(snapshot.to_json(), services.secrets.cipher)
 
 
 COUNT = Field(ge=0, le=2**53)
