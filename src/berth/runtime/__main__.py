@@ -101,4 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # In-flight requests are drained by now; a model thread still busy (a load that takes
+    # minutes, a stuck predict) must not hold the process past its stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
