@@ -175,9 +175,10 @@ async def start_in_session(
     return Process(pid, child)
 
 
-def host_pid(parent: int, inner: int) -> int:
+def host_pid(parent: int, inner: int) -> int | None:
     """The host pid of ``parent``'s child whose pid is ``inner`` in its own PID namespace
-    (a zygote inside bubblewrap tells the pids it forked as it sees them)."""
+    (a zygote inside bubblewrap tells the pids it forked as it sees them); None when no
+    child of ``parent`` has it."""
     for child in _children(parent):
         try:
             status = Path(f"/proc/{child}/status").read_text()
@@ -186,7 +187,7 @@ def host_pid(parent: int, inner: int) -> int:
         for line in status.splitlines():
             if line.startswith("NSpid:") and line.split()[-1] == str(inner):
                 return child
-    return inner
+    return None
 
 
 def _children(pid: int) -> list[int]:
@@ -249,10 +250,12 @@ def _group_of(pid: int) -> int:
         group = os.getpgid(pid)
     except ProcessLookupError:
         return pid
-    return pid if group == os.getpgrp() else group
+    return pid if group <= 1 or group == os.getpgrp() else group
 
 
 def _signal_group(group: int, sig: signal.Signals) -> None:
+    if group <= 1:  # 0 would be our own group, 1 init's
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, sig)
 

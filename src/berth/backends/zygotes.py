@@ -178,7 +178,11 @@ class Zygotes:
             log.warning("zygote for %s did not fork (%s); starting directly", spec.python, exc)
             await self._drop(key, zygote)
             return None
-        return Process(host_pid(zygote.process.pid, inner), None)
+        found = host_pid(zygote.process.pid, inner)
+        if found is None:
+            log.warning("zygote for %s forked pid %s, which it no longer has", spec.python, inner)
+            return None
+        return Process(found, None)
 
     async def close(self) -> None:
         """Let go of the zygotes: each leaves at once when its replicas have stopped (the
