@@ -3,6 +3,7 @@ run-model-code entitlement, granted by admins on users or groups (SCIM ``entitle
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 
@@ -24,13 +25,21 @@ def deploy_as(client: httpx.Client, model: str) -> httpx.Response:
     return client.post("/api/2.0/serving-endpoints", json={"name": unique("ent"), "config": config})
 
 
+def unentitled_user_with_a_model(
+    api: httpx.Client, server: BerthServer
+) -> tuple[str, httpx.Client, str]:
+    """(its SCIM id, a client acting as it, a model it created): a user who may not run code."""
+    user_id, client = make_user(api, server, f"plain-{uuid.uuid4().hex[:6]}", entitled=False)
+    model = unique("mine")
+    assert client.post("/api/2.0/models", json={"name": model}).status_code == 200
+    return user_id, client, model
+
+
 def test_without_the_entitlement_registering_and_deploying_are_refused(
     api: httpx.Client, server: BerthServer
 ) -> None:
-    user_id, plain = make_user(api, server, f"plain-{uuid.uuid4().hex[:6]}", entitled=False)
-    with plain:
-        model = unique("mine")
-        assert plain.post("/api/2.0/models", json={"name": model}).status_code == 200
+    user_id, plain, model = unentitled_user_with_a_model(api, server)
+    with contextlib.closing(plain):
         refused = register_as(plain, model)
         assert refused.status_code == 403, refused.text
         assert refused.json()["error_code"] == "PERMISSION_DENIED"
@@ -74,10 +83,8 @@ def plain_name(api: httpx.Client, user_id: str) -> str:
 def test_a_group_holding_the_entitlement_gives_it_to_its_members(
     api: httpx.Client, server: BerthServer
 ) -> None:
-    user_id, member = make_user(api, server, f"member-{uuid.uuid4().hex[:6]}", entitled=False)
-    with member:
-        model = unique("grp")
-        assert member.post("/api/2.0/models", json={"name": model}).status_code == 200
+    user_id, member, model = unentitled_user_with_a_model(api, server)
+    with contextlib.closing(member):
         assert register_as(member, model).status_code == 403
         group = {
             "displayName": unique("deployers"),

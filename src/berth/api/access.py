@@ -19,6 +19,7 @@ from berth.core.principal import Principal
 from berth.registry.names import parse_version
 from berth.secrets import SecretsService, parse_reference
 from berth.secrets.service import RESERVED_PREFIX
+from berth.settings import AccessSettings
 from berth.store import audit, entitlements, grants, models
 from berth.store import endpoints as store
 from berth.store.endpoints import EndpointRecord
@@ -63,11 +64,12 @@ def model(session: Session, name: str, principal: Principal, needed: str) -> Non
 
 
 def require_run_model_code(
-    session: Session, principal: Principal, open_to_all: bool, action: str
+    session: Session, principal: Principal, access: AccessSettings, action: str
 ) -> None:
     """Registering a model version or deploying one runs its code on this server: that takes
-    the ``run-model-code`` entitlement (admins hold it; ``open_to_all`` gives it to everyone)."""
-    if open_to_all or principal.is_admin:
+    the ``run-model-code`` entitlement (admins hold it; ``code_execution: all`` gives it to
+    everyone)."""
+    if access.code_execution == "all" or principal.is_admin:
         return
     if entitlements.holds(session, principal.name, principal.groups, RUN_MODEL_CODE):
         return
@@ -85,13 +87,13 @@ def check_served(
     secrets: SecretsService,
     endpoint_id: str | None,
     *,
-    open_to_all: bool,
+    access: AccessSettings,
 ) -> None:
     """Each served model version exists and ``principal`` may read it and run its code; each
     secret the config references is readable by ``principal`` (the endpoint's own sealed
     scope aside)."""
     if config.model_refs:
-        require_run_model_code(session, principal, open_to_all, "deploy model versions")
+        require_run_model_code(session, principal, access, "deploy model versions")
     for ref in config.model_refs:
         try:
             models.get_version(session, ref.model, parse_version(ref.version))

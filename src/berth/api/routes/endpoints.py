@@ -77,7 +77,7 @@ def create_endpoint(
     record = _new_record(body, config, doc, principal, now)
     with services.db.transaction() as session:
         access.check_served(
-            session, config, principal, services.secrets, None, open_to_all=_open(services)
+            session, config, principal, services.secrets, None, access=services.settings.access
         )
         quotas.check_endpoint_count(session, principal, services.settings.quotas)
         quotas.check_replicas(session, principal, services.settings.quotas, config.served_entities)
@@ -156,7 +156,7 @@ def update_config(
         if record.config_update == ConfigUpdate.IN_PROGRESS:
             raise _in_progress(record)
         access.check_served(
-            session, config, principal, services.secrets, record.id, open_to_all=_open(services)
+            session, config, principal, services.secrets, record.id, access=services.settings.access
         )
         quotas.check_replicas(
             session, principal, services.settings.quotas, config.served_entities, record.id
@@ -490,8 +490,3 @@ def _in_progress(record: EndpointRecord) -> Conflict:
         f"Endpoint '{record.name}' has a config update in progress (version {version}); "
         "wait for it or cancel it."
     )
-
-
-def _open(services: Services) -> bool:
-    """Whether every user may run model code (a single-user laptop's setting)."""
-    return services.settings.access.code_execution == "all"

@@ -206,9 +206,10 @@ def _require(services: Services, principal: Principal, name: str, needed: str) -
 
 
 def _require_code(services: Services, principal: Principal) -> None:
-    open_to_all = services.settings.access.code_execution == "all"
     with services.db.transaction() as session:
-        access.require_run_model_code(session, principal, open_to_all, "register model versions")
+        access.require_run_model_code(
+            session, principal, services.settings.access, "register model versions"
+        )
 
 
 def _audit(
