@@ -101,7 +101,8 @@ def check_served(
             raise NotFound(f"Served entity '{ref.served_name}': {exc.message}") from exc
         model(session, ref.model, principal, "CAN_READ")
     own = endpoint_scope(endpoint_id) if endpoint_id is not None else None
-    for scope in sorted({s for s in _referenced_scopes(config.served_entities) if s != own}):
+    given = [entity.to_json() for entity in config.served_entities]
+    for scope in sorted({s for s in _referenced_scopes(given) if s != own}):
         if scope.startswith(RESERVED_PREFIX):
             raise PermissionDenied(
                 f"The config references secret scope '{scope}', which holds another "
@@ -115,18 +116,21 @@ def record_change(
     session: Session,
     principal: Principal,
     action: str,
-    record: EndpointRecord,
+    subject: tuple[ObjectType, str],
     now_ms: int,
     *,
     before: Json | None = None,
     after: Json | None = None,
 ) -> None:
+    """Audit ``action`` by ``principal`` on ``subject`` (its type and id) in the transaction
+    of the change itself, so the change and its record land together."""
+    object_type, object_id = subject
     audit.record(
         session,
         actor=principal.name,
         action=action,
-        object_type=ENDPOINT.value,
-        object_id=record.name,
+        object_type=object_type.value,
+        object_id=object_id,
         now_ms=now_ms,
         before=before,
         after=after,

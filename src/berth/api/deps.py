@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from berth.api.endpoint_service import EndpointService
 from berth.api.services import Services
 from berth.core.principal import Principal
 
@@ -22,5 +23,10 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
+def endpoint_service(request: Request) -> EndpointService:
+    return EndpointService(get_services(request))
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+EndpointsDep = Annotated[EndpointService, Depends(endpoint_service)]

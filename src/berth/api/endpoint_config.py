@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from berth.api.external_model_rules import check_external_entity, default_name
@@ -20,6 +20,7 @@ from berth.api.schemas.endpoints import (
     ServedModelInput,
     TrafficConfig,
 )
+from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, TrafficRoute
 from berth.core.errors import InvalidParameter
 from berth.core.states import DeploymentState
 
@@ -46,33 +47,36 @@ class NormalisedConfig:
     ``task`` is the shared task of its external models, None when it serves registered models.
     """
 
-    served_entities: tuple[Json, ...]
-    routes: tuple[Json, ...]
+    served_entities: tuple[ServedEntity, ...]
+    routes: tuple[TrafficRoute, ...]
     task: str | None
     auto_capture_config: Json | None
 
     @property
     def model_refs(self) -> list[ModelRef]:
         return [
-            ModelRef(e["name"], e["entity_name"], e["entity_version"])
+            ModelRef(e.name, e.entity_name, e.entity_version)
             for e in self.served_entities
-            if "entity_name" in e
+            if e.entity_name is not None and e.entity_version is not None
         ]
 
-    def document(self, *, version: int, creator: str, now_ms: int) -> Json:
-        """The config document of this config as version ``version``, requested by ``creator``."""
-        entities = [
-            {**e, "creator": creator, "creation_timestamp": now_ms, "state": _queued()}
+    def document(
+        self, *, version: int, creator: str, now_ms: int, start_time: int | None = None
+    ) -> EndpointConfigDoc:
+        """The config document of this config as version ``version``, requested by ``creator``
+        (``start_time``: when, for a pending document)."""
+        queued = EntityState(DeploymentState.CREATING, QUEUED)
+        entities = tuple(
+            replace(e, creator=creator, creation_timestamp=now_ms, state=queued)
             for e in self.served_entities
-        ]
-        doc: Json = {
-            "config_version": version,
-            "served_entities": entities,
-            "traffic_config": {"routes": [dict(r) for r in self.routes]},
-        }
-        if self.auto_capture_config is not None:
-            doc["auto_capture_config"] = dict(self.auto_capture_config)
-        return doc
+        )
+        return EndpointConfigDoc(
+            config_version=version,
+            served_entities=entities,
+            routes=self.routes,
+            auto_capture_config=self.auto_capture_config,
+            start_time=start_time,
+        )
 
 
 def check_endpoint_name(name: str) -> str:
@@ -87,7 +91,7 @@ def check_endpoint_name(name: str) -> str:
 def normalise_config(config: EndpointCoreConfigInput) -> NormalisedConfig:
     inputs = _entity_inputs(config)
     docs = [_entity_doc(_label(entity, i), entity) for i, entity in enumerate(inputs)]
-    names = [doc["name"] for doc in docs]
+    names = [doc.name for doc in docs]
     _check_unique(names)
     capture = config.auto_capture_config
     return NormalisedConfig(
@@ -157,18 +161,20 @@ def _label(entity: ServedEntityInput, index: int) -> str:
     return f"served entity '{entity.name}'" if entity.name else f"served_entities[{index}]"
 
 
-def _entity_doc(label: str, entity: ServedEntityInput) -> Json:
+def _entity_doc(label: str, entity: ServedEntityInput) -> ServedEntity:
     given = entity.model_dump(exclude_none=True, exclude={"name"})
     if entity.external_model is not None:
         check_external_entity(label, entity, entity.external_model)
-        return {"name": entity.name or default_name(entity.external_model), **given}
+        return ServedEntity.from_json(
+            {"name": entity.name or default_name(entity.external_model), **given}
+        )
     _check_model_entity(label, entity)
     doc: Json = {"name": entity.name or f"{entity.entity_name}-{entity.entity_version}", **given}
     if entity.min_provisioned_concurrency is None:
         doc.setdefault("workload_size", "Small")
     doc.setdefault("workload_type", "CPU")
     doc.setdefault("scale_to_zero_enabled", False)
-    return doc
+    return ServedEntity.from_json(doc)
 
 
 def _check_model_entity(label: str, entity: ServedEntityInput) -> None:
@@ -257,7 +263,7 @@ def _shared_task(inputs: list[ServedEntityInput]) -> str | None:
     return tasks[0]
 
 
-def _routes(traffic: TrafficConfig | None, names: list[str]) -> list[Json]:
+def _routes(traffic: TrafficConfig | None, names: list[str]) -> list[TrafficRoute]:
     routes = traffic.routes if traffic is not None and traffic.routes else []
     if not routes:
         if len(names) > 1:
@@ -265,14 +271,14 @@ def _routes(traffic: TrafficConfig | None, names: list[str]) -> list[Json]:
                 f"config has {len(names)} served entities but no traffic_config: give routes "
                 "whose traffic_percentage values sum to 100."
             )
-        return [{"served_entity_name": names[0], "traffic_percentage": 100}]
+        return [TrafficRoute(names[0], 100)]
     targets = [_route_target(r.served_entity_name, r.served_model_name, names) for r in routes]
     _check_unique_routes(targets)
     total = sum(route.traffic_percentage for route in routes)
     if total != 100:
         raise InvalidParameter(f"traffic_config routes sum to {total}, they must sum to 100.")
     return [
-        {"served_entity_name": target, "traffic_percentage": route.traffic_percentage}
+        TrafficRoute(target, route.traffic_percentage)
         for target, route in zip(targets, routes, strict=True)
     ]
 
@@ -299,7 +305,3 @@ def _check_unique_routes(targets: list[str]) -> None:
             f"traffic_config has several routes to {_quoted(repeated)}; give one route "
             "per served entity."
         )
-
-
-def _queued() -> Json:
-    return {"deployment": DeploymentState.CREATING.value, "deployment_state_message": QUEUED}

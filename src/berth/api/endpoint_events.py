@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity
+
 Json = dict[str, Any]
 
 
-def created(who: str, doc: Json) -> str:
-    return f"Endpoint created by {who} with config version {doc['config_version']}: " + (
+def created(who: str, doc: EndpointConfigDoc) -> str:
+    return f"Endpoint created by {who} with config version {doc.config_version}: " + (
         describe_config(doc)
     )
 
 
-def config_requested(who: str, doc: Json) -> str:
-    return f"Config version {doc['config_version']} requested by {who}: {describe_config(doc)}"
+def config_requested(who: str, doc: EndpointConfigDoc) -> str:
+    return f"Config version {doc.config_version} requested by {who}: {describe_config(doc)}"
 
 
 def tags_changed(who: str, added: Sequence[Json], deleted: Sequence[str]) -> str:
@@ -56,27 +58,25 @@ def notifications_changed(who: str, notifications: Json) -> str:
     )
 
 
-def describe_config(doc: Json) -> str:
-    entities = "; ".join(_entity(entity) for entity in doc["served_entities"])
+def describe_config(doc: EndpointConfigDoc) -> str:
+    entities = "; ".join(_entity(entity) for entity in doc.served_entities)
     routes = ", ".join(
-        f"{route['served_entity_name']} {route['traffic_percentage']}%"
-        for route in doc["traffic_config"]["routes"]
+        f"{route.served_entity_name} {route.traffic_percentage}%" for route in doc.routes
     )
     return f"served entities {entities}; traffic {routes}"
 
 
-def _entity(entity: Json) -> str:
-    external = entity.get("external_model")
+def _entity(entity: ServedEntity) -> str:
+    external = entity.external_model
     if external is not None:
-        return f"{entity['name']} ({external['provider']} {external['name']}, {external['task']})"
-    size = entity.get("workload_size") or (
-        f"concurrency {entity['min_provisioned_concurrency']}"
-        f"-{entity['max_provisioned_concurrency']}"
+        return f"{entity.name} ({external.provider} {external.name}, {external.task})"
+    size = entity.workload_size or (
+        f"concurrency {entity.min_provisioned_concurrency}-{entity.max_provisioned_concurrency}"
     )
-    traits = [size, entity["workload_type"]]
-    if entity["scale_to_zero_enabled"]:
+    traits = [size, str(entity.workload_type)]
+    if entity.scale_to_zero_enabled:
         traits.append("scale to zero")
-    return f"{entity['name']} ({', '.join(traits)})"
+    return f"{entity.name} ({', '.join(traits)})"
 
 
 def _tag(tag: Json) -> str:

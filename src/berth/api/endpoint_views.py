@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
+from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute, entities_of
 from berth.store.endpoints import EndpointRecord, EventRecord
 
 Json = dict[str, Any]
@@ -103,77 +104,75 @@ def _common(record: EndpointRecord) -> Json:
     return body
 
 
-def _config(doc: Json, scale: Scale) -> Json:
-    entities = [_entity(entity) for entity in doc["served_entities"]]
-    for entity in entities:
-        count = scale.get((doc["config_version"], entity["name"]))
-        if count is not None:
-            entity["current_replicas"], entity["desired_replicas"] = count
-    out: Json = {"config_version": doc["config_version"]}
-    if "start_time" in doc:
-        out["start_time"] = doc["start_time"]
-    out["served_entities"] = entities
-    models = [_served_model(entity) for entity in entities if "entity_name" in entity]
+def _config(doc: EndpointConfigDoc, scale: Scale) -> Json:
+    out: Json = {"config_version": doc.config_version}
+    if doc.start_time is not None:
+        out["start_time"] = doc.start_time
+    out["served_entities"] = [
+        _entity(entity, scale.get((doc.config_version, entity.name)))
+        for entity in doc.served_entities
+    ]
+    models = [_served_model(entity) for entity in doc.served_entities if entity.entity_name]
     if models:
         out["served_models"] = models
-    out["traffic_config"] = {"routes": [_route(r) for r in doc["traffic_config"]["routes"]]}
-    if "auto_capture_config" in doc:
-        out["auto_capture_config"] = doc["auto_capture_config"]
+    out["traffic_config"] = {"routes": [_route(route) for route in doc.routes]}
+    if doc.auto_capture_config is not None:
+        out["auto_capture_config"] = dict(doc.auto_capture_config)
     return out
 
 
-def _config_summary(doc: Json) -> Json:
-    entities = [_entity(entity) for entity in doc["served_entities"]]
+def _config_summary(doc: EndpointConfigDoc) -> Json:
     out: Json = {
         "served_entities": [
             {
-                key: e[key]
-                for key in ("name", "entity_name", "entity_version", "external_model")
-                if key in e
+                key: value
+                for key, value in _entity(entity).items()
+                if key in ("name", "entity_name", "entity_version", "external_model")
             }
-            for e in entities
+            for entity in doc.served_entities
         ]
     }
     models = [
-        {key: m[key] for key in ("name", "model_name", "model_version")}
-        for m in (_served_model(e) for e in entities if "entity_name" in e)
+        {key: model[key] for key in ("name", "model_name", "model_version")}
+        for model in (_served_model(e) for e in doc.served_entities if e.entity_name)
     ]
     if models:
         out["served_models"] = models
     return out
 
 
-def _entity(entity: Json) -> Json:
-    out = {key: value for key, value in entity.items() if key not in _UNECHOED}
+def _entity(entity: ServedEntity, replicas: tuple[int, int] | None = None) -> Json:
+    """The entity as given, less its secrets; ``replicas``: (ready, desired) when it runs any."""
+    out = {key: value for key, value in entity.to_json().items() if key not in _UNECHOED}
     if "external_model" in out:
         out["external_model"] = without_plaintext(out["external_model"])
+    if replicas is not None:
+        out["current_replicas"], out["desired_replicas"] = replicas
     return out
 
 
-def _served_model(entity: Json) -> Json:
+def _served_model(entity: ServedEntity) -> Json:
     """The deprecated ``served_models`` mirror of a registered-model entity."""
     renamed = {
-        **entity,
-        "model_name": entity["entity_name"],
-        "model_version": entity["entity_version"],
+        **entity.to_json(),
+        "model_name": entity.entity_name,
+        "model_version": entity.entity_version,
     }
     return {key: renamed[key] for key in _SERVED_MODEL_KEYS if key in renamed}
 
 
-def _route(route: Json) -> Json:
-    name = route["served_entity_name"]
+def _route(route: TrafficRoute) -> Json:
     return {
-        "served_entity_name": name,
-        "served_model_name": name,
-        "traffic_percentage": route["traffic_percentage"],
+        "served_entity_name": route.served_entity_name,
+        "served_model_name": route.served_entity_name,
+        "traffic_percentage": route.traffic_percentage,
     }
 
 
-def _serving_task(config: Json | None) -> str | None:
+def _serving_task(config: EndpointConfigDoc | None) -> str | None:
     """The task of the external models the current config serves (it may have changed since
     the endpoint was created: an update may move it from embeddings to chat)."""
-    for entity in (config or {}).get("served_entities", []):
-        external = entity.get("external_model")
-        if isinstance(external, dict) and external.get("task"):
-            return str(external["task"])
+    for entity in entities_of(config):
+        if entity.external_model is not None and entity.external_model.task:
+            return entity.external_model.task
     return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from berth.api.schemas.endpoints import ServedEntityInput
 from berth.api.schemas.external_models import ExternalModel
+from berth.core.endpoint_config import ServedEntity
 from berth.core.errors import InvalidParameter
 from berth.providers.egress import Egress
 
@@ -150,16 +151,13 @@ URL_FIELDS = ("custom_provider_url", "databricks_workspace_url")
 """Fields besides every ``*_api_base`` that name where berth will call."""
 
 
-def check_egress(served_entities: Iterable[Mapping[str, Any]], egress: Egress) -> None:
+def check_egress(served_entities: Iterable[ServedEntity], egress: Egress) -> None:
     """Every provider URL in the config may be called from this server."""
     for entity in served_entities:
-        external = entity.get("external_model")
-        if not isinstance(external, Mapping):
+        if entity.external_model is None:
             continue
-        for block_name, block in external.items():
-            if not isinstance(block, Mapping):
-                continue
+        for block_name, block in entity.external_model.blocks.items():
             for key, value in block.items():
                 if isinstance(value, str) and (key.endswith("_api_base") or key in URL_FIELDS):
-                    where = f"served entity '{entity.get('name')}': {block_name}.{key}"
+                    where = f"served entity '{entity.name}': {block_name}.{key}"
                     egress.check_url(value, where)

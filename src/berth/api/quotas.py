@@ -6,11 +6,11 @@ is bound by the per-entity cap too. Each refusal names the quota and its setting
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from berth.core.endpoint_config import ServedEntity, entities_of
 from berth.core.errors import BerthError
 from berth.core.principal import Principal
 from berth.core.sizing import replica_bounds
@@ -51,19 +51,19 @@ def check_replicas(
     session: Session,
     principal: Principal,
     quotas: QuotaSettings,
-    entities: Iterable[Mapping[str, Any]],
+    entities: Iterable[ServedEntity],
     replacing: str | None = None,
 ) -> None:
     """Each served entity within the per-entity cap; the caller's endpoints together (the one
     being ``replacing``'d counted with its new config) within the per-user cap."""
     wanted = 0
     for entity in entities:
-        if entity.get("external_model") is not None:
+        if entity.external_model is not None:
             continue
         most = replica_bounds(entity)[1]
         if most > quotas.replicas_per_entity:
             raise QuotaExceeded(
-                f"Served entity '{entity.get('name')}' may scale to {most} replicas, over the "
+                f"Served entity '{entity.name}' may scale to {most} replicas, over the "
                 f"cap of {quotas.replicas_per_entity} per entity "
                 "(BERTH_QUOTAS__REPLICAS_PER_ENTITY): ask for less concurrency."
             )
@@ -73,10 +73,9 @@ def check_replicas(
     for record in endpoint_store.list_endpoints(session):
         if record.creator != principal.name or record.id == replacing:
             continue
-        for document in (record.config, record.pending_config):
-            for entity in (document or {}).get("served_entities", []):
-                if entity.get("external_model") is None:
-                    wanted += replica_bounds(entity)[1]
+        for entity in entities_of(record.config, record.pending_config):
+            if entity.external_model is None:
+                wanted += replica_bounds(entity)[1]
     if wanted > quotas.replicas_per_user:
         raise QuotaExceeded(
             f"'{principal.name}''s endpoints would scale to {wanted} replicas in all, over the "

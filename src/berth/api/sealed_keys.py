@@ -10,9 +10,11 @@ import contextlib
 import copy
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
+from berth.core.endpoint_config import EndpointConfigDoc, ExternalModel, ServedEntity, entities_of
 from berth.core.errors import AlreadyExists, InvalidParameter, NotFound
 from berth.core.principal import SYSTEM
 from berth.secrets import SecretsService
@@ -25,12 +27,13 @@ def endpoint_scope(endpoint_id: str) -> str:
     return f"berth-endpoint-{endpoint_id}"
 
 
-def seal_plaintext_keys(doc: Json, endpoint_id: str, secrets: SecretsService) -> Json:
-    """A copy of config ``doc`` whose plaintext keys are sealed secrets and references.
+def seal_plaintext_keys(
+    doc: EndpointConfigDoc, endpoint_id: str, secrets: SecretsService
+) -> EndpointConfigDoc:
+    """Config ``doc`` with its plaintext keys sealed as secrets and replaced by references.
 
     The scope belongs to berth (``SYSTEM``), not to whoever sent the key: the endpoint's
     managers change its keys through its config, and nobody lists the scope but admins."""
-    sealed = copy.deepcopy(doc)
     scope = endpoint_scope(endpoint_id)
     made: list[bool] = []
 
@@ -42,46 +45,48 @@ def seal_plaintext_keys(doc: Json, endpoint_id: str, secrets: SecretsService) ->
         secrets.put_secret(SYSTEM, scope, key, value.encode())
         return f"{{{{secrets/{scope}/{key}}}}}"
 
-    version = sealed.get("config_version", 1)
-    for entity in sealed["served_entities"]:
-        block = entity.get("external_model")
-        for config in (block or {}).values():
-            if isinstance(config, dict):
-                # Keys named by config version: a pending update's keys never replace the
-                # keys the current config serves with, so a failed or cancelled update
-                # leaves the old keys in force.
-                _seal(config, f"v{version}.{entity['name']}", put)
-    return sealed
+    def sealed(entity: ServedEntity) -> ServedEntity:
+        external = entity.external_model
+        if external is None:
+            return entity
+        blocks = {name: copy.deepcopy(dict(block)) for name, block in external.blocks.items()}
+        for config in blocks.values():
+            # Keys named by config version: a pending update's keys never replace the keys
+            # the current config serves with, so a failed or cancelled update leaves the old
+            # keys in force.
+            _seal(config, f"v{doc.config_version}.{entity.name}", put)
+        return replace(entity, external_model=replace(external, blocks=blocks))
+
+    return replace(doc, served_entities=tuple(sealed(e) for e in doc.served_entities))
 
 
-def check_kept_keys(current: Json | None, new_entities: Iterable[Json], endpoint_id: str) -> None:
+def check_kept_keys(
+    current: EndpointConfigDoc | None, new_entities: Iterable[ServedEntity], endpoint_id: str
+) -> None:
     """A config may keep referring to its endpoint's sealed keys only where the entity still
     calls the same provider at the same URLs: a key goes nowhere its sender did not send it."""
     scope_ref = f"{{{{secrets/{endpoint_scope(endpoint_id)}/"
-    before = {
-        e.get("name"): e.get("external_model") for e in (current or {}).get("served_entities", [])
-    }
+    before = {e.name: e.external_model for e in entities_of(current)}
     for entity in new_entities:
-        external = entity.get("external_model")
-        if not isinstance(external, dict) or scope_ref not in json.dumps(external):
+        external = entity.external_model
+        if external is None or scope_ref not in json.dumps(external.to_json()):
             continue
-        old = before.get(entity.get("name"))
-        if not isinstance(old, dict) or _destination(old) != _destination(external):
+        old = before.get(entity.name)
+        if old is None or _destination(old) != _destination(external):
             raise InvalidParameter(
-                f"Served entity '{entity.get('name')}' changes its provider or base URL but keeps "
+                f"Served entity '{entity.name}' changes its provider or base URL but keeps "
                 "the endpoint's sealed key: give the key again (*_plaintext, or a reference to "
                 "a secret you may read), so it is sent only where you mean."
             )
 
 
-def _destination(external: Json) -> Json:
+def _destination(external: ExternalModel) -> Json:
     """The provider and every URL of an external model's config."""
-    found: Json = {"provider": external.get("provider")}
-    for block_name, block in external.items():
-        if isinstance(block, dict):
-            for key, value in block.items():
-                if key.endswith("_api_base") or key.endswith("_url") or key.endswith("_api_type"):
-                    found[f"{block_name}.{key}"] = value
+    found: Json = {"provider": external.provider}
+    for block_name, block in external.blocks.items():
+        for key, value in block.items():
+            if key.endswith("_api_base") or key.endswith("_url") or key.endswith("_api_type"):
+                found[f"{block_name}.{key}"] = value
     return found
 
 

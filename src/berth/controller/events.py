@@ -33,19 +33,21 @@ def transition_events(transition: Transition, record: EndpointRecord) -> list[Ev
             )
         ]
     events: list[Event] = []
-    pending_version = (record.pending_config or {}).get("config_version")
+    pending = record.pending_config
+    pending_version = pending.config_version if pending is not None else None
     for states, stored, version in (
         (transition.states.current, stored_states(record.config), record.config_version),
         (transition.states.pending, stored_states(record.pending_config), pending_version),
     ):
-        for name, (deployment, message) in states.items():
-            if stored.get(name, ("", ""))[0] != deployment:
-                text = f"Served entity '{name}' is {deployment}" + (
-                    f": {message}" if message else "."
+        for name, state in states.items():
+            before = stored.get(name)
+            if before is None or before.deployment != state.deployment:
+                text = f"Served entity '{name}' is {state.deployment.value}" + (
+                    f": {state.message}" if state.message else "."
                 )
                 events.append((EventType.ENTITY_STATE_CHANGED, text, version))
-    if transition.states.ready != record.ready.value:
+    if transition.states.ready != record.ready:
         events.append(
-            (EventType.READINESS_CHANGED, f"Endpoint is {transition.states.ready}.", None)
+            (EventType.READINESS_CHANGED, f"Endpoint is {transition.states.ready.value}.", None)
         )
     return events

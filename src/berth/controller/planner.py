@@ -14,14 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
-from berth.controller.targets import (
-    ConfigTarget,
-    EndpointStates,
-    EndpointTarget,
-    EntityState,
-    EntityTarget,
-)
+from berth.controller.targets import ConfigTarget, EndpointStates, EndpointTarget, EntityTarget
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
+from berth.core.endpoint_config import EntityState
 from berth.core.states import DeploymentState, EndpointReady
 
 PIPELINE = 2
@@ -30,6 +25,7 @@ a slot frees, instead of a round trip through the gateway later (the replica que
 order, and health never waits behind them)."""
 SCALED_TO_ZERO = "Scaled to zero: the next request starts a replica."
 WAKING = "Scaling up from zero: a replica is starting for waiting requests."
+READY, FAILED = DeploymentState.READY, DeploymentState.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +88,7 @@ def _decide(
     current = _entity_states(target.current, observed, gate=False)
     pending = _entity_states(target.pending, observed, gate=True)
     if target.pending is not None:
-        failed = [(n, msg) for n, (d, msg) in pending.items() if d == DeploymentState.FAILED]
+        failed = [(n, s.message) for n, s in pending.items() if s.deployment == FAILED]
         if failed:
             name, message = failed[0]
             reason = f"Served entity '{name}' failed: {message}"
@@ -100,7 +96,7 @@ def _decide(
             return FailUpdate(target.endpoint_id, target.pending.version, reason, states), (
                 target.current
             )
-        if all(d == DeploymentState.READY for d, _ in pending.values()):
+        if all(s.deployment == READY for s in pending.values()):
             promoted = _entity_states(target.pending, observed, gate=False)
             states = EndpointStates(EndpointReady.READY, promoted, {})
             return Promote(target.endpoint_id, target.pending.version, states), target.pending
@@ -111,7 +107,7 @@ def _decide(
 
 
 def _ready(states: Mapping[str, EntityState], config: ConfigTarget | None) -> EndpointReady:
-    if config is None or any(d != DeploymentState.READY for d, _ in states.values()):
+    if config is None or any(s.deployment != READY for s in states.values()):
         return EndpointReady.NOT_READY
     return EndpointReady.READY
 
@@ -131,20 +127,20 @@ def _entity_state(
     if entity.blocked is not None:
         return entity.blocked
     if entity.spec is None:
-        return DeploymentState.READY.value, ""
+        return EntityState(READY)
     if entity.replicas == 0:
-        return DeploymentState.READY.value, SCALED_TO_ZERO
+        return EntityState(READY, SCALED_TO_ZERO)
     statuses = [observed[rid] for rid in entity.replica_ids() if rid in observed]
     ready = sum(s.state == ReplicaState.READY for s in statuses)
     failed = [s for s in statuses if s.state == ReplicaState.FAILED]
     if ready >= (entity.replicas if gate else 1):
-        return DeploymentState.READY.value, f"{ready}/{entity.replicas} replicas ready."
+        return EntityState(READY, f"{ready}/{entity.replicas} replicas ready.")
     if failed:
-        return DeploymentState.FAILED.value, failed[0].message
+        return EntityState(FAILED, failed[0].message)
     if not gate and entity.scaling.min_replicas == 0:
-        return DeploymentState.READY.value, WAKING
-    return (
-        DeploymentState.CREATING.value,
+        return EntityState(READY, WAKING)
+    return EntityState(
+        DeploymentState.CREATING,
         f"Starting replicas: {ready}/{entity.replicas} ready, loading the model.",
     )
 
@@ -156,20 +152,7 @@ def _route(
     if serving is not None:
         entities = tuple(_entity_route(e, observed) for e in serving.entities)
     version = serving.version if serving is not None else 0
-    return EndpointRoute(
-        target.name,
-        target.endpoint_id,
-        version,
-        entities,
-        fallback=target.fallback,
-        queriers=target.queriers,
-        track_usage=target.track_usage,
-        rate_limits=target.rate_limits,
-        capture=target.capture,
-        access_log=target.access_log,
-        predict_log=target.predict_log,
-        guardrails=target.guardrails,
-    )
+    return EndpointRoute(target.name, target.endpoint_id, version, entities, target.policy)
 
 
 def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:

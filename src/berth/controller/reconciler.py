@@ -30,10 +30,12 @@ from berth.controller.targets import (
     Runtime,
     config_target,
     in_progress,
+    route_policy,
     stored_states,
 )
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
 from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
@@ -194,15 +196,14 @@ class Controller:
             tokens = principals.live_tokens(session, self._clock.now_ms())
             queriers = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
             for record in records:
-                for doc in (record.config, record.pending_config):
-                    for entity in (doc or {}).get("served_entities", []):
-                        self._remember_artifact(session, entity)
+                for entity in entities_of(record.config, record.pending_config):
+                    self._remember_artifact(session, entity)
         return records, tokens, queriers
 
-    def _remember_artifact(self, session: Any, entity: Mapping[str, Any]) -> None:
-        if entity.get("external_model") is not None:
+    def _remember_artifact(self, session: Any, entity: ServedEntity) -> None:
+        if entity.entity_name is None or entity.entity_version is None:
             return
-        key = (entity["entity_name"], str(entity["entity_version"]))
+        key = (entity.entity_name, entity.entity_version)
         if key not in self._artifacts:
             version = model_store.get_version(session, key[0], int(key[1]))
             environment = version.details.get("environment") or {"hash": None}
@@ -211,7 +212,7 @@ class Controller:
     def _target(self, record: EndpointRecord, granted: Iterable[Grant]) -> EndpointTarget | None:
         lookup = self._artifacts.__getitem__
 
-        def build(doc: Mapping[str, Any] | None) -> ConfigTarget | None:
+        def build(doc: EndpointConfigDoc | None) -> ConfigTarget | None:
             if doc is None:
                 return None
             return config_target(
@@ -225,23 +226,15 @@ class Controller:
                 current=build(record.config),
                 pending=build(record.pending_config) if in_progress(record.config_update) else None,
                 states=EndpointStates(
-                    record.ready.value,
+                    record.ready,
                     stored_states(record.config),
                     stored_states(record.pending_config)
                     if in_progress(record.config_update)
                     else {},
                 ),
-                fallback=_enabled(record.ai_gateway, "fallback_config"),
-                queriers=keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY"),
-                track_usage=_enabled(record.ai_gateway, "usage_tracking_config"),
-                guardrails=(record.ai_gateway or {}).get("guardrails") or None,
-                rate_limits=(
-                    *(record.rate_limits or ()),
-                    *((record.ai_gateway or {}).get("rate_limits") or ()),
+                policy=route_policy(
+                    record, keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY")
                 ),
-                capture=_capture(record),
-                access_log=bool((record.log_config or {}).get("access_log")),
-                predict_log=bool((record.log_config or {}).get("predict_log")),
             )
         except KeyError:
             log.exception("endpoint %s refers to an unknown model version", record.name)
@@ -265,7 +258,7 @@ class Controller:
         if isinstance(status, EnvReady):
             return Runtime(status.python, status.pythonpath)
         state = DeploymentState.FAILED if status.failed else DeploymentState.CREATING
-        return Runtime(None, blocked=(state.value, status.message))
+        return Runtime(None, blocked=EntityState(state, status.message))
 
     def _record(
         self, transitions: tuple[Transition, ...], records: dict[str, EndpointRecord]
@@ -400,20 +393,3 @@ def _scaled_to_zero(targets: Iterable[EndpointTarget]) -> set[ReplicaSpec]:
         for e in t.current.entities
         if e.spec is not None and e.replicas == 0
     }
-
-
-def _capture(record: EndpointRecord) -> float:
-    """The sampling fraction of the endpoint's inference table: the AI gateway's
-    ``inference_table_config`` or the legacy ``auto_capture_config``; 0 when neither is on."""
-    for block in (
-        (record.ai_gateway or {}).get("inference_table_config"),
-        (record.config or {}).get("auto_capture_config"),
-    ):
-        if isinstance(block, Mapping) and block.get("enabled"):
-            return float(block.get("sampling_fraction") or 1.0)
-    return 0.0
-
-
-def _enabled(ai_gateway: Mapping[str, Any] | None, block: str) -> bool:
-    """Whether the AI gateway config turns ``block`` (``{"enabled": bool}``) on."""
-    return bool(((ai_gateway or {}).get(block) or {}).get("enabled"))

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
+from berth.core.dataplane import RoutePolicy
+from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity
 from berth.core.errors import BerthError
 from berth.core.sizing import REPLICA_CONCURRENCY, replica_bounds
-from berth.core.states import ConfigUpdate, DeploymentState
+from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady
+from berth.store.endpoints import EndpointRecord
 
 DEFAULT_BATCH_WAIT_MS = 5.0
-
-EntityState = tuple[str, str]
-"""(``deployment`` state, ``deployment_state_message``) of one served entity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class ConfigTarget:
 
 @dataclass(frozen=True, slots=True)
 class EndpointStates:
-    ready: str
+    ready: EndpointReady
     current: Mapping[str, EntityState]
     pending: Mapping[str, EntityState]
 
@@ -75,14 +75,7 @@ class EndpointTarget:
     """Set only while an update is in progress."""
     states: EndpointStates
     """As stored, so that only changes are written."""
-    fallback: bool = False
-    queriers: frozenset[str] = frozenset()
-    track_usage: bool = False
-    rate_limits: tuple[Mapping[str, Any], ...] = ()
-    capture: float = 0.0
-    access_log: bool = False
-    predict_log: bool = False
-    guardrails: Mapping[str, Any] | None = None
+    policy: RoutePolicy = RoutePolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +100,50 @@ RuntimeLookup = Callable[[ArtifactRef], Runtime]
 ExternalResolver = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
-def scaling(entity: Mapping[str, Any]) -> Scaling:
+def route_policy(record: EndpointRecord, queriers: frozenset[str]) -> RoutePolicy:
+    """What the gateway enforces for the endpoint: ``queriers`` (who holds CAN_QUERY), then
+    its AI gateway, rate limits and log settings."""
+    ai_gateway = record.ai_gateway or {}
+    logs = record.log_config or {}
+    return RoutePolicy(
+        fallback=_enabled(ai_gateway, "fallback_config"),
+        queriers=queriers,
+        track_usage=_enabled(ai_gateway, "usage_tracking_config"),
+        rate_limits=(*(record.rate_limits or ()), *(ai_gateway.get("rate_limits") or ())),
+        capture=_capture(record),
+        access_log=bool(logs.get("access_log")),
+        predict_log=bool(logs.get("predict_log")),
+        guardrails=ai_gateway.get("guardrails") or None,
+    )
+
+
+def _capture(record: EndpointRecord) -> float:
+    """The sampling fraction of the endpoint's inference table: the AI gateway's
+    ``inference_table_config`` or the legacy ``auto_capture_config``; 0 when neither is on."""
+    for block in (
+        (record.ai_gateway or {}).get("inference_table_config"),
+        record.config.auto_capture_config if record.config is not None else None,
+    ):
+        if isinstance(block, Mapping) and block.get("enabled"):
+            return float(block.get("sampling_fraction") or 1.0)
+    return 0.0
+
+
+def _enabled(ai_gateway: Mapping[str, Any], block: str) -> bool:
+    """Whether the AI gateway config turns ``block`` (``{"enabled": bool}``) on."""
+    return bool((ai_gateway.get(block) or {}).get("enabled"))
+
+
+def scaling(entity: ServedEntity) -> Scaling:
     """One replica per ``REPLICA_CONCURRENCY`` of the concurrency range the entity asks for
     (``min/max_provisioned_concurrency`` or its ``workload_size``); the lower bound is 0 with
     scale to zero."""
     fewest, most = replica_bounds(entity)
-    to_zero = bool(entity.get("scale_to_zero_enabled"))
-    idle = entity.get("scale_to_zero_idle_seconds")
+    idle = entity.scale_to_zero_idle_seconds
     return Scaling(
         min_replicas=fewest,
         max_replicas=most,
-        idle_s=float(idle) if to_zero and idle is not None else None,
+        idle_s=float(idle) if entity.scale_to_zero_enabled and idle is not None else None,
     )
 
 
@@ -129,46 +155,26 @@ def replica_concurrency(batch_size: int) -> int:
 
 def config_target(
     endpoint: str,
-    document: Mapping[str, Any],
+    document: EndpointConfigDoc,
     artifacts: ArtifactLookup,
     runtimes: RuntimeLookup,
     externals: ExternalResolver,
 ) -> ConfigTarget:
-    routes = {
-        r.get("served_entity_name") or r.get("served_model_name"): int(r["traffic_percentage"])
-        for r in document.get("traffic_config", {}).get("routes", [])
-    }
     entities = []
-    for entity in document.get("served_entities", []):
+    for entity in document.served_entities:
         spec, blocked, external = None, None, None
-        if entity.get("external_model") is not None:
+        if entity.external_model is not None:
             try:
-                external = externals(entity["external_model"])
+                external = externals(entity.external_model.to_json())
             except BerthError as exc:  # e.g. a secret it references is missing
-                blocked = (DeploymentState.FAILED.value, exc.message)
+                blocked = EntityState(DeploymentState.FAILED, exc.message)
         else:
-            artifact = artifacts(entity["entity_name"], str(entity["entity_version"]))
-            runtime = runtimes(artifact)
-            blocked = runtime.blocked
-            if runtime.python is not None:
-                batch = int(entity.get("max_batch_size") or 1)
-                spec = ReplicaSpec(
-                    endpoint=endpoint,
-                    served_entity=entity["name"],
-                    artifact=artifact.path,
-                    model_format=artifact.model_format,
-                    python=runtime.python,
-                    pythonpath=runtime.pythonpath,
-                    max_concurrency=replica_concurrency(batch),
-                    env=tuple(sorted((entity.get("environment_vars") or {}).items())),
-                    max_batch_size=batch,
-                    max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
-                )
+            spec, blocked = _replica_spec(endpoint, entity, artifacts, runtimes)
         bounds = scaling(entity)
         entities.append(
             EntityTarget(
-                name=entity["name"],
-                traffic=routes.get(entity["name"], 0),
+                name=entity.name,
+                traffic=document.traffic(entity.name),
                 spec=spec,
                 replicas=bounds.initial if spec else 0,
                 scaling=bounds,
@@ -176,11 +182,36 @@ def config_target(
                 external=external,
             )
         )
-    return ConfigTarget(version=int(document["config_version"]), entities=tuple(entities))
+    return ConfigTarget(version=document.config_version, entities=tuple(entities))
 
 
-def _batch_wait(entity: Mapping[str, Any]) -> float:
-    wait = entity.get("max_batch_wait_ms")
+def _replica_spec(
+    endpoint: str, entity: ServedEntity, artifacts: ArtifactLookup, runtimes: RuntimeLookup
+) -> tuple[ReplicaSpec | None, EntityState | None]:
+    """The spec of a registered model's replicas, or why they cannot start yet."""
+    assert entity.entity_name is not None and entity.entity_version is not None
+    artifact = artifacts(entity.entity_name, entity.entity_version)
+    runtime = runtimes(artifact)
+    if runtime.python is None:
+        return None, runtime.blocked
+    batch = entity.max_batch_size or 1
+    spec = ReplicaSpec(
+        endpoint=endpoint,
+        served_entity=entity.name,
+        artifact=artifact.path,
+        model_format=artifact.model_format,
+        python=runtime.python,
+        pythonpath=runtime.pythonpath,
+        max_concurrency=replica_concurrency(batch),
+        env=tuple(sorted((entity.environment_vars or {}).items())),
+        max_batch_size=batch,
+        max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
+    )
+    return spec, runtime.blocked
+
+
+def _batch_wait(entity: ServedEntity) -> float:
+    wait = entity.max_batch_wait_ms
     return DEFAULT_BATCH_WAIT_MS if wait is None else float(wait)
 
 
@@ -188,13 +219,6 @@ def in_progress(config_update: str) -> bool:
     return config_update == ConfigUpdate.IN_PROGRESS.value
 
 
-def stored_states(document: Mapping[str, Any] | None) -> dict[str, EntityState]:
-    """The per-entity states recorded in a config document."""
-    states: dict[str, EntityState] = {}
-    for entity in (document or {}).get("served_entities", []):
-        state = entity.get("state") or {}
-        states[entity["name"]] = (
-            state.get("deployment", ""),
-            state.get("deployment_state_message", ""),
-        )
-    return states
+def stored_states(document: EndpointConfigDoc | None) -> dict[str, EntityState]:
+    """The per-entity states recorded in a config document (none without one)."""
+    return {} if document is None else document.states()

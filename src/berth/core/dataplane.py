@@ -40,11 +40,13 @@ class EntityRoute:
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointRoute:
-    name: str
-    endpoint_id: str
-    config_version: int
-    entities: tuple[EntityRoute, ...]
+class RoutePolicy:
+    """What an endpoint's settings ask of the gateway besides where requests go.
+
+    Built once per pass by the controller (``controller/targets.route_policy``) from the
+    endpoint's grants, AI gateway, rate limits and log settings; the gateway reads it.
+    """
+
     fallback: bool = False
     """AI gateway ``fallback_config``: a failing external entity hands over to the next one."""
     queriers: frozenset[str] = frozenset()
@@ -59,6 +61,40 @@ class EndpointRoute:
     predict_log: bool = False
     guardrails: Mapping[str, Any] | None = None
     """AI gateway ``guardrails``: ``{"input": {...}, "output": {...}}``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fallback": self.fallback,
+            "queriers": sorted(self.queriers),
+            "track_usage": self.track_usage,
+            "rate_limits": list(self.rate_limits),
+            "capture": self.capture,
+            "access_log": self.access_log,
+            "predict_log": self.predict_log,
+            "guardrails": self.guardrails,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RoutePolicy:
+        return cls(
+            fallback=data["fallback"],
+            queriers=frozenset(data["queriers"]),
+            track_usage=data["track_usage"],
+            rate_limits=tuple(data["rate_limits"]),
+            capture=data["capture"],
+            access_log=data["access_log"],
+            predict_log=data["predict_log"],
+            guardrails=data.get("guardrails"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRoute:
+    name: str
+    endpoint_id: str
+    config_version: int
+    entities: tuple[EntityRoute, ...]
+    policy: RoutePolicy = RoutePolicy()
 
     @property
     def serving(self) -> bool:
@@ -80,14 +116,7 @@ class Snapshot:
                     "name": ep.name,
                     "endpoint_id": ep.endpoint_id,
                     "config_version": ep.config_version,
-                    "fallback": ep.fallback,
-                    "queriers": sorted(ep.queriers),
-                    "track_usage": ep.track_usage,
-                    "rate_limits": list(ep.rate_limits),
-                    "capture": ep.capture,
-                    "access_log": ep.access_log,
-                    "predict_log": ep.predict_log,
-                    "guardrails": ep.guardrails,
+                    **ep.policy.to_json(),
                     "entities": [
                         {
                             "name": en.name,
@@ -123,14 +152,7 @@ class Snapshot:
                     )
                     for en in ep["entities"]
                 ),
-                fallback=ep["fallback"],
-                queriers=frozenset(ep["queriers"]),
-                track_usage=ep["track_usage"],
-                rate_limits=tuple(ep["rate_limits"]),
-                capture=ep["capture"],
-                access_log=ep["access_log"],
-                predict_log=ep["predict_log"],
-                guardrails=ep.get("guardrails"),
+                policy=RoutePolicy.from_json(ep),
             )
             for ep in data["endpoints"]
         }

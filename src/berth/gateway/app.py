@@ -152,9 +152,9 @@ class Gateway:
                 check_request(operation, request)
             else:
                 route = self._route(path[len(PREFIX) :].split("/", 1)[0], principal)
-            if route.guardrails:
-                body, request, send = guardrails.apply(route.guardrails, body, request, send)
-            if self.capture is not None and sampled(request_id, route.capture):
+            if route.policy.guardrails:
+                body, request, send = guardrails.apply(route.policy.guardrails, body, request, send)
+            if self.capture is not None and sampled(request_id, route.policy.capture):
                 tap.keep_bytes = self.capture.max_body_bytes + 1  # one more shows truncation
             self.metrics.in_flight.labels(route.name).inc()
             try:
@@ -179,7 +179,7 @@ class Gateway:
             )
             await _send_error(send, internal, started)
         latency_ms = (time.perf_counter() - started) * 1000
-        if route is not None and route.access_log and self.access_log is not None:
+        if route is not None and route.policy.access_log and self.access_log is not None:
             self.access_log.write(
                 route.endpoint_id,  # by id: a later endpoint of the same name starts afresh
                 {
@@ -209,12 +209,12 @@ class Gateway:
                     output_tokens=served.output_tokens,
                     error=error,
                 ),
-                route.capture,
+                route.policy.capture,
                 folder=route.endpoint_id,
             )
         if route is not None:
             self._measure(route, served, latency_ms, timings)
-        if route is not None and principal is not None and route.track_usage:
+        if route is not None and principal is not None and route.policy.track_usage:
             self.usage.record(
                 Outcome(
                     route.endpoint_id,
@@ -277,7 +277,7 @@ class Gateway:
         body: bytes,
     ) -> Grant | None:
         """The limiter's grant, None when no limit applies; ``LimitExceeded`` when refused."""
-        buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
+        buckets = buckets_for(route.policy.rate_limits, route.endpoint_id, principal)
         if not buckets:
             return None
         estimate = 0
@@ -344,7 +344,7 @@ class Gateway:
         route = self._bus.current.endpoints.get(name)
         if route is None:
             raise NotFound(f"Endpoint with name '{name}' does not exist.")
-        if not may(principal, route.queriers):
+        if not may(principal, route.policy.queriers):
             raise PermissionDenied(
                 f"'{principal.name}' does not have CAN_QUERY on serving endpoint '{name}'; "
                 "someone with CAN_MANAGE on it, or an admin, can grant it."
@@ -482,7 +482,7 @@ def _replica_headers(scope: Scope, route: EndpointRoute) -> dict[str, str]:
         "content-type": _header(scope, b"content-type") or "application/json",
         "x-request-id": stages.request_id(),
     }
-    if route.predict_log:
+    if route.policy.predict_log:
         headers[PREDICT_LOG_HEADER] = "1"
     return headers
 

@@ -57,7 +57,7 @@ def models_list(snapshot: Snapshot, principal: Principal) -> dict[str, Any]:
         "data": [
             {"id": name, "object": "model", "owned_by": "berth", "created": 0}
             for name, route in sorted(snapshot.endpoints.items())
-            if may(principal, route.queriers)
+            if may(principal, route.policy.queriers)
         ],
     }
 
@@ -183,7 +183,7 @@ class Llm:
     ) -> Served:
         """Answer from ``entity``'s provider; with ``fallback_config`` on, a 429 or 5xx from it
         (before any byte went out) hands the request to the endpoint's next external entity."""
-        candidates = fallback_order(route.entities, entity) if route.fallback else [entity]
+        candidates = fallback_order(route.entities, entity) if route.policy.fallback else [entity]
         for attempt, candidate in enumerate(candidates, start=1):
             try:
                 return await self._serve_one(candidate, operation, request, send, headers)

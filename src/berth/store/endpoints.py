@@ -1,7 +1,8 @@
 """Serving endpoints and their events.
 
 ``EndpointRow.config`` and ``EndpointRow.pending_config`` hold *config documents*, the
-normalised Databricks JSON that the API validated (defaults applied)::
+normalised Databricks JSON that the API validated (defaults applied), which records carry read
+as ``berth.core.endpoint_config.EndpointConfigDoc``::
 
     {"config_version": 2,
      "start_time": 1700000400000,               # pending documents only
@@ -32,6 +33,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from berth.core.endpoint_config import EndpointConfigDoc
 from berth.core.errors import AlreadyExists
 from berth.core.states import ConfigUpdate, EndpointReady, EventType
 from berth.store.tables import EndpointEventRow, EndpointRow, Json
@@ -47,9 +49,9 @@ class EndpointRecord:
     created_at: int
     updated_at: int
     description: str
-    config: Json | None
+    config: EndpointConfigDoc | None
     config_version: int
-    pending_config: Json | None
+    pending_config: EndpointConfigDoc | None
     ready: EndpointReady
     config_update: ConfigUpdate
     task: str | None
@@ -74,7 +76,12 @@ class EventRecord:
 def insert_endpoint(session: Session, record: EndpointRecord) -> None:
     """Store a new endpoint; a taken name is ``AlreadyExists``."""
     values: dict[str, Any] = {f.name: getattr(record, f.name) for f in fields(record)}
-    values.update(ready=record.ready.value, config_update=record.config_update.value)
+    values.update(
+        config=_json(record.config),
+        pending_config=_json(record.pending_config),
+        ready=record.ready.value,
+        config_update=record.config_update.value,
+    )
     session.add(EndpointRow(**values))
     try:
         session.flush()
@@ -105,7 +112,9 @@ def delete_endpoint(session: Session, name: str) -> bool:
     return deleted is not None
 
 
-def request_config(session: Session, endpoint_id: str, pending: Json, now_ms: int) -> bool:
+def request_config(
+    session: Session, endpoint_id: str, pending: EndpointConfigDoc, now_ms: int
+) -> bool:
     """Store a pending config unless an update is already in progress; True when stored.
 
     One conditional ``UPDATE`` so that of two concurrent requests exactly one wins.
@@ -117,7 +126,7 @@ def request_config(session: Session, endpoint_id: str, pending: Json, now_ms: in
             EndpointRow.config_update != ConfigUpdate.IN_PROGRESS.value,
         )
         .values(
-            pending_config=pending,
+            pending_config=pending.to_json(),
             config_update=ConfigUpdate.IN_PROGRESS.value,
             updated_at=now_ms,
         )
@@ -126,7 +135,9 @@ def request_config(session: Session, endpoint_id: str, pending: Json, now_ms: in
     return stored is not None
 
 
-def cancel_update(session: Session, endpoint_id: str, pending: Json, now_ms: int) -> bool:
+def cancel_update(
+    session: Session, endpoint_id: str, pending: EndpointConfigDoc, now_ms: int
+) -> bool:
     """Mark the update in progress cancelled, keeping its document; False if none was."""
     cancelled = session.scalar(
         update(EndpointRow)
@@ -135,7 +146,7 @@ def cancel_update(session: Session, endpoint_id: str, pending: Json, now_ms: int
             EndpointRow.config_update == ConfigUpdate.IN_PROGRESS.value,
         )
         .values(
-            pending_config=pending,
+            pending_config=pending.to_json(),
             config_update=ConfigUpdate.UPDATE_CANCELED.value,
             updated_at=now_ms,
         )
@@ -206,6 +217,16 @@ def _save(session: Session, endpoint_id: str, now_ms: int, **values: object) -> 
 
 def _record(row: EndpointRow) -> EndpointRecord:
     values = {f.name: getattr(row, f.name) for f in fields(EndpointRecord)}
+    values["config"] = _doc(row.config)
+    values["pending_config"] = _doc(row.pending_config)
     values["ready"] = EndpointReady(row.ready)
     values["config_update"] = ConfigUpdate(row.config_update)
     return EndpointRecord(**values)
+
+
+def _doc(stored: Json | None) -> EndpointConfigDoc | None:
+    return None if stored is None else EndpointConfigDoc.from_json(stored)
+
+
+def _json(doc: EndpointConfigDoc | None) -> Json | None:
+    return None if doc is None else doc.to_json()

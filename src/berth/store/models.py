@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +10,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, entities_of
 from berth.core.errors import AlreadyExists, NotFound
-from berth.store.tables import EndpointRow, ModelRow, ModelVersionRow
+from berth.store.tables import EndpointRow, Json, ModelRow, ModelVersionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,20 +180,17 @@ def endpoints_serving(session: Session, name: str, version: int | None = None) -
     return [
         endpoint
         for endpoint, config, pending in rows
-        if _serves(config, name, version) or _serves(pending, name, version)
+        if any(
+            entity.entity_name == name
+            and (version is None or entity.entity_version == str(version))
+            for entity in _entities(config, pending)
+        )
     ]
 
 
-def _serves(config: Mapping[str, Any] | None, name: str, version: int | None) -> bool:
-    if not isinstance(config, Mapping):
-        return False
-    entities = config.get("served_entities") or []
-    return any(
-        isinstance(entity, Mapping)
-        and entity.get("entity_name") == name
-        and (version is None or str(entity.get("entity_version")) == str(version))
-        for entity in entities
-    )
+def _entities(*stored: Json | None) -> Iterable[ServedEntity]:
+    """The served entities of stored config documents (None where there is none)."""
+    return entities_of(*(EndpointConfigDoc.from_json(doc) for doc in stored if doc is not None))
 
 
 def _model_row(session: Session, name: str) -> ModelRow:
@@ -275,10 +273,9 @@ def served_environments(session: Session) -> set[str]:
     """Hashes of the environments that current or in-progress endpoint configs run in."""
     served: set[tuple[str, int]] = set()
     for config, pending in session.execute(select(EndpointRow.config, EndpointRow.pending_config)):
-        for doc in (config, pending):
-            for entity in (doc or {}).get("served_entities", []):
-                if entity.get("entity_name") and entity.get("entity_version"):
-                    served.add((entity["entity_name"], int(entity["entity_version"])))
+        for entity in _entities(config, pending):
+            if entity.entity_name and entity.entity_version:
+                served.add((entity.entity_name, int(entity.entity_version)))
     hashes: set[str] = set()
     for name, version in served:
         try:

@@ -7,56 +7,40 @@ cancel or delete that lands in between wins and the controller re-reads on its n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from berth.core.states import ConfigUpdate
-from berth.store.tables import EndpointRow, Json
+from berth.core.endpoint_config import EndpointConfigDoc, EntityState
+from berth.core.states import ConfigUpdate, EndpointReady
+from berth.store.tables import EndpointRow
 
-EntityStates = Mapping[str, tuple[str, str]]
-
-
-def with_states(document: Json, states: EntityStates) -> Json:
-    """A copy of a config document whose served entities carry ``states``."""
-    entities = []
-    for entity in document.get("served_entities", []):
-        deployment, message = states.get(entity["name"], (None, None))
-        if deployment is not None:
-            entity = {
-                **entity,
-                "state": {"deployment": deployment, "deployment_state_message": message},
-            }
-        entities.append(entity)
-    return {**document, "served_entities": entities}
-
-
-def _maybe_with_states(document: Json | None, states: EntityStates) -> Json | None:
-    return None if document is None else with_states(document, states)
+EntityStates = Mapping[str, EntityState]
 
 
 def promote(
     session: Session,
     endpoint_id: str,
     seen_updated_at: int,
-    pending: Json,
+    pending: EndpointConfigDoc,
     states: EntityStates,
-    ready: str,
+    ready: EndpointReady,
     now_ms: int,
 ) -> bool:
     """Make the pending document current; False if it is no longer the one in progress."""
-    document = with_states({k: v for k, v in pending.items() if k != "start_time"}, states)
+    document = replace(pending, start_time=None).with_states(states)
     return _conditional(
         session,
         endpoint_id,
         seen_updated_at,
         {
-            "config": document,
-            "config_version": int(pending["config_version"]),
+            "config": document.to_json(),
+            "config_version": pending.config_version,
             "pending_config": None,
             "config_update": ConfigUpdate.NOT_UPDATING.value,
-            "ready": ready,
+            "ready": ready.value,
             "updated_at": now_ms,
         },
     )
@@ -66,10 +50,10 @@ def fail_pending(
     session: Session,
     endpoint_id: str,
     seen_updated_at: int,
-    pending: Json,
-    current: Json | None,
+    pending: EndpointConfigDoc,
+    current: EndpointConfigDoc | None,
     states: tuple[EntityStates, EntityStates],
-    ready: str,
+    ready: EndpointReady,
     now_ms: int,
 ) -> bool:
     """Mark the update failed, keeping its document (with states) for people to read."""
@@ -78,10 +62,10 @@ def fail_pending(
         endpoint_id,
         seen_updated_at,
         {
-            "config": _maybe_with_states(current, states[0]),
-            "pending_config": with_states(pending, states[1]),
+            "config": _with_states(current, states[0]),
+            "pending_config": _with_states(pending, states[1]),
             "config_update": ConfigUpdate.UPDATE_FAILED.value,
-            "ready": ready,
+            "ready": ready.value,
             "updated_at": now_ms,
         },
     )
@@ -91,18 +75,23 @@ def save_states(
     session: Session,
     endpoint_id: str,
     seen_updated_at: int,
-    config: Json | None,
-    pending: Json | None,
+    config: EndpointConfigDoc | None,
+    pending: EndpointConfigDoc | None,
     states: tuple[EntityStates, EntityStates],
-    ready: str,
+    ready: EndpointReady,
 ) -> bool:
     """Record entity states (``updated_at`` stays: this is observation, not a change)."""
     values = {
-        "config": _maybe_with_states(config, states[0]),
-        "pending_config": _maybe_with_states(pending, states[1]),
-        "ready": ready,
+        "config": _with_states(config, states[0]),
+        "pending_config": _with_states(pending, states[1]),
+        "ready": ready.value,
     }
     return _conditional(session, endpoint_id, seen_updated_at, values)
+
+
+def _with_states(document: EndpointConfigDoc | None, states: EntityStates) -> dict[str, Any] | None:
+    """The JSON of ``document`` with ``states`` recorded on its entities."""
+    return None if document is None else document.with_states(states).to_json()
 
 
 def _conditional(

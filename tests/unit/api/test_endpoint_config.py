@@ -15,6 +15,7 @@ from berth.api.endpoint_config import (
     normalise_config,
 )
 from berth.api.schemas.endpoints import EndpointCoreConfigInput, EndpointTag
+from berth.core.endpoint_config import ServedEntity, TrafficRoute
 from berth.core.errors import InvalidParameter
 
 
@@ -38,16 +39,16 @@ def test_a_registered_model_entity_gets_databricks_defaults() -> None:
         config(name="ignored", served_entities=[{"entity_name": "iris", "entity_version": "3"}])
     )
     assert normalised.served_entities == (
-        {
-            "name": "iris-3",
-            "entity_name": "iris",
-            "entity_version": "3",
-            "workload_size": "Small",
-            "workload_type": "CPU",
-            "scale_to_zero_enabled": False,
-        },
+        ServedEntity(
+            name="iris-3",
+            entity_name="iris",
+            entity_version="3",
+            workload_size="Small",
+            workload_type="CPU",
+            scale_to_zero_enabled=False,
+        ),
     )
-    assert normalised.routes == ({"served_entity_name": "iris-3", "traffic_percentage": 100},)
+    assert normalised.routes == (TrafficRoute("iris-3", 100),)
     assert normalised.task is None
     assert normalised.model_refs == [ModelRef("iris-3", "iris", "3")]
 
@@ -60,8 +61,8 @@ def test_provisioned_concurrency_replaces_the_default_workload_size() -> None:
         "max_provisioned_concurrency": 8,
     }
     [doc] = normalise_config(config(served_entities=[entity])).served_entities
-    assert "workload_size" not in doc
-    assert (doc["min_provisioned_concurrency"], doc["max_provisioned_concurrency"]) == (0, 8)
+    assert doc.workload_size is None
+    assert (doc.min_provisioned_concurrency, doc.max_provisioned_concurrency) == (0, 8)
 
 
 def test_only_one_concurrency_bound_is_refused() -> None:
@@ -89,9 +90,9 @@ def test_served_models_become_served_entities() -> None:
         "workload_size": "Large",
     }
     [doc] = normalise_config(config(served_models=[served_model])).served_entities
-    assert doc["name"] == "iris-2"
-    assert (doc["entity_name"], doc["entity_version"]) == ("iris", "2")
-    assert (doc["workload_size"], doc["scale_to_zero_enabled"]) == ("Large", True)
+    assert doc.name == "iris-2"
+    assert doc.registered_model == ("iris", "2")
+    assert (doc.workload_size, doc.scale_to_zero_enabled) == ("Large", True)
 
 
 def test_external_models_are_named_after_the_provider_model_and_share_a_task() -> None:
@@ -106,11 +107,11 @@ def test_external_models_are_named_after_the_provider_model_and_share_a_task() -
             },
         )
     )
-    assert [doc["name"] for doc in normalised.served_entities] == ["claude-3-5-sonnet", "small"]
-    assert "workload_size" not in normalised.served_entities[0]
+    assert [doc.name for doc in normalised.served_entities] == ["claude-3-5-sonnet", "small"]
+    assert normalised.served_entities[0].workload_size is None
     assert normalised.task == "llm/v1/chat"
     assert normalised.model_refs == []
-    assert [r["served_entity_name"] for r in normalised.routes] == ["claude-3-5-sonnet", "small"]
+    assert [r.served_entity_name for r in normalised.routes] == ["claude-3-5-sonnet", "small"]
 
 
 def test_a_route_naming_two_different_entities_is_refused() -> None:
@@ -126,7 +127,7 @@ def test_a_route_naming_two_different_entities_is_refused() -> None:
 
 def test_an_empty_traffic_config_means_the_default_route() -> None:
     normalised = normalise_config(config(served_entities=[chat()], traffic_config={"routes": []}))
-    assert normalised.routes == ({"served_entity_name": "gpt-4o", "traffic_percentage": 100},)
+    assert normalised.routes == (TrafficRoute("gpt-4o", 100),)
 
 
 def test_the_document_adds_version_creator_and_initial_states() -> None:
@@ -136,8 +137,9 @@ def test_the_document_adds_version_creator_and_initial_states() -> None:
             auto_capture_config={"catalog_name": "main", "enabled": True},
         )
     )
-    doc = normalised.document(version=4, creator="alice", now_ms=1234)
+    doc = normalised.document(version=4, creator="alice", now_ms=1234).to_json()
     assert doc["config_version"] == 4
+    assert "start_time" not in doc
     assert doc["traffic_config"] == {
         "routes": [{"served_entity_name": "iris-1", "traffic_percentage": 100}]
     }
@@ -148,9 +150,12 @@ def test_the_document_adds_version_creator_and_initial_states() -> None:
         "deployment": "DEPLOYMENT_CREATING",
         "deployment_state_message": QUEUED,
     }
-    external = normalise_config(config(served_entities=[chat()])).document(
-        version=1, creator="bob", now_ms=1
+    external = (
+        normalise_config(config(served_entities=[chat()]))
+        .document(version=1, creator="bob", now_ms=1, start_time=1)
+        .to_json()
     )
+    assert external["start_time"] == 1
     assert external["served_entities"][0]["state"]["deployment"] == "DEPLOYMENT_CREATING"
     assert "auto_capture_config" not in external
 
@@ -178,7 +183,7 @@ def test_an_update_keeps_the_kind_of_an_endpoint_and_may_change_its_task() -> No
 def test_a_numeric_entity_version_is_taken_as_its_text() -> None:
     entity = {"entity_name": "iris", "entity_version": 2}
     [doc] = normalise_config(config(served_entities=[entity])).served_entities
-    assert doc["entity_version"] == "2"
+    assert doc.entity_version == "2"
 
 
 @pytest.mark.parametrize(
@@ -203,10 +208,10 @@ def test_batching_and_idle_fields_are_kept_and_checked_against_what_they_tune() 
     iris = {"entity_name": "iris", "entity_version": "1"}
     batched = {**iris, "max_batch_size": 32, "max_batch_wait_ms": 2.5}
     [doc] = normalise_config(config(served_entities=[batched])).served_entities
-    assert (doc["max_batch_size"], doc["max_batch_wait_ms"]) == (32, 2.5)
+    assert (doc.max_batch_size, doc.max_batch_wait_ms) == (32, 2.5)
     idle = {**iris, "scale_to_zero_enabled": True, "scale_to_zero_idle_seconds": 60}
     [doc] = normalise_config(config(served_entities=[idle])).served_entities
-    assert doc["scale_to_zero_idle_seconds"] == 60
+    assert doc.scale_to_zero_idle_seconds == 60
     with pytest.raises(InvalidParameter, match="give max_batch_size"):
         normalise_config(config(served_entities=[{**iris, "max_batch_wait_ms": 3}]))
     with pytest.raises(InvalidParameter, match="only with scale_to_zero_enabled"):

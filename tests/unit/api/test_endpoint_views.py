@@ -8,21 +8,25 @@ from berth.api import endpoint_events as events
 from berth.api import endpoint_views as views
 from berth.api.endpoint_config import normalise_config
 from berth.api.schemas.endpoints import EndpointCoreConfigInput
+from berth.core.endpoint_config import EndpointConfigDoc
 from berth.core.states import ConfigUpdate, EndpointReady
 from berth.store.endpoints import EndpointRecord
 
 
-def document(entities: list[dict[str, Any]], version: int = 1, **extra: Any) -> dict[str, Any]:
+def document(
+    entities: list[dict[str, Any]], version: int = 1, start_time: int | None = None
+) -> EndpointConfigDoc:
     routes = {
         "routes": [{"served_entity_name": entities[0].get("name", "x"), "traffic_percentage": 100}]
     }
     config = EndpointCoreConfigInput.model_validate(
         {"served_entities": entities, "traffic_config": routes}
     )
-    return {**normalise_config(config).document(version=version, creator="a", now_ms=5), **extra}
+    normalised = normalise_config(config)
+    return normalised.document(version=version, creator="a", now_ms=5, start_time=start_time)
 
 
-def record(config: dict[str, Any], **fields: Any) -> EndpointRecord:
+def record(config: EndpointConfigDoc, **fields: Any) -> EndpointRecord:
     values: dict[str, Any] = {
         "id": "0" * 32,
         "name": "ep",
@@ -31,7 +35,7 @@ def record(config: dict[str, Any], **fields: Any) -> EndpointRecord:
         "updated_at": 6,
         "description": "",
         "config": config,
-        "config_version": config["config_version"],
+        "config_version": config.config_version,
         "pending_config": None,
         "ready": EndpointReady.NOT_READY,
         "config_update": ConfigUpdate.NOT_UPDATING,

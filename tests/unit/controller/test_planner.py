@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.controller.planner import FailUpdate, Promote, SaveStates, plan
 from berth.controller.targets import (
@@ -12,6 +14,7 @@ from berth.controller.targets import (
     Scaling,
     scaling,
 )
+from berth.core.endpoint_config import EntityState, ServedEntity
 from berth.core.states import DeploymentState, EndpointReady
 
 
@@ -24,7 +27,9 @@ def entity(artifact: str, name: str = "m-1", traffic: int = 100, replicas: int =
 
 
 def target(
-    current: ConfigTarget | None, pending: ConfigTarget | None = None, ready: str = "READY"
+    current: ConfigTarget | None,
+    pending: ConfigTarget | None = None,
+    ready: EndpointReady = EndpointReady.READY,
 ) -> EndpointTarget:
     stored = EndpointStates(ready, {}, {})
     return EndpointTarget("id1", "ep", current, pending, stored)
@@ -36,7 +41,7 @@ def status(rid: str, s: ReplicaSpec, state: ReplicaState, port: int = 9000) -> R
 
 def test_fresh_config_starts_its_replicas_and_routes_nothing_yet() -> None:
     pending = ConfigTarget(1, (entity("/a", replicas=2),))
-    decided = plan([target(None, pending, ready="NOT_READY")], [])
+    decided = plan([target(None, pending, ready=EndpointReady.NOT_READY)], [])
     assert [rid for rid, _ in decided.start] == [spec("/a").replica_id(0), spec("/a").replica_id(1)]
     assert decided.routes["ep"].entities == ()
     assert not decided.routes["ep"].serving
@@ -78,7 +83,7 @@ def test_failed_new_replica_fails_the_update_and_keeps_old_routes() -> None:
     (failure,) = decided.transitions
     assert isinstance(failure, FailUpdate)
     assert "boom" in failure.reason and failure.version == 2
-    assert failure.states.pending["m-1"][0] == DeploymentState.FAILED.value
+    assert failure.states.pending["m-1"].deployment == DeploymentState.FAILED
     assert [r.replica_id for r in decided.routes["ep"].entities[0].replicas] == [
         old.replica_ids()[0]
     ]
@@ -97,7 +102,7 @@ def test_unchanged_entity_keeps_its_replicas_across_versions() -> None:
 def test_states_are_saved_only_when_they_change() -> None:
     e = entity("/a")
     observed = [status(e.replica_ids()[0], e.spec, ReplicaState.READY)]  # type: ignore[arg-type]
-    first = plan([target(ConfigTarget(1, (e,)), ready="NOT_READY")], observed)
+    first = plan([target(ConfigTarget(1, (e,)), ready=EndpointReady.NOT_READY)], observed)
     (save,) = first.transitions
     assert isinstance(save, SaveStates) and save.states.ready == EndpointReady.READY
     settled = EndpointTarget("id1", "ep", ConfigTarget(1, (e,)), None, save.states)
@@ -110,15 +115,15 @@ def test_replicas_nobody_wants_are_stopped() -> None:
 
 
 def test_bounds_follow_workload_size_provisioned_concurrency_and_scale_to_zero() -> None:
-    assert scaling({"workload_size": "Small"}) == Scaling(1, 1)
-    assert scaling({"workload_size": "Medium"}) == Scaling(2, 4)
-    assert scaling({"workload_size": "Large"}) == Scaling(4, 16)
-    provisioned = {"min_provisioned_concurrency": 0, "max_provisioned_concurrency": 8}
+    assert scaling(ServedEntity("e", workload_size="Small")) == Scaling(1, 1)
+    assert scaling(ServedEntity("e", workload_size="Medium")) == Scaling(2, 4)
+    assert scaling(ServedEntity("e", workload_size="Large")) == Scaling(4, 16)
+    provisioned = ServedEntity("e", min_provisioned_concurrency=0, max_provisioned_concurrency=8)
     assert scaling(provisioned) == Scaling(1, 2)
-    assert scaling({}) == Scaling(1, 1)
-    to_zero = {"workload_size": "Medium", "scale_to_zero_enabled": True}
+    assert scaling(ServedEntity("e")) == Scaling(1, 1)
+    to_zero = ServedEntity("e", workload_size="Medium", scale_to_zero_enabled=True)
     assert scaling(to_zero) == Scaling(0, 4)
-    assert scaling({**to_zero, "scale_to_zero_idle_seconds": 30}) == Scaling(0, 4, 30.0)
+    assert scaling(replace(to_zero, scale_to_zero_idle_seconds=30)) == Scaling(0, 4, 30.0)
     assert Scaling(0, 4).initial == 1
 
 
@@ -128,7 +133,7 @@ def test_an_entity_scaled_to_zero_is_ready_and_routed_cold() -> None:
     assert decided.start == ()
     (save,) = decided.transitions
     assert isinstance(save, SaveStates) and save.states.ready == EndpointReady.READY
-    assert save.states.current["m-1"][0] == DeploymentState.READY.value
+    assert save.states.current["m-1"].deployment == DeploymentState.READY
     (route,) = decided.routes["ep"].entities
     assert route.cold and route.replicas == () and decided.routes["ep"].serving
 
@@ -162,13 +167,15 @@ def test_scaling_down_stops_the_highest_replicas() -> None:
 
 
 def test_an_entity_waiting_for_its_environment_starts_nothing_and_says_why() -> None:
-    building = ("DEPLOYMENT_CREATING", "Building environment abc with uv: resolving")
+    building = EntityState(DeploymentState.CREATING, "Building environment abc with uv: resolving")
     waiting = EntityTarget("m-1", 100, None, 0, blocked=building)
-    decided = plan([target(None, ConfigTarget(1, (waiting,)), ready="NOT_READY")], [])
+    decided = plan([target(None, ConfigTarget(1, (waiting,)), ready=EndpointReady.NOT_READY)], [])
     assert decided.start == ()
     (save,) = decided.transitions
     assert isinstance(save, SaveStates)
     assert save.states.pending == {"m-1": building}
-    failed = EntityTarget("m-1", 100, None, 0, blocked=("DEPLOYMENT_FAILED", "uv failed: x"))
+    failed = EntityTarget(
+        "m-1", 100, None, 0, blocked=EntityState(DeploymentState.FAILED, "uv failed: x")
+    )
     (failure,) = plan([target(None, ConfigTarget(1, (failed,)))], []).transitions
     assert isinstance(failure, FailUpdate) and "uv failed: x" in failure.reason

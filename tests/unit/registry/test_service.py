@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute
 from berth.core.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
 from berth.envs import environment_details
 from berth.registry.service import Registry
@@ -38,7 +39,8 @@ def _register(registry: Registry, name: str, source: SourceUri = SUM_SCORE) -> s
 
 
 def _serve(db: Database, endpoint: str, name: str, version: str, *, pending: bool = False) -> None:
-    config = {"served_entities": [{"entity_name": name, "entity_version": version}]}
+    served = ServedEntity(f"{name}-{version}", entity_name=name, entity_version=version)
+    config = EndpointConfigDoc(1, (served,), (TrafficRoute(served.name, 100),)).to_json()
     with db.transaction() as session:
         session.add(
             EndpointRow(

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from berth.api import access
 from berth.api.deps import PrincipalDep, ServicesDep
+from berth.core.endpoint_config import entities_of
 from berth.registry import openapi
 from berth.registry.names import parse_version
 from berth.store import models
@@ -21,16 +22,16 @@ router = APIRouter(tags=["serving-endpoints"])
 def endpoint_openapi(name: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     with services.db.transaction() as session:
         record = access.endpoint(session, name, principal, "CAN_VIEW")
-        config = record.config or record.pending_config or {}
+        config = record.config or record.pending_config
         bodies: list[tuple[str, dict[str, Any], Any]] = []
-        for entity in config.get("served_entities", []):
-            external = entity.get("external_model")
-            if external is not None:
-                bodies.append((entity["name"], openapi.task_input(external["task"]), None))
+        for entity in entities_of(config):
+            if entity.external_model is not None:
+                bodies.append((entity.name, openapi.task_input(entity.external_model.task), None))
                 continue
+            assert entity.entity_name is not None and entity.entity_version is not None
             version = models.get_version(
-                session, entity["entity_name"], parse_version(str(entity["entity_version"]))
+                session, entity.entity_name, parse_version(entity.entity_version)
             )
             schema, example = openapi.model_input(Path(version.artifact_path), version.format)
-            bodies.append((entity["name"], schema, example))
-    return openapi.document(name, int(config.get("config_version", 0)), bodies)
+            bodies.append((entity.name, schema, example))
+    return openapi.document(name, config.config_version if config else 0, bodies)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -33,7 +32,7 @@ from berth.core.principal import Principal
 from berth.envs import spec_of
 from berth.registry.names import parse_version
 from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
-from berth.store import audit, grants
+from berth.store import grants
 from berth.store.models import VersionInfo
 
 router = APIRouter(prefix="/api/2.0/models", tags=["models"])
@@ -54,7 +53,9 @@ def create_model(
     )
     with services.db.transaction() as session:
         grants.set_grant(session, MODEL, info.name, owner_grant(MODEL, principal))
-        _audit(session, services, principal, "models.create", info.name)
+        access.record_change(
+            session, principal, "models.create", (MODEL, info.name), services.clock.now_ms()
+        )
     return ModelResponse(model=Model.of(info))
 
 
@@ -84,7 +85,9 @@ def delete_model(name: str, services: ServicesDep, principal: PrincipalDep) -> d
     services.registry.delete_model(name)
     with services.db.transaction() as session:
         grants.drop_object(session, MODEL, name)
-        _audit(session, services, principal, "models.delete", name)
+        access.record_change(
+            session, principal, "models.delete", (MODEL, name), services.clock.now_ms()
+        )
     return {}
 
 
@@ -147,7 +150,15 @@ async def create_version(
 def _record_version(services: Services, principal: Principal, info: VersionInfo) -> None:
     with services.db.transaction() as session:
         after = {"version": info.version, "source": info.source}
-        _audit(session, services, principal, "models.create_version", info.model, after)
+        subject = (MODEL, info.model)
+        access.record_change(
+            session,
+            principal,
+            "models.create_version",
+            subject,
+            services.clock.now_ms(),
+            after=after,
+        )
 
 
 def _build_environment(services: Services, info: VersionInfo) -> None:
@@ -196,7 +207,15 @@ def delete_version(
     services.registry.delete_version(name, version)
     with services.db.transaction() as session:
         after = {"version": version}
-        _audit(session, services, principal, "models.delete_version", name, after=after)
+        subject = (MODEL, name)
+        access.record_change(
+            session,
+            principal,
+            "models.delete_version",
+            subject,
+            services.clock.now_ms(),
+            after=after,
+        )
     return {}
 
 
@@ -210,25 +229,6 @@ def _require_code(services: Services, principal: Principal) -> None:
         access.require_run_model_code(
             session, principal, services.settings.access, "register model versions"
         )
-
-
-def _audit(
-    session: Session,
-    services: Services,
-    principal: Principal,
-    action: str,
-    name: str,
-    after: dict[str, Any] | None = None,
-) -> None:
-    audit.record(
-        session,
-        actor=principal.name,
-        action=action,
-        object_type=MODEL.value,
-        object_id=name,
-        now_ms=services.clock.now_ms(),
-        after=after,
-    )
 
 
 def _version_request(raw: bytes) -> CreateVersionRequest:

@@ -35,8 +35,8 @@ from berth.core.permissions import (
     top_level,
 )
 from berth.core.principal import ADMINS_GROUP, Principal
-from berth.store import audit, grants, models
 from berth.store import endpoints as endpoint_store
+from berth.store import grants, models
 
 router = APIRouter(prefix="/api/2.0/permissions", tags=["permissions"])
 
@@ -163,13 +163,12 @@ def _write(
                 grants.set_grant(session, found.object_type, found.object_id, grant)
         session.flush()
         after = grants.grants_on(session, found.object_type, found.object_id)
-        audit.record(
+        access.record_change(
             session,
-            actor=principal.name,
-            action=f"permissions.{'set' if replace else 'update'}",
-            object_type=found.object_type.value,
-            object_id=found.object_id,
-            now_ms=services.clock.now_ms(),
+            principal,
+            f"permissions.{'set' if replace else 'update'}",
+            (found.object_type, found.object_id),
+            services.clock.now_ms(),
             before={"grants": [_entry(g) for g in before]},
             after={"grants": [_entry(g) for g in after]},
         )
