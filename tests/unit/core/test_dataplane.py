@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snapshot, SnapshotBus
+from berth.core.dataplane import (
+    EndpointRoute,
+    EntityRoute,
+    ReplicaRoute,
+    RoutePolicy,
+    Snapshot,
+    SnapshotBus,
+)
 from berth.core.principal import Principal, PrincipalKind
 
 SNAPSHOT = Snapshot(
@@ -24,8 +32,34 @@ SNAPSHOT = Snapshot(
 )
 
 
+POLICY = RoutePolicy(
+    fallback=True,
+    queriers=frozenset({"u:alice", "g:ml"}),
+    track_usage=True,
+    rate_limits=({"calls": 5, "renewal_period": "minute", "key": "user"},),
+    capture=0.25,
+    access_log=True,
+    predict_log=True,
+    guardrails={"input": {"invalid_keywords": ["x"]}},
+)
+
+
 def test_snapshot_round_trips_through_json() -> None:
     assert Snapshot.from_json(SNAPSHOT.to_json()) == SNAPSHOT
+
+
+def test_a_route_policy_round_trips_and_keeps_its_flat_wire_form() -> None:
+    assert RoutePolicy.from_json(POLICY.to_json()) == POLICY
+    assert RoutePolicy.from_json(RoutePolicy().to_json()) == RoutePolicy()
+    route = replace(SNAPSHOT.endpoints["ep"], policy=POLICY)
+    snapshot = replace(SNAPSHOT, endpoints={"ep": route})
+    [wire] = snapshot.to_json()["endpoints"]
+    assert (wire["queriers"], wire["fallback"], wire["capture"]) == (
+        ["g:ml", "u:alice"],
+        True,
+        0.25,
+    )
+    assert Snapshot.from_json(snapshot.to_json()) == snapshot
 
 
 def test_bus_long_poll_returns_as_soon_as_a_newer_snapshot_is_published() -> None:
