@@ -144,7 +144,7 @@ def _config_summary(doc: EndpointConfigDoc) -> Json:
 def _entity(entity: ServedEntity, replicas: tuple[int, int] | None = None) -> Json:
     """The entity as given, less its secrets; ``replicas``: (ready, desired) when it runs any."""
     out = {key: value for key, value in entity.to_json().items() if key not in _UNECHOED}
-    if "external_model" in out:
+    if entity.external_model is not None:
         out["external_model"] = without_plaintext(out["external_model"])
     if replicas is not None:
         out["current_replicas"], out["desired_replicas"] = replicas
