@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute
 from berth.envs import OWN_ENVIRONMENT
 from berth.store.db import Database
 from berth.store.tables import EndpointRow
@@ -362,7 +363,8 @@ def store(server: BerthServer) -> Iterator[Database]:
 
 
 def _serve(store: Database, endpoint: str, name: str, version: str, field: str) -> None:
-    config = {"served_entities": [{"name": "a", "entity_name": name, "entity_version": version}]}
+    served = ServedEntity("a", entity_name=name, entity_version=version)
+    config = EndpointConfigDoc(1, (served,), (TrafficRoute("a", 100),)).to_json()
     row = EndpointRow(id=uuid.uuid4().hex, name=endpoint, creator="admin", **{field: config})
     row.created_at = row.updated_at = 1
     row.ready, row.config_update = "NOT_READY", "NOT_UPDATING"

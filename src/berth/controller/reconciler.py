@@ -201,9 +201,9 @@ class Controller:
         return records, tokens, queriers
 
     def _remember_artifact(self, session: Any, entity: ServedEntity) -> None:
-        if entity.entity_name is None or entity.entity_version is None:
+        key = entity.registered_model
+        if key is None:
             return
-        key = (entity.entity_name, entity.entity_version)
         if key not in self._artifacts:
             version = model_store.get_version(session, key[0], int(key[1]))
             environment = version.details.get("environment") or {"hash": None}

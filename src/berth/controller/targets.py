@@ -168,8 +168,8 @@ def config_target(
                 external = externals(entity.external_model.to_json())
             except BerthError as exc:  # e.g. a secret it references is missing
                 blocked = EntityState(DeploymentState.FAILED, exc.message)
-        else:
-            spec, blocked = _replica_spec(endpoint, entity, artifacts, runtimes)
+        elif (served := entity.registered_model) is not None:
+            spec, blocked = _replica_spec(endpoint, entity, artifacts(*served), runtimes)
         bounds = scaling(entity)
         entities.append(
             EntityTarget(
@@ -186,11 +186,9 @@ def config_target(
 
 
 def _replica_spec(
-    endpoint: str, entity: ServedEntity, artifacts: ArtifactLookup, runtimes: RuntimeLookup
+    endpoint: str, entity: ServedEntity, artifact: ArtifactRef, runtimes: RuntimeLookup
 ) -> tuple[ReplicaSpec | None, EntityState | None]:
     """The spec of a registered model's replicas, or why they cannot start yet."""
-    assert entity.entity_name is not None and entity.entity_version is not None
-    artifact = artifacts(entity.entity_name, entity.entity_version)
     runtime = runtimes(artifact)
     if runtime.python is None:
         return None, runtime.blocked

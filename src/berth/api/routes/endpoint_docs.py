@@ -25,13 +25,12 @@ def endpoint_openapi(name: str, services: ServicesDep, principal: PrincipalDep) 
         config = record.config or record.pending_config
         bodies: list[tuple[str, dict[str, Any], Any]] = []
         for entity in entities_of(config):
-            if entity.external_model is not None:
+            served = entity.registered_model
+            if served is None:
+                assert entity.external_model is not None
                 bodies.append((entity.name, openapi.task_input(entity.external_model.task), None))
                 continue
-            assert entity.entity_name is not None and entity.entity_version is not None
-            version = models.get_version(
-                session, entity.entity_name, parse_version(entity.entity_version)
-            )
+            version = models.get_version(session, served[0], parse_version(served[1]))
             schema, example = openapi.model_input(Path(version.artifact_path), version.format)
             bodies.append((entity.name, schema, example))
     return openapi.document(name, config.config_version if config else 0, bodies)
