@@ -43,8 +43,9 @@ from berth.core.states import DeploymentState
 from berth.metrics import Metrics
 from berth.sandbox import Sandbox
 from berth.store import endpoints as endpoint_store
-from berth.store import grants, principals, rollouts
+from berth.store import grants, rollouts
 from berth.store import models as model_store
+from berth.store import tokens as token_store
 from berth.store.db import Database
 from berth.store.endpoints import EndpointRecord
 
@@ -193,7 +194,7 @@ class Controller:
         """Endpoints, live tokens, and who may query each endpoint (by endpoint id)."""
         with self._db.transaction() as session:
             records = endpoint_store.list_endpoints(session)
-            tokens = principals.live_tokens(session, self._clock.now_ms())
+            tokens = token_store.live_tokens(session, self._clock.now_ms())
             queriers = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
             for record in records:
                 for entity in entities_of(record.config, record.pending_config):

@@ -23,8 +23,11 @@ from berth.identity.policy import (
     require_admin,
 )
 from berth.store import audit, entitlements, grants, principals
+from berth.store import groups as group_store
 from berth.store.db import Database
-from berth.store.principals import GroupInfo, Match, Page, PrincipalInfo
+from berth.store.groups import GroupInfo
+from berth.store.listing import Match, Page
+from berth.store.principals import PrincipalInfo
 from berth.store.tables import Json
 
 NAME_FIELDS = {PrincipalKind.USER: "userName", PrincipalKind.SERVICE_PRINCIPAL: "applicationId"}
@@ -143,7 +146,7 @@ class Directory:
         check_group_name(name)
         now = self._clock.now_ms()
         with self._db.transaction() as session:
-            info = principals.create_group(session, name, member_ids, now)
+            info = group_store.create_group(session, name, member_ids, now)
             self._audit_group(session, caller, "create", info, None, info)
         if member_ids:
             self._on_change()
@@ -152,14 +155,14 @@ class Directory:
     def get_group(self, caller: Principal, group_id: int) -> GroupInfo:
         require_admin(caller, "read groups")
         with self._db.transaction() as session:
-            return principals.get_group(session, group_id)
+            return group_store.get_group(session, group_id)
 
     def list_groups(
         self, caller: Principal, match: Match | None, offset: int, limit: int
     ) -> Page[GroupInfo]:
         require_admin(caller, "list groups")
         with self._db.transaction() as session:
-            return principals.list_groups(session, match, offset, limit)
+            return group_store.list_groups(session, match, offset, limit)
 
     def change_members(
         self,
@@ -175,7 +178,7 @@ class Directory:
         group's own, since grants name groups."""
         require_admin(caller, "manage groups")
         with self._db.transaction() as session:
-            before = principals.get_group(session, group_id)
+            before = group_store.get_group(session, group_id)
             if name is not None and name != before.name:
                 raise InvalidParameter(
                     f"Group '{before.name}' cannot be renamed to '{name}': permissions are "
@@ -189,7 +192,7 @@ class Directory:
                     f"The built-in '{ADMIN_NAME}' user stays in '{ADMINS_GROUP}', so berth "
                     "always has an administrator."
                 )
-            after = principals.change_members(session, group_id, add=add, remove=remove)
+            after = group_store.change_members(session, group_id, add=add, remove=remove)
             self._audit_group(session, caller, "update", after, before, after)
         self._on_change()
         return after
@@ -197,13 +200,13 @@ class Directory:
     def delete_group(self, caller: Principal, group_id: int) -> None:
         require_admin(caller, "manage groups")
         with self._db.transaction() as session:
-            before = principals.get_group(session, group_id)
+            before = group_store.get_group(session, group_id)
             if before.name == ADMINS_GROUP:
                 raise InvalidParameter(
                     f"The built-in '{ADMINS_GROUP}' group cannot be deleted: its members are "
                     "berth's administrators. Remove members from it instead."
                 )
-            principals.delete_group(session, group_id)
+            group_store.delete_group(session, group_id)
             grants.drop_grantee(session, GranteeKind.GROUP, before.name)
             self._audit_group(session, caller, "delete", before, before, None)
         self._on_change()

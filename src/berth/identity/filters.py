@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Literal, cast
 
 from berth.core.errors import InvalidParameter
-from berth.store.principals import Match
+from berth.store.listing import Match
 
 Field = Literal["id", "name", "display_name"]
 Op = Literal["eq", "ne", "co", "sw"]

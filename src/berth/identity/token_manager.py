@@ -17,9 +17,11 @@ from berth.core.principal import Principal
 from berth.identity.policy import check_lifetime, require_admin
 from berth.identity.tokens import IssuedToken, issue
 from berth.store import audit, principals
+from berth.store import tokens as token_store
 from berth.store.db import Database
-from berth.store.principals import PrincipalInfo, TokenInfo
+from berth.store.principals import PrincipalInfo
 from berth.store.tables import Json
+from berth.store.tokens import TokenInfo
 
 TOKEN = "token"
 
@@ -43,12 +45,12 @@ class TokenManager:
 
     def list_own(self, caller: Principal) -> list[TokenInfo]:
         with self._db.transaction() as session:
-            return principals.list_tokens(session, owner_id=_principal(session, caller.name).id)
+            return token_store.list_tokens(session, owner_id=_principal(session, caller.name).id)
 
     def delete_own(self, caller: Principal, token_id: str) -> None:
         """Revoke one of the caller's own tokens; another's is as unknown as a missing one."""
         with self._db.transaction() as session:
-            info = principals.get_token(session, token_id)
+            info = token_store.get_token(session, token_id)
             if info.owner != caller.name:
                 raise NotFound(f"Token with id '{token_id}' does not exist.")
             self._delete(session, caller, info)
@@ -65,18 +67,18 @@ class TokenManager:
                 if maker is None or created_by_username not in (None, maker.name):
                     return []
                 created_by_username = maker.name
-            return principals.list_tokens(session, created_by=created_by_username)
+            return token_store.list_tokens(session, created_by=created_by_username)
 
     def get(self, caller: Principal, token_id: str) -> TokenInfo:
         require_admin(caller, "read others' tokens")
         with self._db.transaction() as session:
-            return principals.get_token(session, token_id)
+            return token_store.get_token(session, token_id)
 
     def delete(self, caller: Principal, token_id: str) -> None:
         """Revoke any token (admins only)."""
         require_admin(caller, "revoke others' tokens")
         with self._db.transaction() as session:
-            self._delete(session, caller, principals.get_token(session, token_id))
+            self._delete(session, caller, token_store.get_token(session, token_id))
         self._on_change()
 
     def _issue(
@@ -113,7 +115,7 @@ class TokenManager:
         return issued
 
     def _delete(self, session: Session, caller: Principal, info: TokenInfo) -> None:
-        principals.delete_token(session, info.token_id)
+        token_store.delete_token(session, info.token_id)
         audit.record(
             session,
             actor=caller.name,

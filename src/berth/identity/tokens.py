@@ -14,9 +14,11 @@ from berth.core.errors import Unauthenticated
 from berth.core.ids import hash_token, new_token
 from berth.core.principal import ADMINS_GROUP, Principal, PrincipalKind
 from berth.identity.policy import ADMIN_NAME
+from berth.store import groups as group_store
 from berth.store import principals
+from berth.store import tokens as token_store
 from berth.store.db import Database
-from berth.store.principals import TokenInfo
+from berth.store.tokens import TokenInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ def issue(
 ) -> IssuedToken:
     """Store a token's hash for ``owner_id``: ``value`` when given, else a new random one."""
     value = value or new_token()
-    info = principals.add_token(
+    info = token_store.add_token(
         session,
         token_id=uuid.uuid4().hex,
         principal_id=owner_id,
@@ -77,12 +79,12 @@ class TokenService:
             admin_id = principals.ensure_principal(
                 session, ADMIN_NAME, PrincipalKind.USER, now, display_name="Administrator"
             )
-            principals.ensure_group_member(session, ADMINS_GROUP, admin_id, now)
+            group_store.ensure_group_member(session, ADMINS_GROUP, admin_id, now)
             if configured is not None:
-                if principals.principal_for_token(session, hash_token(configured), now) is None:
+                if token_store.principal_for_token(session, hash_token(configured), now) is None:
                     self._add(session, admin_id, "admin token from BERTH_ADMIN_TOKEN", configured)
                 return AdminBootstrap(created=False, token=None, token_file=token_file)
-            if principals.count_tokens(session) > 0:
+            if token_store.count_tokens(session) > 0:
                 return AdminBootstrap(created=False, token=None, token_file=token_file)
             token = self._add(session, admin_id, "admin token made on first start").value
         _write_private(token_file, token + "\n")
@@ -100,7 +102,7 @@ class TokenService:
                 "Unsupported authorization header: use 'Authorization: Bearer <token>'."
             )
         with self._db.transaction() as session:
-            principal = principals.principal_for_token(
+            principal = token_store.principal_for_token(
                 session, hash_token(token.strip()), self._clock.now_ms()
             )
         if principal is None:

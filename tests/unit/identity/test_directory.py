@@ -19,9 +19,11 @@ from berth.core.principal import Principal, PrincipalKind
 from berth.identity.directory import Directory
 from berth.identity.token_manager import TokenManager
 from berth.identity.tokens import TokenService
-from berth.store import audit, principals
+from berth.store import audit
+from berth.store import tokens as token_store
 from berth.store.db import Database
-from berth.store.principals import GroupInfo, Match
+from berth.store.groups import GroupInfo
+from berth.store.listing import Match
 from tests.unit.identity.conftest import ADMIN, Changes
 
 USER = PrincipalKind.USER
@@ -154,7 +156,7 @@ def test_deactivating_refuses_tokens_on_both_planes_until_activated(
     with pytest.raises(Unauthenticated, match="unknown, revoked or expired"):
         auth.authenticate(f"Bearer {value}")
     with db.transaction() as session:
-        assert {p.name for p in principals.live_tokens(session, 0).values()} == {"admin"}
+        assert {p.name for p in token_store.live_tokens(session, 0).values()} == {"admin"}
     with pytest.raises(InvalidParameter, match="'alice' is deactivated"):
         tokens.create_on_behalf(ADMIN, "alice", None, "")
 
@@ -173,7 +175,7 @@ def test_deleting_a_principal_deletes_its_tokens_and_memberships(
     tokens.create_on_behalf(ADMIN, "alice", 60, "two")
     directory.delete_principal(ADMIN, USER, alice)
     with db.transaction() as session:
-        assert [t.owner for t in principals.list_tokens(session)] == ["admin"]
+        assert [t.owner for t in token_store.list_tokens(session)] == ["admin"]
     assert directory.get_group(ADMIN, group.id).members == ()
     with pytest.raises(NotFound, match=f"User with id '{alice}' does not exist"):
         directory.delete_principal(ADMIN, USER, alice)

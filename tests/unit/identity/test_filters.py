@@ -6,7 +6,7 @@ import pytest
 
 from berth.core.errors import InvalidParameter
 from berth.identity.filters import Field, parse_filter
-from berth.store.principals import Match
+from berth.store.listing import Match
 
 USERS: dict[str, Field] = {"userName": "name", "displayName": "display_name", "id": "id"}
 

@@ -14,7 +14,8 @@ from berth.core.principal import Principal, PrincipalKind
 from berth.identity.directory import Directory
 from berth.identity.token_manager import TokenManager
 from berth.identity.tokens import TokenService
-from berth.store import audit, principals
+from berth.store import audit
+from berth.store import tokens as token_store
 from berth.store.db import Database
 from tests.unit.identity.conftest import ADMIN, Changes, ManualClock
 
@@ -45,8 +46,8 @@ def test_a_token_works_until_it_expires(
     with pytest.raises(Unauthenticated, match="unknown, revoked or expired"):
         auth.authenticate(f"Bearer {issued.value}")
     with db.transaction() as session:
-        assert "alice" not in {p.name for p in principals.live_tokens(session, clock.now).values()}
-        assert "alice" in {p.name for p in principals.live_tokens(session, clock.now - 1).values()}
+        assert "alice" not in {p.name for p in token_store.live_tokens(session, clock.now).values()}
+        assert "alice" in {p.name for p in token_store.live_tokens(session, clock.now - 1).values()}
 
 
 @pytest.mark.parametrize("lifetime", [0, -1])

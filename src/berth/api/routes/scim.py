@@ -31,7 +31,8 @@ from berth.core.principal import Principal, PrincipalKind
 from berth.identity.directory import Directory
 from berth.identity.filters import Field, parse_filter
 from berth.identity.policy import require_admin
-from berth.store.principals import NOUNS, GroupInfo, PrincipalInfo
+from berth.store.groups import GroupInfo
+from berth.store.principals import NOUNS, PrincipalInfo
 
 BASE = "/api/2.0/preview/scim/v2"
 MAX_COUNT = 10_000

@@ -17,7 +17,9 @@ from berth.api.schemas.strict import Strict
 from berth.core.errors import InvalidParameter
 from berth.core.permissions import ENTITLEMENTS
 from berth.core.principal import PrincipalKind
-from berth.store.principals import GroupInfo, PrincipalInfo, TokenInfo
+from berth.store.groups import GroupInfo
+from berth.store.principals import PrincipalInfo
+from berth.store.tokens import TokenInfo
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 SERVICE_PRINCIPAL_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"
