@@ -193,15 +193,17 @@ class Gateway:
         """Within the endpoint's rate limits: admitted (reserving the request's token
         estimate; the quota headers are yielded) or refused with 429, and settled on the
         tokens really used."""
-        buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
-        if not buckets:
+        with stages.stage("rate_limit"):  # timed with no limit too: every stage counts all
+            buckets = buckets_for(route.rate_limits, route.endpoint_id, principal)
+            admitted = None
+            if buckets:
+                estimate = 0
+                if any(bucket.tokens is not None for bucket in buckets):
+                    estimate = estimate_tokens(ex.json_or_none())
+                admitted = await self.limiter.admit(buckets, estimate)
+        if admitted is None:
             yield []
             return
-        with stages.stage("rate_limit"):
-            estimate = 0
-            if any(bucket.tokens is not None for bucket in buckets):
-                estimate = estimate_tokens(ex.json_or_none())
-            admitted = await self.limiter.admit(buckets, estimate)
         if isinstance(admitted, Refusal):
             raise LimitExceeded(admitted)
         try:

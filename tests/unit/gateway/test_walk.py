@@ -142,7 +142,8 @@ def test_a_query_is_answered_by_a_replica_and_recorded(tmp_path: Path) -> None:
     assert float(headers["x-berth-overhead-ms"]) >= 0
     rendered = harness.rendered()
     assert 'berth_requests_total{endpoint="ep",served_entity="one",status="200"} 1.0' in rendered
-    assert 'stage="upstream"' in rendered and 'stage="auth"' in rendered
+    for stage in ("auth", "rate_limit", "queue_wait", "upstream"):
+        assert f'stage="{stage}"' in rendered
     logged = [
         json.loads(line)
         for path in harness.logs.rglob("access.log")
