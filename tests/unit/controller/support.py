@@ -160,10 +160,9 @@ def create(db: Database, name: str, pending: Json, **fields: Any) -> None:
         email_notifications=None,
         budget_policy_id=None,
         telemetry_config=None,
-        **fields,
     )
     with db.transaction() as session:
-        endpoint_store.insert_endpoint(session, record)
+        endpoint_store.insert_endpoint(session, replace(record, **fields))
 
 
 def update(db: Database, name: str, pending: Json) -> None:

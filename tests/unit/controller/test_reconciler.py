@@ -203,3 +203,41 @@ def test_restarted_controller_finishes_a_rollout_it_finds_ready(db: Database, en
         await after.controller.close()
 
     asyncio.run(scenario())
+
+
+def test_external_model_routes_carry_revealed_credentials_and_gateway_settings(
+    db: Database, envs: Path
+) -> None:
+    async def scenario() -> None:
+        secrets = {"{{secrets/team/openai}}": "sk-revealed"}
+        world = World(db, envs, reveal=secrets.get)
+        external = {
+            "name": "gpt-4o",
+            "provider": "openai",
+            "task": "llm/v1/chat",
+            "openai_config": {"openai_api_key": "{{secrets/team/openai}}"},
+        }
+        pending = {
+            "config_version": 1,
+            "served_entities": [{"name": "chat", "external_model": external}],
+            "traffic_config": {
+                "routes": [{"served_entity_name": "chat", "traffic_percentage": 100}]
+            },
+        }
+        gateway = {
+            "inference_table_config": {"enabled": True, "sampling_fraction": 0.25},
+            "usage_tracking_config": {"enabled": True},
+        }
+        create(db, "chat", pending, ai_gateway=gateway)
+
+        await world.reconcile()
+        route = world.bus.current.endpoints["chat"]
+        assert route.config_version == 1  # nothing to start: it serves at once
+        (entity,) = route.entities
+        assert entity.external is not None
+        assert entity.external["openai_config"] == {"openai_api_key_plaintext": "sk-revealed"}
+        assert (route.capture, route.track_usage, route.fallback) == (0.25, True, False)
+        assert world.backend.started == []
+        await world.controller.close()
+
+    asyncio.run(scenario())
