@@ -94,6 +94,11 @@ class MemoryBackend:
         ]
         return found
 
+    def on(self, endpoint: str) -> str:
+        """The one replica of ``endpoint``."""
+        (found,) = [rid for rid, s in self.statuses.items() if s.spec.endpoint == endpoint]
+        return found
+
 
 def artifact(model_version: int) -> str:
     return f"/artifacts/sum/{model_version}"
@@ -172,6 +177,11 @@ def update(db: Database, name: str, pending: Json) -> None:
         assert endpoint_store.request_config(session, record.id, pending, 2)
 
 
+def delete(db: Database, name: str) -> None:
+    with db.transaction() as session:
+        assert endpoint_store.delete_endpoint(session, name)
+
+
 def cancel(db: Database, name: str) -> None:
     with db.transaction() as session:
         record = endpoint_store.get_endpoint(session, name)
@@ -247,6 +257,17 @@ class World:
         )
         assert value is not None
         return value
+
+
+async def serving(world: World, name: str = "ep") -> str:
+    """Create ``name`` on version 1 and drive it until it serves; its replica id."""
+    create(world.db, name, document(1, 1))
+    await world.reconcile()
+    replica = world.backend.on(name)
+    world.backend.ready(replica)
+    await world.reconcile()
+    assert world.routed(name) == [replica]
+    return replica
 
 
 async def settle(condition: Callable[[], bool]) -> None:

@@ -14,19 +14,10 @@ from tests.unit.controller.support import (
     create,
     document,
     register,
+    serving,
     settle,
     update,
 )
-
-
-async def serving(world: World, name: str = "ep", model_version: int = 1) -> str:
-    """Create ``name`` on ``model_version`` and drive it until it serves; its replica id."""
-    create(world.db, name, document(1, model_version))
-    await world.reconcile()
-    replica = world.backend.of(model_version)
-    world.backend.ready(replica)
-    await world.reconcile()
-    return replica
 
 
 def test_new_endpoint_serves_once_its_replica_is_ready(db: Database, envs: Path) -> None:

@@ -17,38 +17,18 @@ from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snaps
 from berth.core.load import EntityKey, EntityLoad
 from berth.core.states import ConfigUpdate
 from berth.metrics import PASS_STAGES, Metrics
-from berth.store import endpoints as endpoint_store
 from berth.store.db import Database
 from tests.unit.controller.support import (
     MemoryBackend,
     World,
     create,
+    delete,
     document,
     register,
+    serving,
     settle,
     update,
 )
-
-
-async def serving(world: World, name: str) -> str:
-    """Create ``name`` on version 1 and drive it until it serves; its replica id."""
-    create(world.db, name, document(1, 1))
-    await world.reconcile()
-    replica = of(world, name)
-    world.backend.ready(replica)
-    await world.reconcile()
-    assert world.routed(name) == [replica]
-    return replica
-
-
-def of(world: World, endpoint: str) -> str:
-    (found,) = [rid for rid, s in world.backend.statuses.items() if s.spec.endpoint == endpoint]
-    return found
-
-
-def delete(db: Database, name: str) -> None:
-    with db.transaction() as session:
-        assert endpoint_store.delete_endpoint(session, name)
 
 
 def test_every_stage_of_a_pass_is_timed_on_metrics(db: Database, envs: Path) -> None:
@@ -80,7 +60,7 @@ def test_a_replica_that_cannot_start_costs_that_replica_alone(db: Database, envs
 
         world.backend.refused = set()
         await world.reconcile()
-        assert of(world, "a") in world.backend.started
+        assert world.backend.on("a") in world.backend.started
         await world.controller.close()
 
     asyncio.run(scenario())
@@ -93,7 +73,7 @@ def test_failed_recording_does_not_skip_retiring(db: Database, envs: Path) -> No
         gone = await serving(world, "gone")
         create(db, "ep", document(1, 1))
         await world.reconcile()
-        world.backend.ready(of(world, "ep"))
+        world.backend.ready(world.backend.on("ep"))
         delete(db, "gone")
         with db.engine.begin() as conn:  # the store refuses every endpoint write
             conn.execute(
@@ -125,7 +105,7 @@ def test_failed_publishing_skips_recording_but_not_retiring(db: Database, envs: 
         gone = await serving(world, "gone")
         create(db, "ep", document(1, 1))
         await world.reconcile()
-        world.backend.ready(of(world, "ep"))
+        world.backend.ready(world.backend.on("ep"))
         delete(db, "gone")
         broken = True
 
@@ -198,7 +178,7 @@ def test_failed_autoscaler_keeps_the_counts_the_last_pass_wanted(db: Database, e
         world = World(db, envs, load=LoadBoard(demand), policy=Policy(scale_to_zero_idle_s=0))
         create(db, "ep", document(1, 1, scale_to_zero_enabled=True))
         await world.reconcile()
-        replica = of(world, "ep")
+        replica = world.backend.on("ep")
         await world.reconcile()  # idle: scaled to zero, and the config promoted
         await world.reconcile()  # kept warm for the next request
         await settle(lambda: replica not in world.backend.statuses)
@@ -228,7 +208,7 @@ def test_an_endpoint_whose_target_fails_is_held_as_it_is(db: Database, envs: Pat
         assert decided.stop == ()
         assert world.routed("held") == [replica]
         assert world.endpoint("held").config_update is ConfigUpdate.IN_PROGRESS
-        assert of(world, "other") in world.backend.started
+        assert world.backend.on("other") in world.backend.started
         await world.controller.close()
 
     asyncio.run(scenario())
@@ -247,7 +227,7 @@ def test_an_endpoint_whose_model_version_is_unreadable_is_held(db: Database, env
         assert world.failures("target") == 0
         assert decided.stop == ()
         assert world.routed("held") == [replica]
-        assert of(world, "other") in world.backend.started
+        assert world.backend.on("other") in world.backend.started
         await world.controller.close()
 
     asyncio.run(scenario())
@@ -293,7 +273,7 @@ def test_outcomes_are_recorded_once_every_gateway_holds_the_routes(
         assert world.events("ep") == []  # its entity's state waits for the gateways
         gates[first].set()
         await settle(lambda: first in held)
-        replica = of(world, "ep")
+        replica = world.backend.on("ep")
         world.backend.ready(replica)
 
         await world.reconcile()  # the pass does not wait for the gateways
@@ -325,7 +305,7 @@ def test_the_loop_passes_on_its_own_and_wakes_for_waiting_requests(
         create(db, "ep", document(1, 1))
         world.controller.start()
         await asyncio.wait_for(published.get(), timeout=30)
-        replica = of(world, "ep")
+        replica = world.backend.on("ep")
         world.backend.ready(replica)
 
         world.controller.report_load("gateway-2", {("ep", "sum-entity"): EntityLoad(waiting=1)})
