@@ -1,7 +1,11 @@
 """The control loop: read desired state, plan, act through the backend, publish routes.
 
 Level-triggered: every pass starts from the store and the backend's view, so a missed event
-or a crash costs one pass, not correctness. A failing pass is logged and the loop goes on.
+or a crash costs one pass, not correctness. A pass runs in stages (``berth.controller.stages``),
+each timed and guarded apart: one that fails costs only what needs its result, and retiring
+replicas nobody routes to runs whatever failed before it. Nothing inside a pass waits for a
+condition: what must be waited for (gateways catching up, replicas draining) is waited for by
+a task beside the loop, whose outcome a later pass observes.
 """
 
 from __future__ import annotations
@@ -10,23 +14,26 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from berth.backends.base import Backend, ReplicaSpec, ReplicaState, ReplicaStatus
-from berth.controller.autoscaler import Autoscaler, Policy, ScaleKey, Size
+from berth.backends.base import Backend, ReplicaSpec, ReplicaStatus
+from berth.controller.autoscaler import Autoscaler, Policy
+from berth.controller.catch_up import CatchUp, Followers
 from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import transition_events
 from berth.controller.load_board import LoadBoard
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
+from berth.controller.retirements import Drain as Drain
+from berth.controller.retirements import Retirements
+from berth.controller.sizing import ReplicaCount, Sizing
+from berth.controller.stages import Stages
 from berth.controller.targets import (
     ArtifactRef,
     ConfigTarget,
     EndpointStates,
     EndpointTarget,
-    EntityTarget,
     Runtime,
     config_target,
     in_progress,
@@ -34,7 +41,7 @@ from berth.controller.targets import (
     stored_states,
 )
 from berth.core.clock import Clock
-from berth.core.dataplane import Snapshot, SnapshotBus
+from berth.core.dataplane import EndpointRoute, Snapshot, SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
 from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
@@ -52,14 +59,22 @@ from berth.store.endpoints import EndpointRecord
 log = logging.getLogger(__name__)
 
 
-class ReplicaCount(NamedTuple):
-    ready: int
-    desired: int
+class _Read(NamedTuple):
+    records: list[EndpointRecord]
+    tokens: dict[str, Principal]
+    queriers: dict[str, list[Grant]]
+    """Who may query each endpoint, by endpoint id."""
+    unreadable: frozenset[str]
+    """Endpoints whose model versions could not be read: held as they are this pass."""
 
 
-Drain = Callable[[str], Awaitable[None]]
-Followers = Callable[[int], Awaitable[None]]
-"""Returns once every gateway process holds this snapshot version (or gave up waiting)."""
+class _Desired(NamedTuple):
+    targets: list[EndpointTarget]
+    held: frozenset[str]
+    """Endpoints whose target could not be built: their replicas and routes stay as they are
+    this pass, never torn down for a failure that may pass."""
+
+
 Reveal = Callable[[str], str | None]
 """The value a ``{{secrets/scope/key}}`` reference names, or None for any other text."""
 
@@ -93,17 +108,16 @@ class Controller:
         self._clock = clock
         self._envs = Environments(envs_root, python, self.nudge, metrics, sandbox)
         self._metrics = metrics
-        self._drain = drain
+        self._stages = Stages(metrics)
+        self._retirements = Retirements(backend, drain, self._stages)
         self._reveal = reveal
         self._tick_s = tick_s
-        self._followers = followers
+        self._catch_up = None if followers is None else CatchUp(followers, self._stages, self.nudge)
         self._wake = asyncio.Event()
         self._artifacts: dict[tuple[str, str], ArtifactRef] = {}
-        self._stopping: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self.load = load or LoadBoard()
-        self._autoscaler = Autoscaler(policy or Policy())
-        self._scale: dict[tuple[str, int, str], ReplicaCount] = {}
+        self._sizing = Sizing(Autoscaler(policy or Policy()), self.load, metrics)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="berth-controller")
@@ -117,8 +131,9 @@ class Controller:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
-        for task in self._stopping.values():
-            task.cancel()
+        await self._retirements.close()
+        if self._catch_up is not None:
+            await self._catch_up.close()
         await self._envs.close()
         await self._backend.close()
 
@@ -155,51 +170,87 @@ class Controller:
 
     def scale(self, endpoint: str) -> dict[tuple[int, str], ReplicaCount]:
         """(config version, served entity) → replicas ready and wanted, as of the last pass."""
-        return {(v, e): c for (name, v, e), c in self._scale.items() if name == endpoint}
+        return self._sizing.scale(endpoint)
 
     async def reconcile(self) -> Plan:
-        records, tokens, queriers = await asyncio.to_thread(self._read)
-        targets = [
-            t for t in (self._target(r, queriers.get(r.id, ())) for r in records) if t is not None
-        ]
-        targets = self._autoscale(targets)
-        # A replica being retired is gone as far as planning goes; should it be wanted again
-        # (an endpoint re-created under the same name), it restarts once the retiring is done.
-        replicas = self._backend.replicas()
-        observed = [r for r in replicas if r.replica_id not in self._stopping]
-        self._count_replicas(replicas)
-        self._count_scale(targets, observed)
-        decided = plan(targets, observed)
-        for replica_id, spec in decided.start:
-            if replica_id not in self._stopping:
-                await self._backend.start(replica_id, spec)
-        for spec in _scaled_to_zero(targets):
-            await self._backend.keep_warm(spec)
-        # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
-        # version. Should recording then lose a race, the next pass routes by the store again.
-        self._publish(decided, tokens)
-        if decided.transitions and self._followers is not None:
-            await self._followers(self._bus.current.version)
-        if decided.transitions:
-            by_id = {r.id: r for r in records}
-            await asyncio.to_thread(self._record, decided.transitions, by_id)
-        for replica_id in decided.stop:
-            if replica_id not in self._stopping:
-                self._stopping[replica_id] = asyncio.create_task(self._retire(replica_id))
+        """One pass; returns its plan (empty when a stage the plan needs failed)."""
+        read: _Read | None = None
+        with self._stages.run("read"):
+            read = await asyncio.to_thread(self._read)
+        desired = None if read is None else self._desire(read)
+        decided = None if desired is None else self._plan(desired)
+        if read is None or desired is None or decided is None:
+            return Plan()
+        await self._act(read, desired, decided)
         return decided
 
-    def _read(
-        self,
-    ) -> tuple[list[EndpointRecord], dict[str, Principal], dict[str, list[Grant]]]:
-        """Endpoints, live tokens, and who may query each endpoint (by endpoint id)."""
+    def _desire(self, read: _Read) -> _Desired | None:
+        """The target and autoscale stages; None when no target could be built at all."""
+        desired: _Desired | None = None
+        with self._stages.run("target"):
+            desired = self._targets(read)
+        if desired is None:
+            return None
+        targets = desired.targets
+        with self._stages.run("autoscale") as sizing:
+            targets = self._sizing.autoscale(targets)
+        if sizing.failed:  # the counts the last pass wanted hold: no replica stops for it
+            targets = self._sizing.as_before(targets)
+        return _Desired(targets, desired.held)
+
+    def _plan(self, desired: _Desired) -> Plan | None:
+        decided: Plan | None = None
+        with self._stages.run("plan"):
+            replicas = self._backend.replicas()
+            # A replica being retired is gone as far as planning goes; should it be wanted again
+            # (an endpoint re-created under the same name), it restarts once the retiring is
+            # done. A held endpoint's replicas are left as they are: neither started nor stopped.
+            observed = [
+                r
+                for r in replicas
+                if r.replica_id not in self._retirements and r.spec.endpoint not in desired.held
+            ]
+            decided = plan(desired.targets, observed)
+            self._count_replicas(replicas)
+            self._sizing.count(desired.targets, observed)
+        return decided
+
+    async def _act(self, read: _Read, desired: _Desired, decided: Plan) -> None:
+        """The execute, publish, record and retire stages."""
+        with self._stages.run("execute"):
+            await self._execute(decided, desired.targets)
+        # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
+        # version. Should recording then lose a race, the next pass routes by the store again.
+        with self._stages.run("publish") as publishing:
+            self._publish(decided.routes, read.tokens, desired.held)
+        if decided.transitions and not publishing.failed:
+            with self._stages.run("record"):
+                # Recorded once every gateway routes by it; until then, a later pass records.
+                version = self._bus.current.version
+                if self._catch_up is None or self._catch_up.holds(version):
+                    by_id = {r.id: r for r in read.records}
+                    await asyncio.to_thread(self._record, decided.transitions, by_id)
+        with self._stages.run("retire"):
+            self._retirements.retire(decided.stop, self._bus.current)
+
+    def _read(self) -> _Read:
+        """The store's view, in one transaction; one endpoint's unreadable config document or
+        model version costs that endpoint alone."""
+        unreadable: set[str] = set()
+        records: list[EndpointRecord] = []
         with self._db.transaction() as session:
-            records = endpoint_store.list_endpoints(session)
             tokens = token_store.live_tokens(session, self._clock.now_ms())
             queriers = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
-            for record in records:
-                for entity in entities_of(record.config, record.pending_config):
-                    self._remember_artifact(session, entity)
-        return records, tokens, queriers
+            for name, read in endpoint_store.each_endpoint(session):
+                what = "endpoint %s: reading its configs and model versions"
+                with self._stages.guard("read", what, name) as reading:
+                    record = read()
+                    records.append(record)
+                    for entity in entities_of(record.config, record.pending_config):
+                        self._remember_artifact(session, entity)
+                if reading.failed:
+                    unreadable.add(name)
+        return _Read(records, tokens, queriers, frozenset(unreadable))
 
     def _remember_artifact(self, session: Any, entity: ServedEntity) -> None:
         key = entity.registered_model
@@ -210,7 +261,22 @@ class Controller:
             environment = version.details.get("environment") or {"hash": None}
             self._artifacts[key] = ArtifactRef(version.artifact_path, version.format, environment)
 
-    def _target(self, record: EndpointRecord, granted: Iterable[Grant]) -> EndpointTarget | None:
+    def _targets(self, read: _Read) -> _Desired:
+        """Each endpoint's target; those whose target cannot be built (or whose model
+        versions could not be read) are held."""
+        targets: list[EndpointTarget] = []
+        held = set(read.unreadable)
+        for record in read.records:
+            if record.name in held:
+                continue
+            what = "endpoint %s: building its target"
+            with self._stages.guard("target", what, record.name) as building:
+                targets.append(self._target(record, read.queriers.get(record.id, ())))
+            if building.failed:
+                held.add(record.name)
+        return _Desired(targets, frozenset(held))
+
+    def _target(self, record: EndpointRecord, granted: Iterable[Grant]) -> EndpointTarget:
         lookup = self._artifacts.__getitem__
 
         def build(doc: EndpointConfigDoc | None) -> ConfigTarget | None:
@@ -220,26 +286,20 @@ class Controller:
                 record.name, doc, lambda n, v: lookup((n, v)), self._runtime, self._external
             )
 
-        try:
-            return EndpointTarget(
-                endpoint_id=record.id,
-                name=record.name,
-                current=build(record.config),
-                pending=build(record.pending_config) if in_progress(record.config_update) else None,
-                states=EndpointStates(
-                    record.ready,
-                    stored_states(record.config),
-                    stored_states(record.pending_config)
-                    if in_progress(record.config_update)
-                    else {},
-                ),
-                policy=route_policy(
-                    record, keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY")
-                ),
-            )
-        except KeyError:
-            log.exception("endpoint %s refers to an unknown model version", record.name)
-            return None
+        return EndpointTarget(
+            endpoint_id=record.id,
+            name=record.name,
+            current=build(record.config),
+            pending=build(record.pending_config) if in_progress(record.config_update) else None,
+            states=EndpointStates(
+                record.ready,
+                stored_states(record.config),
+                stored_states(record.pending_config) if in_progress(record.config_update) else {},
+            ),
+            policy=route_policy(
+                record, keys_at_least(ObjectType.SERVING_ENDPOINT, granted, "CAN_QUERY")
+            ),
+        )
 
     def _external(self, block: Mapping[str, Any]) -> Mapping[str, Any]:
         """``block`` with each ``{{secrets/s/k}}`` credential swapped for its ``*_plaintext``
@@ -312,57 +372,6 @@ class Controller:
             states.ready,
         )
 
-    def _autoscale(self, targets: list[EndpointTarget]) -> list[EndpointTarget]:
-        """Each entity's replica count from the autoscaler (one decision per spec a pass,
-        shared by the current and pending configs when they run the same spec)."""
-        load = self.load.read()
-        sizes: dict[ScaleKey, Size] = {}
-
-        def sized(endpoint: str, entity: EntityTarget) -> EntityTarget:
-            if entity.spec is None:
-                return entity
-            key = (endpoint, entity.name, entity.spec.fingerprint())
-            if key not in sizes:
-                sizes[key] = self._autoscaler.size(
-                    key, entity.scaling, entity.spec.max_concurrency, load.get(key[:2])
-                )
-            return replace(entity, replicas=sizes[key].replicas)
-
-        def config(endpoint: str, target: ConfigTarget | None) -> ConfigTarget | None:
-            if target is None:
-                return None
-            return replace(target, entities=tuple(sized(endpoint, e) for e in target.entities))
-
-        resized = [
-            replace(t, current=config(t.name, t.current), pending=config(t.name, t.pending))
-            for t in targets
-        ]
-        self._autoscaler.retain(sizes)
-        self._metrics.demand.clear()
-        for (endpoint, entity, _), size in sizes.items():
-            self._metrics.demand.labels(endpoint, entity).set(size.demand)
-        return resized
-
-    def _count_scale(self, targets: list[EndpointTarget], observed: list[ReplicaStatus]) -> None:
-        """Replicas ready and wanted per entity of each config, for GET and metrics."""
-        ready = Counter(r.spec for r in observed if r.state is ReplicaState.READY)
-        scale: dict[tuple[str, int, str], ReplicaCount] = {}
-        gauge = self._metrics.desired_replicas
-        gauge.clear()
-        for target in targets:
-            for config in (target.current, target.pending):
-                if config is None:
-                    continue
-                for entity in config.entities:
-                    if entity.spec is not None:
-                        count = ReplicaCount(ready[entity.spec], entity.replicas)
-                        scale[(target.name, config.version, entity.name)] = count
-            if target.current is not None:
-                for entity in target.current.entities:
-                    if entity.spec is not None:
-                        gauge.labels(target.name, entity.name).set(entity.replicas)
-        self._scale = scale
-
     def _count_replicas(self, replicas: Iterable[ReplicaStatus]) -> None:
         """``berth_replicas`` as the backend sees them now."""
         counts = Counter((r.spec.endpoint, r.spec.served_entity, r.state.value) for r in replicas)
@@ -371,18 +380,31 @@ class Controller:
         for labels, count in counts.items():
             gauge.labels(*labels).set(count)
 
-    def _publish(self, decided: Plan, tokens: dict[str, Principal]) -> None:
-        current = self._bus.current
-        if dict(current.endpoints) != dict(decided.routes) or dict(current.tokens) != tokens:
-            self._bus.publish(Snapshot(current.version + 1, decided.routes, tokens))
+    async def _execute(self, decided: Plan, targets: Iterable[EndpointTarget]) -> None:
+        """Start the replicas the plan wants; keep scaled-to-zero entities warm."""
+        for replica_id, spec in decided.start:
+            if replica_id not in self._retirements:
+                what = "endpoint %s: starting replica %s"
+                with self._stages.guard("execute", what, spec.endpoint, replica_id):
+                    await self._backend.start(replica_id, spec)
+        for spec in _scaled_to_zero(targets):
+            what = "endpoint %s: keeping %s warm"
+            with self._stages.guard("execute", what, spec.endpoint, spec.served_entity):
+                await self._backend.keep_warm(spec)
 
-    async def _retire(self, replica_id: str) -> None:
-        """Stop a replica nobody routes to any more, once its in-flight requests are done."""
-        try:
-            await self._drain(replica_id)
-            await self._backend.stop(replica_id)
-        finally:
-            self._stopping.pop(replica_id, None)
+    def _publish(
+        self,
+        routes: Mapping[str, EndpointRoute],
+        tokens: dict[str, Principal],
+        held: Collection[str],
+    ) -> None:
+        """The plan's routes and the live tokens, when they changed; a held endpoint keeps
+        the routes it had."""
+        current = self._bus.current
+        kept = {name: current.endpoints[name] for name in held if name in current.endpoints}
+        routes = {**routes, **kept}
+        if dict(current.endpoints) != routes or dict(current.tokens) != tokens:
+            self._bus.publish(Snapshot(current.version + 1, routes, tokens))
 
 
 def _scaled_to_zero(targets: Iterable[EndpointTarget]) -> set[ReplicaSpec]:

@@ -177,6 +177,11 @@ class Admission:
         finally:
             counters.waiting -= 1
 
+    def refreshed(self, route: EndpointRoute) -> EndpointRoute:
+        """The newest table of ``route``'s endpoint; ``route`` itself once it is gone."""
+        newest = self._routes(route.name) if self._routes is not None else None
+        return newest or route
+
     def _newest(self, route: EndpointRoute) -> EndpointRoute:
         if self._routes is None:
             return route

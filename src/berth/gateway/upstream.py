@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -35,6 +36,56 @@ class UpstreamResponse:
     replica_ms: float | None
     batch_ms: float | None = None
     """How long the request waited in the replica for its batch to form (batching on)."""
+
+
+class StreamedAnswer(Protocol):
+    """A replica's answer, read as it arrives."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class ReplicaTransport(Protocol):
+    """How the gateway reaches replicas. `Upstream` speaks HTTP over sockets; tests may
+    hand the gateway one that calls a replica application in process."""
+
+    async def post(
+        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+    ) -> UpstreamResponse: ...
+
+    def stream(
+        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+    ) -> contextlib.AbstractAsyncContextManager[StreamedAnswer]: ...
+
+    def forget(self, addresses: set[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _AiohttpAnswer:
+    response: aiohttp.ClientResponse
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    @property
+    def content_type(self) -> str:
+        return self.response.content_type
+
+    async def read(self) -> bytes:
+        return await self.response.read()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self.response.content.iter_any()
 
 
 class Upstream:
@@ -96,7 +147,7 @@ class Upstream:
 
     def stream(
         self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
-    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> contextlib.AbstractAsyncContextManager[StreamedAnswer]:
         """The replica's answer, to be read as it arrives; ``timeout_s`` bounds each wait for
         bytes, not the whole stream."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
@@ -110,7 +161,7 @@ class Upstream:
         body: bytes,
         headers: Headers,
         timeout: aiohttp.ClientTimeout,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[StreamedAnswer]:
         session, base = self._client(address)
         with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
             async with session.post(
@@ -119,7 +170,7 @@ class Upstream:
                 headers=headers,
                 timeout=timeout,
             ) as response:
-                yield response
+                yield _AiohttpAnswer(response)
 
     async def close(self) -> None:
         self._replicas.close()

@@ -18,6 +18,11 @@ STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "batching", "streaming
 replica, the replica or provider answering, the part of that spent waiting in the replica for
 a batch to fill, relaying a stream after its first byte."""
 
+PASS_STAGES = ("read", "target", "autoscale", "plan", "execute", "publish", "record", "retire")
+"""The stages of one controller pass: reading the store, building each endpoint's target,
+sizing entities, observing replicas and planning, starting replicas, publishing routes,
+recording rollout transitions, retiring replicas nobody routes to."""
+
 
 class Metrics:
     """Every family of one process, in a registry of its own."""
@@ -91,6 +96,22 @@ class Metrics:
             ["endpoint", "served_entity"],
             registry=r,
         )
+        self.pass_stage = Histogram(
+            "berth_controller_stage_seconds",
+            "Time spent in each stage of a controller pass: " + ", ".join(PASS_STAGES) + ".",
+            ["stage"],
+            buckets=LATENCY_BOUNDS,
+            registry=r,
+        )
+        self.pass_failures = Counter(
+            "berth_controller_stage_failures",
+            "Failures in each stage of controller passes, which go on without that stage's "
+            "result (for one endpoint or replica where the failure was its alone).",
+            ["stage"],
+            registry=r,
+        )
+        for stage in PASS_STAGES:  # every stage is shown, at 0 until it fails
+            self.pass_failures.labels(stage)
         self.env_builds = Counter(
             "berth_environment_builds",
             "Model environment builds by result (built, failed).",

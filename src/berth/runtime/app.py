@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any
 
+from berth.core.heap import freeze_startup_heap
 from berth.core.latency import LATENCY_BOUNDS
 from berth.runtime.batching import Batcher
 from berth.runtime.histograms import BATCH_SIZE_BOUNDS, Histogram
@@ -149,6 +150,7 @@ class ReplicaApp:
         else:
             self._batcher = batcher  # before the model, so a request that sees one sees both
             self._model = model
+            freeze_startup_heap()  # the model and its libraries are alive for good
             self.phase = Phase.READY
             log.info("model loaded in %.2fs", time.monotonic() - started)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -38,17 +37,14 @@ from berth.backends.zygotes import Zygotes
 from berth.controller.autoscaler import Policy
 from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
-from berth.core.access_log import AccessLog
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
+from berth.core.heap import freeze_startup_heap
 from berth.envs import environment_details
-from berth.gateway.app import Gateway
-from berth.gateway.limits import limiter_for
+from berth.gateway.build import build_gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
-from berth.inference import CaptureWriter
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
-from berth.providers.base import ProviderOptions
 from berth.providers.egress import egress_of
 from berth.registry.service import Registry
 from berth.registry.source_policy import SourcePolicy
@@ -145,19 +141,9 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     secret_store = SecretsService(db, clock, SecretCipher(load_key(settings)))
     bus = SnapshotBus()
     metrics = Metrics()
-    capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
-    access_log = AccessLog(settings.logs_dir)
     scaling = settings.autoscaling
-    egress = egress_of(settings)
-    gateway = Gateway(
-        bus,
-        providers=ProviderOptions(egress=egress),
-        limiter=limiter_for(settings.redis_url),
-        metrics=metrics,
-        capture=capture,
-        access_log=access_log,
-        on_demand=lambda _endpoint, _entity: controller.nudge(),
-        cold_start_s=scaling.cold_start_timeout_s,
+    gateway = build_gateway(
+        settings, bus, metrics=metrics, on_demand=lambda _endpoint, _entity: controller.nudge()
     )
 
     def reveal(text: str) -> str | None:
@@ -211,10 +197,10 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         secrets=secret_store,
         metrics=metrics,
         sandbox=sandbox,
-        egress=egress,
+        egress=egress_of(settings),
     )
 
-    usage_writer = UsageWriter(gateway.usage, db)
+    usage_writer = UsageWriter(gateway.recorder.usage, db)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -223,14 +209,13 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         await controller.reconcile()  # routes and tokens are known before the first query
         controller.start()
         usage_writer.start()
+        freeze_startup_heap()
         try:
             yield
         finally:
             await controller.close()
             await gateway.close()
             await usage_writer.close()
-            await asyncio.to_thread(capture.close)
-            access_log.close()
 
     api = FastAPI(
         title="berth",

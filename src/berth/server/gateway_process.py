@@ -18,16 +18,12 @@ import httpx
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from berth.core.access_log import AccessLog
 from berth.core.dataplane import SnapshotBus
-from berth.gateway.app import Gateway
-from berth.gateway.limits import limiter_for
+from berth.core.heap import freeze_startup_heap
+from berth.gateway.build import build_gateway
 from berth.gateway.load_reporter import LoadReporter
 from berth.gateway.subscriber import Subscriber
-from berth.inference import CaptureWriter
 from berth.metrics import Metrics
-from berth.providers.base import ProviderOptions
-from berth.providers.egress import egress_of
 from berth.secrets import SecretCipher, load_key
 from berth.server.logs import log_config
 from berth.settings import Settings
@@ -52,20 +48,9 @@ class GatewayProcess:
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()
-        limiter = limiter_for(settings.redis_url)
-        metrics = Metrics()
-        self._capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
-        self._access_log = AccessLog(settings.logs_dir)
         self._load = LoadReporter(self._control, token, lambda: self.gateway.admission.load())
-        self.gateway = Gateway(
-            self._bus,
-            limiter=limiter,
-            metrics=metrics,
-            capture=self._capture,
-            access_log=self._access_log,
-            on_demand=self._load.demand,
-            cold_start_s=settings.autoscaling.cold_start_timeout_s,
-            providers=ProviderOptions(egress=egress_of(settings)),
+        self.gateway = build_gateway(
+            settings, self._bus, metrics=Metrics(), on_demand=self._load.demand
         )
         cipher = SecretCipher(load_key(settings))
         self._subscriber = Subscriber(self._control, token, self._bus, cipher)
@@ -96,6 +81,7 @@ class GatewayProcess:
             asyncio.create_task(self._ship_usage()),
             asyncio.create_task(self._load.run()),
         ]
+        freeze_startup_heap()
         await send({"type": "lifespan.startup.complete"})
         await receive()
         for task in tasks:
@@ -104,8 +90,6 @@ class GatewayProcess:
                 await task
         await self._post_usage()
         await self.gateway.close()
-        await asyncio.to_thread(self._capture.close)
-        self._access_log.close()
         await send({"type": "lifespan.shutdown.complete"})
 
     async def _ship_usage(self) -> None:
@@ -114,7 +98,7 @@ class GatewayProcess:
             await self._post_usage()
 
     async def _post_usage(self) -> None:
-        sums = self.gateway.usage.drain()
+        sums = self.gateway.recorder.usage.drain()
         if not sums:
             return
         rows = [{**asdict(key), **asdict(value)} for key, value in sums.items()]

@@ -13,6 +13,8 @@ from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snaps
 from berth.core.ids import hash_token
 from berth.core.principal import ADMINS_GROUP, Principal
 from berth.gateway.app import Gateway
+from berth.gateway.recording import Recorder
+from berth.gateway.upstream import Upstream
 from berth.metrics import Metrics
 
 TOKEN = "bth_guard-test"
@@ -28,7 +30,7 @@ def _gateway() -> tuple[Gateway, Metrics]:
     admin = Principal("admin", groups=frozenset({ADMINS_GROUP}))
     bus.publish(Snapshot(1, {"ep": route}, {hash_token(TOKEN): admin}))
     metrics = Metrics()
-    return Gateway(bus, metrics=metrics), metrics
+    return Gateway(bus, Upstream(), recorder=Recorder(metrics)), metrics
 
 
 async def _call(gateway: Gateway, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

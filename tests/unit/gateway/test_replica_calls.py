@@ -8,27 +8,27 @@ import struct
 
 from berth.core.dataplane import EntityRoute, ReplicaRoute
 from berth.gateway.balancer import fallback_order
-from berth.gateway.llm import base64_embeddings, replica_call
+from berth.gateway.replicas import base64_embeddings, replica_call
 
 
 def test_plain_bodies_go_through_untouched_and_unparsed() -> None:
     body = b'{"dataframe_split": {"columns": ["model"], "data": [[1]]}, "model": 3}'
-    assert replica_call(body, None).body is body
-    assert not replica_call(body, None).stream
+    assert replica_call(body, None, openai=False).body is body
+    assert not replica_call(body, None, openai=False).stream
 
 
 def test_an_openai_request_loses_the_endpoint_name_and_the_encoding() -> None:
     request = {"model": "emb", "input": ["a"], "encoding_format": "base64"}
-    call = replica_call(json.dumps(request).encode(), request)
+    call = replica_call(json.dumps(request).encode(), request, openai=True)
     assert json.loads(call.body) == {"input": ["a"]}
     assert call.base64 and not call.stream
 
 
 def test_an_invocations_body_keeps_model_but_may_ask_for_a_stream() -> None:
-    call = replica_call(b'{"model": "x", "messages": [], "stream": true}', None)
+    call = replica_call(b'{"model": "x", "messages": [], "stream": true}', None, openai=False)
     assert call.stream and call.body == b'{"model": "x", "messages": [], "stream": true}'
-    assert not replica_call(b'{"text": "say \\"stream\\""}', None).stream
-    assert not replica_call(b'["stream"]', None).stream
+    assert not replica_call(b'{"text": "say \\"stream\\""}', None, openai=False).stream
+    assert not replica_call(b'["stream"]', None, openai=False).stream
 
 
 def test_float_embeddings_are_encoded_as_the_openai_sdk_decodes_them() -> None:

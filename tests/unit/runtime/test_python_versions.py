@@ -1,6 +1,6 @@
 """The replica runtime runs on the model's own Python, 3.9 and up: vermin proves no newer
 syntax or standard-library member slipped in (the runtime imports nothing else of berth but
-``berth.core.latency``)."""
+``berth.core.latency`` and ``berth.core.heap``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from berth.envs import find_uv, runtime_path
 from tests.support.net import wait_until
 
 PACKAGE = Path(berth.__file__).parent
-SOURCES = [PACKAGE / "runtime", PACKAGE / "__init__.py", PACKAGE / "core" / "latency.py"]
+SOURCES = [
+    PACKAGE / "runtime",
+    PACKAGE / "__init__.py",
+    PACKAGE / "core" / "latency.py",
+    PACKAGE / "core" / "heap.py",
+]
 
 
 def test_the_runtime_needs_no_python_newer_than_3_9() -> None:
@@ -38,7 +43,8 @@ def test_the_runtime_imports_only_what_was_checked() -> None:
             if line.startswith(("from berth.", "import berth.")):
                 imported.add(line.split()[1])
     assert {name for name in imported if not name.startswith("berth.runtime")} == {
-        "berth.core.latency"
+        "berth.core.latency",
+        "berth.core.heap",
     }
 
 

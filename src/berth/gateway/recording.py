@@ -1,0 +1,119 @@
+"""What the gateway keeps of each answered query: the access log, the captured payload, the
+Prometheus figures and the usage sums. Runs once per request, after its answer is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from berth.core.access_log import AccessLog
+from berth.core.dataplane import EndpointRoute
+from berth.core.usage import Outcome
+from berth.gateway.exchange import Exchange
+from berth.gateway.usage import UsageMeter
+from berth.inference import CaptureWriter, PayloadRecord, sampled
+from berth.metrics import Metrics
+
+
+class Recorder:
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        capture: CaptureWriter | None = None,
+        access_log: AccessLog | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.capture = capture
+        self.access_log = access_log
+        self.usage = UsageMeter(lambda: time.time_ns() // 1_000_000)
+
+    async def close(self) -> None:
+        """Write what the capture holds and close the access logs."""
+        if self.capture is not None:
+            await asyncio.to_thread(self.capture.close)
+        if self.access_log is not None:
+            self.access_log.close()
+
+    def sample(self, ex: Exchange, route: EndpointRoute) -> None:
+        """Decide now whether ``ex`` is captured, so its answer's bytes are kept as sent."""
+        if self.capture is not None and sampled(ex.request_id, route.policy.capture):
+            ex.tap.keep_bytes = self.capture.max_body_bytes + 1  # one more shows truncation
+
+    def record(self, ex: Exchange, queue_depth: Callable[[str], int]) -> None:
+        """``queue_depth(endpoint)``: how many requests wait for a replica of it now."""
+        route = ex.route
+        if route is None:
+            return
+        latency_ms = ex.elapsed_ms()
+        if route.policy.access_log and self.access_log is not None:
+            self._log_access(ex, route, latency_ms)
+        if ex.tap.keep_bytes and ex.principal is not None and self.capture is not None:
+            self._capture(ex, route, latency_ms, self.capture)
+        self._measure(ex, route, latency_ms)
+        self.metrics.queue_depth.labels(route.name).set(queue_depth(route.name))
+        if ex.principal is not None and route.policy.track_usage:
+            served = ex.served
+            self.usage.record(
+                Outcome(
+                    route.endpoint_id,
+                    served.entity,
+                    ex.principal.name,
+                    served.status,
+                    latency_ms,
+                    served.input_tokens,
+                    served.output_tokens,
+                )
+            )
+
+    def _log_access(self, ex: Exchange, route: EndpointRoute, latency_ms: float) -> None:
+        assert self.access_log is not None
+        self.access_log.write(
+            route.endpoint_id,  # by id: a later endpoint of the same name starts afresh
+            {
+                "ts": ex.arrived_ms,
+                "request_id": ex.request_id,
+                "principal": ex.principal.name if ex.principal is not None else None,
+                "path": ex.path,
+                "served_entity": ex.served.entity,
+                "status": ex.tap.status,
+                "latency_ms": round(latency_ms, 3),
+            },
+        )
+
+    def _capture(
+        self, ex: Exchange, route: EndpointRoute, latency_ms: float, capture: CaptureWriter
+    ) -> None:
+        assert ex.principal is not None
+        capture.offer(
+            PayloadRecord(
+                request_id=ex.request_id,
+                client_request_id=ex.client_request_id(),
+                endpoint=route.name,
+                served_entity=ex.served.entity,
+                principal=ex.principal.name,
+                timestamp_ms=ex.arrived_ms,
+                status_code=ex.tap.status,
+                latency_ms=latency_ms,
+                request=ex.body,
+                response=ex.tap.body,
+                input_tokens=ex.served.input_tokens,
+                output_tokens=ex.served.output_tokens,
+                error=ex.error,
+            ),
+            route.policy.capture,
+            folder=route.endpoint_id,
+        )
+
+    def _measure(self, ex: Exchange, route: EndpointRoute, latency_ms: float) -> None:
+        m = self.metrics
+        served = ex.served
+        m.requests.labels(route.name, served.entity, str(served.status)).inc()
+        m.duration.labels(route.name).observe(latency_ms / 1000)
+        for name, seconds in ex.timings.items():
+            m.stage.labels(route.name, name).observe(seconds)
+        if served.input_tokens:
+            m.tokens.labels(route.name, "in").inc(served.input_tokens)
+        if served.output_tokens:
+            m.tokens.labels(route.name, "out").inc(served.output_tokens)

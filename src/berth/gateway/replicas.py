@@ -1,0 +1,206 @@
+"""The replica path: a query answered by one of its endpoint's model replicas, whole or as
+relayed server-sent events, with the replica retried when it answered nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from berth.core.dataplane import EndpointRoute
+from berth.core.errors import BerthError
+from berth.gateway import json_body, stages
+from berth.gateway.admission import Admission, Slot
+from berth.gateway.exchange import Exchange, Served, header
+from berth.gateway.responses import (
+    OVERHEAD_HEADER,
+    SSE_HEADERS,
+    Headers,
+    end_stream_with_error,
+    ms_since,
+    send_json,
+)
+from berth.gateway.retry import on_a_replica
+from berth.gateway.upstream import ReplicaTransport
+from berth.providers.shapes import embeddings_response
+
+PREDICT_LOG_HEADER = "x-berth-predict-log"
+"""Asks the replica to log this model call (the endpoint's predict log is on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaCall:
+    """A body on its way to a model replica, and what the answer then needs."""
+
+    body: bytes
+    stream: bool = False
+    base64: bool = False
+    """The caller asked for base64 embeddings; models answer floats."""
+
+
+def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) -> ReplicaCall:
+    """An OpenAI-route request (``openai``) loses ``model`` (the endpoint's name, not the
+    model's input); any JSON body loses ``encoding_format``, which berth applies to the answer.
+    Other bodies go through untouched, and unparsed unless they may ask for a stream."""
+    request = parsed
+    if request is None:
+        if not openai and b'"stream"' not in body and b'"encoding_format"' not in body:
+            return ReplicaCall(body)
+        with contextlib.suppress(ValueError):
+            request = json_body.loads(body)
+        if not isinstance(request, dict):
+            return ReplicaCall(body)
+    if not openai and "encoding_format" not in request:
+        return ReplicaCall(body, stream=request.get("stream") is True)
+    adapted = {
+        k: v for k, v in request.items() if k != "encoding_format" and (k != "model" or not openai)
+    }
+    return ReplicaCall(
+        json.dumps(adapted).encode(),
+        stream=adapted.get("stream") is True,
+        base64=request.get("encoding_format") == "base64",
+    )
+
+
+def base64_embeddings(payload: bytes) -> bytes:
+    """An OpenAI embeddings answer with its vectors as base64; any other answer as it is."""
+    try:
+        parsed = json_body.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
+        return payload
+    return json.dumps(embeddings_response(parsed, "base64")).encode()
+
+
+class ReplicaPath:
+    """Answers queries from replicas reached through ``transport``."""
+
+    def __init__(self, admission: Admission, transport: ReplicaTransport, timeout_s: float) -> None:
+        self.admission = admission
+        self.transport = transport
+        self._timeout = timeout_s
+
+    async def serve(self, ex: Exchange, headers: Headers) -> Served:
+        """Answer ``ex`` with ``headers`` added; what it came to."""
+        assert ex.route is not None
+        call = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
+        forwarded = _replica_headers(ex, ex.route)
+        if call.stream:
+            return await on_a_replica(
+                self.admission,
+                ex.route,
+                self._timeout,
+                lambda slot: self._relay(ex, slot, call.body, forwarded, headers),
+            )
+        return await on_a_replica(
+            self.admission,
+            ex.route,
+            self._timeout,
+            lambda slot: self._answer(ex, slot, call, forwarded, headers),
+        )
+
+    async def _answer(
+        self,
+        ex: Exchange,
+        slot: Slot,
+        call: ReplicaCall,
+        forwarded: dict[str, str],
+        headers: Headers,
+    ) -> Served:
+        """The replica's whole answer, sent on; ``x-berth-overhead-ms`` leaves out the
+        replica's own time."""
+        sent = time.perf_counter()
+        with stages.stage("upstream"):
+            answer = await self.transport.post(
+                slot.replica.address,
+                "/invocations",
+                call.body,
+                forwarded,
+                max(self._timeout - (sent - ex.started), 0.001),
+            )
+        if answer.batch_ms is not None:
+            stages.add("batching", answer.batch_ms / 1000)
+        upstream_ms = answer.replica_ms
+        if upstream_ms is None:  # a replica that does not time itself
+            upstream_ms = (time.perf_counter() - sent) * 1000
+        served = Served(slot.entity.name, answer.status)
+        payload = answer.body
+        served.count_json(payload)
+        if call.base64 and answer.status == 200:
+            payload = base64_embeddings(payload)
+        overhead_ms = ex.elapsed_ms() - upstream_ms
+        await ex.send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    *headers,
+                    (b"served-model-name", slot.entity.name.encode()),
+                    (b"content-type", answer.content_type.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    (OVERHEAD_HEADER, f"{overhead_ms:.3f}".encode()),
+                ],
+            }
+        )
+        await ex.send({"type": "http.response.body", "body": payload})
+        return served
+
+    async def _relay(
+        self,
+        ex: Exchange,
+        slot: Slot,
+        body: bytes,
+        forwarded: dict[str, str],
+        extra: Headers,
+    ) -> Served:
+        """Relay the replica's events as they come, holding its slot to the end.
+
+        Until the first byte goes out, failures are ordinary error answers (and a replica
+        that answered nothing is retried); after it, a failure ends the stream with an error
+        event, since the status line is already sent.
+        """
+        headers = [
+            *extra,
+            (b"served-model-name", slot.entity.name.encode()),
+            (OVERHEAD_HEADER, ms_since(ex.started)),
+        ]
+        served = Served(slot.entity.name)
+        try:
+            opened = time.perf_counter()
+            async with self.transport.stream(
+                slot.replica.address, "/invocations", body, forwarded, self._timeout
+            ) as answer:
+                stages.add("upstream", time.perf_counter() - opened)
+                served.status = answer.status
+                if answer.status != 200 or answer.content_type != "text/event-stream":
+                    await send_json(ex.send, answer.status, await answer.read(), headers)
+                    return served
+                start = {"type": "http.response.start", "status": 200}
+                await ex.send({**start, "headers": [*headers, *SSE_HEADERS]})
+                with stages.stage("streaming"):
+                    async for chunk in answer.chunks():
+                        served.count_events(chunk)
+                        more = {"body": chunk, "more_body": True}
+                        await ex.send({"type": "http.response.body", **more})
+            await ex.send({"type": "http.response.body", "body": b""})
+        except BerthError as exc:
+            if served.status != 200:
+                raise
+            await end_stream_with_error(ex.send, exc)  # the status line is out
+        return served
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
+def _replica_headers(ex: Exchange, route: EndpointRoute) -> dict[str, str]:
+    headers = {
+        "content-type": header(ex.scope, b"content-type") or "application/json",
+        "x-request-id": ex.request_id,
+    }
+    if route.policy.predict_log:
+        headers[PREDICT_LOG_HEADER] = "1"
+    return headers
