@@ -67,11 +67,11 @@ def no_leaked_children() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def no_pending_tasks() -> Iterator[None]:
+def no_pending_tasks() -> Iterator[PendingTasks]:
     """Fail a test whose ``asyncio.run`` returned with tasks still pending on its loop."""
     tasks = PendingTasks()
     with tasks.watching():
-        yield
+        yield tasks
     if tasks.found:
         pytest.fail("the test left asyncio tasks pending:\n" + "\n".join(tasks.found))
 
