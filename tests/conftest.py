@@ -40,9 +40,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every module under tests/integration says so (``pytestmark``), and no other does."""
     for item in items:
         marked = item.get_closest_marker("integration") is not None
-        if marked != item.path.is_relative_to(INTEGRATION):
-            where = "tests/integration" if marked else "tests/unit"
-            raise pytest.UsageError(f"{item.nodeid}: the integration marker and {where} disagree")
+        inside = item.path.is_relative_to(INTEGRATION)
+        if marked and not inside:
+            raise pytest.UsageError(f"{item.nodeid}: marked integration outside tests/integration")
+        if inside and not marked:
+            raise pytest.UsageError(
+                f"{item.nodeid}: under tests/integration, so its module needs "
+                "pytestmark = pytest.mark.integration"
+            )
 
 
 @pytest.hookimpl(wrapper=True)
