@@ -1,21 +1,84 @@
-"""Shared fixtures: real berth servers on SQLite and on a real PostgreSQL server."""
+"""Shared fixtures: real berth servers on SQLite, and on a real PostgreSQL server for the tests
+marked ``stores("sqlite", "postgresql")`` (those that exercise the store); and the checks that
+fail a test leaving child processes or asyncio tasks behind."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.leaks import Children, PendingTasks, describe, kill, live_children
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
 from tests.support.system import ensure_installed
 
-STORES = ["sqlite", "postgresql"]
+STORES = ("sqlite", "postgresql")
+DEFAULT_STORES = ("sqlite",)
+INTEGRATION = Path(__file__).parent / "integration"
 pytest_plugins = ["tests.support.llm", "tests.support.redis", "tests.support.trainer"]
+CHILDREN = Children()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that start servers run on SQLite; those marked ``stores(...)`` on each store named.
+    Session-scoped, so each store's servers are shared by every test that runs on it."""
+    if "store_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("stores")
+    kinds = marker.args if marker else DEFAULT_STORES
+    if not kinds or set(kinds) - set(STORES):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: stores{kinds}, known: {STORES}")
+    metafunc.parametrize("store_kind", kinds, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every module under tests/integration says so (``pytestmark``), and no other does."""
+    for item in items:
+        marked = item.get_closest_marker("integration") is not None
+        inside = item.path.is_relative_to(INTEGRATION)
+        if marked and not inside:
+            raise pytest.UsageError(f"{item.nodeid}: marked integration outside tests/integration")
+        if inside and not marked:
+            raise pytest.UsageError(
+                f"{item.nodeid}: under tests/integration, so its module needs "
+                "pytestmark = pytest.mark.integration"
+            )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[None, object, object]:
+    """Processes that session and module fixtures start outlive single tests: not leaks."""
+    if fixturedef.scope == "function":
+        return (yield)
+    with CHILDREN.keeping_new():
+        return (yield)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_children() -> Iterator[None]:
+    """Fail a test that leaves a child process running (after its own fixtures' teardown)."""
+    before = live_children()
+    yield
+    leaked = CHILDREN.leaked(before)
+    if leaked:
+        described = [describe(pid) for pid in sorted(leaked)]
+        kill(leaked)
+        pytest.fail("the test left child processes running:\n" + "\n".join(described))
+
+
+@pytest.fixture(autouse=True)
+def no_pending_tasks() -> Iterator[PendingTasks]:
+    """Fail a test whose ``asyncio.run`` returned with tasks still pending on its loop."""
+    tasks = PendingTasks()
+    with tasks.watching():
+        yield tasks
+    if tasks.found:
+        pytest.fail("the test left asyncio tasks pending:\n" + "\n".join(tasks.found))
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +91,9 @@ def postgres() -> Iterator[PostgresCluster]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", params=STORES)
+@pytest.fixture(scope="session")
 def store_kind(request: pytest.FixtureRequest) -> str:
+    """The store this test's servers run on (see ``pytest_generate_tests``)."""
     return str(request.param)
 
 
@@ -61,7 +125,10 @@ def make_server(
             extra_env=env,
         )
         started.append(server)
-        return server.start(*args)
+        server.start(*args)
+        assert server.proc is not None
+        CHILDREN.keep(server.proc.pid)  # stopped at the session's end, below
+        return server
 
     yield make
     for server in started:

@@ -21,7 +21,7 @@ from tests.support.servers import BerthServer
 SLEEPY = FAKES / "sleepy"
 COLD_START_TIMEOUT_S = 4
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

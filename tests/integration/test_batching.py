@@ -29,6 +29,8 @@ from tests.support.net import wait_until
 from tests.support.replicas import sandbox_home
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 BATCH_SUM = FAKES / "batch_sum"
 SRC = Path(berth.__file__).resolve().parents[1]
 
@@ -267,7 +269,6 @@ def holding(replica: Replica, gate: Path) -> Iterator[None]:
         assert held.result(timeout=30).body == {"held": True}
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 def test_an_endpoint_with_batching_fields_merges_requests_through_the_gateway(
     api: httpx.Client, server: BerthServer
 ) -> None:

@@ -16,6 +16,8 @@ from tests.support.deploy import ECHO, FAKES, entity, register, register_model, 
 from tests.support.servers import BerthServer
 from tests.support.trainer import MLFLOW
 
+pytestmark = pytest.mark.integration
+
 CHAT_SCORE = FAKES / "chat_score"
 MLFLOW_CHAT = FAKES.parent / "mlflow_chat_model.py"
 MINILM = Path(__file__).resolve().parents[2] / "examples" / "models" / "minilm-embeddings"
@@ -105,7 +107,6 @@ def test_an_mlflow_chat_model_streams_through_the_openai_routes(
     assert len(pieces) == 5 and "".join(p or "" for p in pieces) == "stressed desserts"[::-1]
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)  # a multi-GB env: build once
 def test_the_minilm_example_serves_real_embeddings(
     api: httpx.Client, sdk: openai.OpenAI, server: BerthServer
 ) -> None:

@@ -39,6 +39,8 @@ from tests.support.deploy import ECHO, FAKES, register_model, unique
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 WAIT = timedelta(seconds=60)
 
 

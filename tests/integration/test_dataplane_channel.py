@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from berth.core.dataplane import SnapshotBus
 from berth.gateway.subscriber import Subscriber
@@ -15,6 +16,8 @@ from berth.secrets import SecretCipher, load_key
 from berth.settings import Settings
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready
 from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
 
 
 def test_subscriber_sees_routes_and_tokens_change(

@@ -19,7 +19,7 @@ from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import wait_ready
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 BASE = "/api/2.0/serving-endpoints"
 
 

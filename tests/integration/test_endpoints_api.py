@@ -22,6 +22,8 @@ from tests.support.deploy import (
 from tests.support.secrets import ensure_referenced_secrets
 from tests.support.servers import BerthServer
 
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
+
 BASE = "/api/2.0/serving-endpoints"
 CREATING = {"deployment": "DEPLOYMENT_CREATING", "deployment_state_message": QUEUED}
 ONE_READY = {"deployment": "DEPLOYMENT_READY", "deployment_state_message": "1/1 replicas ready."}

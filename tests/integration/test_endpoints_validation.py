@@ -13,6 +13,8 @@ from tests.support.deploy import register_model, requested, unique, wait_ready
 from tests.support.secrets import ensure_referenced_secrets
 from tests.support.servers import BerthServer
 
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
+
 BASE = "/api/2.0/serving-endpoints"
 MODEL = "{model}"
 """Stands for the registered model of the module in the payloads below."""

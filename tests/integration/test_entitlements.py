@@ -8,10 +8,13 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.support.deploy import ECHO, entity, register, unique, upload_version
 from tests.support.identity import RUN_MODEL_CODE, make_user
 from tests.support.servers import BerthServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
 
 SCIM = "/api/2.0/preview/scim/v2"
 

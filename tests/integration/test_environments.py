@@ -27,6 +27,8 @@ from tests.support.deploy import (
 from tests.support.servers import BerthServer
 from tests.support.trainer import SKLEARN
 
+pytestmark = pytest.mark.integration
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -19,6 +19,8 @@ from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import FAKES, entity, register, wait_ready
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

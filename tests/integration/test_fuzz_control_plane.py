@@ -15,7 +15,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 
 EXAMPLES = 25
 """Per operation; derandomized, so every run sends the same requests."""

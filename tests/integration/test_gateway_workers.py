@@ -38,11 +38,7 @@ from tests.support.net import wait_until
 from tests.support.redis import RedisServer
 from tests.support.servers import BerthServer
 
-# Workers touch no store: SQLite is enough, PostgreSQL would only add minutes.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True),
-]
+pytestmark = pytest.mark.integration
 
 
 def scrape(api: httpx.Client, path: str = "/metrics") -> Samples:

@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import wait_ready
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 BASE = "/api/2.0/serving-endpoints"
 
 

@@ -24,7 +24,7 @@ from tests.support.deploy import entity, register_model, unique, wait_ready
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
 
 SCIM = "/api/2.0/preview/scim/v2"
 PATCH_SCHEMAS = [PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP]

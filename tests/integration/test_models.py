@@ -20,7 +20,7 @@ from berth.store.db import Database
 from berth.store.tables import EndpointRow
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "models"
 SUM_SCORE = FAKES / "sum_score"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pyarrow.dataset as ds  # type: ignore[import-untyped]
+import pytest
 
 from tests.support.cli import Cli
 from tests.support.deploy import ECHO, FAKES, deploy, entity, register, unique
@@ -18,6 +19,8 @@ from tests.support.identity import make_user
 from tests.support.metrics import samples, value
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
 
 
 def test_metrics_count_requests_and_time_every_stage(

@@ -23,6 +23,8 @@ from tests.support.deploy import (
 from tests.support.identity import make_user
 from tests.support.servers import BerthServer
 
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
+
 LEVELS = ["CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"]
 
 

@@ -12,7 +12,7 @@ from tests.support.deploy import ECHO, entity, register, unique
 from tests.support.identity import make_user
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

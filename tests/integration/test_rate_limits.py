@@ -23,6 +23,8 @@ from tests.support.net import free_port, wait_until
 from tests.support.redis import RedisServer
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 CLIENTS = 32
 
 

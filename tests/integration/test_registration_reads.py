@@ -19,7 +19,7 @@ from tests.support.deploy import ECHO, unique
 from tests.support.identity import make_user
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.integration
 
 
 def new_model(client: httpx.Client) -> str:

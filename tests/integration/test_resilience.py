@@ -11,12 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.replicas import replica_socket
 from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
 
 
 def replica_pids(home: Path, endpoint: str) -> dict[str, int]:
@@ -157,6 +160,7 @@ def test_a_hung_replica_leaves_the_routes_and_is_replaced(
     assert "health check" in server.log_path.read_text() or "health check" in events
 
 
+@pytest.mark.stores("sqlite", "postgresql")  # what a restarted server adopts, it reads back
 def test_server_killed_and_restarted_readopts_replicas(
     make_server: Callable[..., BerthServer], tmp_path: Path
 ) -> None:

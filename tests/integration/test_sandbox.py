@@ -17,6 +17,8 @@ from tests.support.net import wait_until
 from tests.support.replicas import replica_socket
 from tests.support.servers import ADMIN_TOKEN, BerthServer
 
+pytestmark = pytest.mark.integration
+
 SPY = FAKES / "spy"
 
 
@@ -77,7 +79,6 @@ raise SystemExit("HOSTILE-FINDINGS " + json.dumps(found) + " END")
 """
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 def test_a_hostile_package_build_script_finds_nothing_of_the_server(
     make_server: Callable[..., BerthServer], tmp_path: Path
 ) -> None:
@@ -109,7 +110,6 @@ def test_a_hostile_package_build_script_finds_nothing_of_the_server(
     assert not any(result.startswith("reached") for result in found.values()), found
 
 
-@pytest.mark.parametrize("store_kind", ["sqlite"], indirect=True)
 def test_berth_home_and_its_secrets_are_private(make_server: Callable[..., BerthServer]) -> None:
     server = make_server()
     assert stat.S_IMODE(server.home.stat().st_mode) == 0o700

@@ -25,7 +25,7 @@ from berth.core.errors import BerthError
 from tests.support.secrets import Reader, run_cli
 from tests.support.servers import BerthServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
 
 SECRETS = "/api/2.0/secrets"
 Snapshot = tuple[Any, ...]

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 
 def test_health_and_readiness_need_no_token(server: BerthServer) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}

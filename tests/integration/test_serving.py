@@ -22,6 +22,8 @@ from tests.support.deploy import (
 )
 from tests.support.servers import BerthServer
 
+pytestmark = pytest.mark.integration
+
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FORMATS = {

@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.cli import Cli
 from tests.support.deploy import ECHO, FAKES, deploy, entity, register_model, unique, wait_ready
 from tests.support.identity import make_user
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.stores("sqlite", "postgresql")]
 
 TRACKED = {"usage_tracking_config": {"enabled": True}}
 

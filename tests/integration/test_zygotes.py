@@ -9,10 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.deploy import FAKES, entity, register_model, unique, wait_ready
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
 
 ENV_READER = FAKES / "env_reader"
 

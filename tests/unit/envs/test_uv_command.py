@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ from berth.envs.uv_command import find_uv
 
 WITHOUT_UV = "/usr/bin:/bin"
 """A PATH that holds no uv on a machine where only ./uvw installed it."""
-
-
-def test_without_uv_on_path_the_uv_package_beside_berth_is_used(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("UV", raising=False)
-    monkeypatch.setenv("PATH", WITHOUT_UV)
-    found = find_uv()
-    assert found.name == "uv"
-    assert subprocess.run([found, "--version"], capture_output=True, check=True).stdout
 
 
 def test_the_uv_running_berth_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

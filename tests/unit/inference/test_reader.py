@@ -9,7 +9,7 @@ import pytest
 from berth.core.errors import BerthError, InvalidParameter
 from berth.inference import CaptureWriter, PayloadRecord, read_payloads, schema_description
 from berth.inference.schema import arrow_schema
-from tests.unit.inference.support import T0, record
+from tests.support.inference import T0, record
 
 HOUR_MS = 3_600_000
 

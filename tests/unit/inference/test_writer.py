@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,11 +12,10 @@ import pytest
 
 from berth.inference import CaptureCounts, CaptureWriter
 from berth.inference.writer import ROW_OVERHEAD_BYTES
+from tests.support.inference import T0, record
 from tests.support.net import wait_until
-from tests.unit.inference.support import T0, record
 
 DAY_MS = 86_400_000
-REPO = Path(__file__).parents[3]
 
 
 class FixedClock:
@@ -199,32 +196,6 @@ def test_an_unsafe_endpoint_name_is_dropped_and_logged_while_others_are_written(
     }
     assert [path.parent.parent.name for path in files_under(tmp_path)] == ["ep"]
     assert "could not write 1 captured rows of endpoint '../escaped'" in caplog.text
-
-
-_CHILD = """
-import sys
-from pathlib import Path
-from berth.inference import CaptureWriter
-from tests.unit.inference.support import record
-
-with CaptureWriter(Path(sys.argv[1])) as writer:
-    for i in range(500):
-        writer.offer(record(i, endpoint="shared", prefix=sys.argv[2]), 1.0)
-        if i % 10 == 9:
-            writer.flush()
-"""
-
-
-def test_two_processes_write_to_one_endpoint_without_clobbering(tmp_path: Path) -> None:
-    children = [
-        subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), name], cwd=REPO)
-        for name in ("first", "second")
-    ]
-    assert [child.wait(timeout=120) for child in children] == [0, 0]
-
-    ids = standard_table(tmp_path / "shared").column("request_id").to_pylist()
-    assert sorted(ids) == [f"{name}-{i:06d}" for name in ("first", "second") for i in range(500)]
-    assert len(files_under(tmp_path)) == 100
 
 
 def test_every_count_is_told_to_on_tally_as_it_happens(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Coroutine, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -154,12 +154,28 @@ def batcher(
     )
 
 
+T = TypeVar("T")
+
+
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, returning once the batcher's own tasks have ended too: a batch's task
+    ends a moment after it delivered its answers, and a replica's loop outlives it."""
+
+    async def then_idle() -> T:
+        result = await scenario
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        await asyncio.wait_for(asyncio.gather(*others), 5)
+        return result
+
+    return asyncio.run(then_idle())
+
+
 def test_a_lone_request_is_scored_at_once_whatever_the_wait(pool: ThreadPoolExecutor) -> None:
     async def scenario() -> Answer:
         lone = batcher(Doubler(), pool, max_size=16, max_wait_s=LONG_WAIT_S)
         return await asyncio.wait_for(lone.predict({"kind": "a", "rows": [1]}), 5)
 
-    outcome, waited = asyncio.run(scenario())
+    outcome, waited = run(scenario())
     assert outcome == Outcome([2], shared=1)
     assert waited < 1.0
 
@@ -181,7 +197,7 @@ def test_requests_that_arrive_while_the_model_is_busy_share_one_call(
         assert (await held).outcome.value == "held"
         return batch
 
-    batch = asyncio.run(scenario())
+    batch = run(scenario())
     assert [answer.outcome for answer in batch] == [Outcome([2 * n], shared=4) for n in range(4)]
     assert model.calls == [1, 4]
 
@@ -204,7 +220,7 @@ def test_a_batch_leaves_after_the_wait_even_while_the_model_is_busy(
         await held
         return batch
 
-    first, second, junk = asyncio.run(scenario())
+    first, second, junk = run(scenario())
     assert (first.outcome, second.outcome) == (Outcome([2], shared=2), Outcome([4], shared=2))
     assert junk.outcome.shared == 0
     assert isinstance(junk.outcome.error, ValueError)

@@ -14,7 +14,9 @@ import pytest
 
 from berth.envs import BuiltEnv, EnvBuildFailed, EnvSpec, build_env, resolve_spec, runtime_path
 from berth.sandbox import Sandbox
-from tests.unit.envs.support import OWN, MakeArtifact, write_sdist, write_wheel
+from tests.support.envs import OWN, MakeArtifact, write_sdist, write_wheel
+
+pytestmark = pytest.mark.integration
 
 SIX = EnvSpec(OWN, ("six==1.16.0",))
 
@@ -158,15 +160,6 @@ def test_runtime_runs_in_a_model_env_without_berths_server_packages(tmp_path: Pa
     for module in ("fastapi", "sqlalchemy", "pydantic"):
         found = _python(env, f"import {module}", PYTHONPATH=path)
         assert f"No module named '{module}'" in found.stderr
-
-
-def test_runtime_path_is_copied_once(tmp_path: Path) -> None:
-    first = runtime_path(tmp_path)
-    assert (first / "berth" / "runtime" / "__main__.py").is_file()
-    assert (first / "berth" / "core" / "errors.py").is_file()
-    assert not (first / "berth" / "api").exists()
-    assert runtime_path(tmp_path) == first
-    assert [path.name for path in first.parent.iterdir()] == [first.name]
 
 
 def test_a_build_that_fails_before_uv_runs_says_why_in_its_log(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ import pytest
 from berth.core.errors import BadRequest, InvalidParameter
 from berth.providers import Provider, ProviderCredentialsRejected
 from tests.fakes.llm_server import FakeLlmServer
-from tests.unit.providers.support import RecordedSleeps, anthropic_provider, chat
-from tests.unit.providers.test_openai_provider import call, collect
+from tests.integration.providers.test_openai_provider import call, collect
+from tests.support.providers import RecordedSleeps, anthropic_provider, chat
+
+pytestmark = pytest.mark.integration
 
 
 def test_chat_translates_both_ways(llm_server: FakeLlmServer) -> None:

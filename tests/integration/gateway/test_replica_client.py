@@ -10,6 +10,8 @@ import pytest
 
 from berth.gateway.replica_client import ConnectionLost, ReplicaClient
 
+pytestmark = pytest.mark.integration
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HANDLERS: set[asyncio.Task[None]] = set()
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-berth-replica-ms: 0.5\r\n"

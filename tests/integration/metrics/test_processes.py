@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from berth.metrics import Metrics
+
+pytestmark = pytest.mark.integration
 
 WORKER = """
 from berth.metrics import Metrics

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 
 def test_a_port_in_use_is_refused_even_by_a_socket_that_shares_it(tmp_path: Path) -> None:
     with socket.socket() as taken:

@@ -1,9 +1,11 @@
-"""Helpers for the environment tests: berth's own Python version and a tiny wheel."""
+"""Helpers for the environment tests: berth's own Python version, tiny artifact folders and a
+tiny wheel."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+import textwrap
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,17 @@ from berth.envs.uv_command import own_python
 OWN = own_python()
 
 MakeArtifact = Callable[[dict[str, str]], Path]
+
+
+def write_artifact(root: Path, files: dict[str, str]) -> Path:
+    """A folder ``root`` holding those (dedented) files."""
+    root.mkdir()
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
 
 SETUPTOOLS = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
 WHEEL = "Wheel-Version: 1.0\nGenerator: berth-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

@@ -14,7 +14,9 @@ import pytest
 from berth.core.errors import DeadlineExceeded, NotFound, RateLimited, Unavailable
 from berth.providers import Provider, ProviderCredentialsRejected, provider_for
 from tests.fakes.llm_server import FakeLlmServer
-from tests.unit.providers.support import RecordedSleeps, chat, no_secrets, openai_provider, options
+from tests.support.providers import RecordedSleeps, chat, no_secrets, openai_provider, options
+
+pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 

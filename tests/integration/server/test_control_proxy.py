@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from berth.server.control_proxy import ControlProxy
+
+pytestmark = pytest.mark.integration
 
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 

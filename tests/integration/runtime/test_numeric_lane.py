@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.unit.runtime.probes import run_probe
+from tests.integration.runtime.probes import run_probe
+
+pytestmark = pytest.mark.integration
 
 PROBE = Path(__file__).with_name("lane_probe.py")
 READ = ["split", "split_reordered", "records", "instances", "inputs_columns"]

@@ -10,7 +10,9 @@ import pytest
 
 from berth.envs import BuiltEnv, EnvSpec, build_env, list_envs, mark_used, prune
 from berth.envs.cache import build_lock
-from tests.unit.envs.support import OWN
+from tests.support.envs import OWN
+
+pytestmark = pytest.mark.integration
 
 OLD = EnvSpec(OWN, ("six==1.15.0",))
 NEW = EnvSpec(OWN, ("six==1.16.0",))
