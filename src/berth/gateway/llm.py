@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.types import Send
@@ -42,6 +42,7 @@ TASK_OPERATIONS = {
     "llm/v1/embeddings": "embeddings",
 }
 log = logging.getLogger("berth.gateway")
+ProviderFactory = Callable[[Mapping[str, Any]], Provider]
 
 
 def models_list(snapshot: Snapshot, principal: Principal) -> dict[str, Any]:
@@ -69,11 +70,18 @@ class Llm:
     """One provider instance per external entity config, so connections are pooled."""
 
     def __init__(
-        self, rng: random.Random | None = None, options: ProviderOptions | None = None
+        self,
+        rng: random.Random | None = None,
+        options: ProviderOptions | None = None,
+        *,
+        make_provider: ProviderFactory | None = None,
     ) -> None:
+        """``make_provider`` turns an entity's ``external_model`` block into its provider
+        (default: ``providers.provider_for`` with ``options``)."""
         self._providers: dict[str, Provider] = {}
         self._rng = rng or random.Random()
-        self._options = options or ProviderOptions()
+        given = options or ProviderOptions()
+        self._make = make_provider or (lambda block: provider_for(block, _unresolved, given))
 
     def external_entity(self, route: EndpointRoute) -> EntityRoute | None:
         """The entity to serve this request, when the endpoint serves external models."""
@@ -139,7 +147,7 @@ class Llm:
         key = json.dumps(external, sort_keys=True)
         provider = self._providers.get(key)
         if provider is None:
-            provider = provider_for(external, _unresolved, self._options)
+            provider = self._make(external)
             self._providers[key] = provider
         return provider
 
