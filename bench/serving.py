@@ -46,9 +46,9 @@ def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyp
     raise TimeoutError(what)
 
 
-def start_berth(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_berth(home: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "BERTH_HOME": str(home), "BERTH_ADMIN_TOKEN": TOKEN}
+    env = {**os.environ, "BERTH_HOME": str(home), "BERTH_ADMIN_TOKEN": TOKEN, **extra_env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "berth", "serve", "--port", str(port)],
         env=env,
