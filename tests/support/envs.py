@@ -10,6 +10,10 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from berth.core.errors import InvalidParameter
+from berth.envs import resolve_spec
 from berth.envs.uv_command import own_python
 
 #: berth's own major.minor: specs that ask for it need no other interpreter on the machine.
@@ -60,3 +64,22 @@ def write_sdist(path: Path, setup_py: str) -> Path:
             info.size = len(data)
             sdist.addfile(info, io.BytesIO(data))
     return path
+
+
+def runtime_yaml(python: str = OWN, env_path: str | None = None) -> str:
+    """A score.py artifact's ``runtime.yaml`` asking for ``python``."""
+    path = f"    INFERENCE_ENV_PATH: {env_path}\n" if env_path else ""
+    return (
+        "MODEL_ARTIFACT_VERSION: '3.0'\n"
+        "MODEL_DEPLOYMENT:\n"
+        "  INFERENCE_CONDA_ENV:\n"
+        f"{path}"
+        f"    INFERENCE_PYTHON_VERSION: '{python}'\n"
+    )
+
+
+def refusal(root: Path, model_format: str = "score_py") -> str:
+    """The message of the 400 that resolving ``root``'s environment answers."""
+    with pytest.raises(InvalidParameter) as caught:
+        resolve_spec(root, model_format)
+    return caught.value.message

@@ -4,7 +4,6 @@ small model, joined by `InProcessReplicas`; requests are ASGI calls, answers col
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from berth.inference import CaptureWriter
 from berth.metrics import Metrics
 from berth.runtime.app import Phase, ReplicaApp
 from tests.support.inprocess import InProcessReplicas
+from tests.support.net import wait_until
 
 ADMIN, ALICE, BOB = "bth_admin", "bth_alice", "bth_bob"
 PRINCIPALS = {
@@ -61,9 +61,7 @@ class Doubler:
 def replica() -> ReplicaApp:
     app = ReplicaApp(Doubler, max_concurrency=2)
     app.start_loading()
-    deadline = time.monotonic() + 10
-    while app.phase is Phase.LOADING and time.monotonic() < deadline:
-        time.sleep(0.001)  # the load thread sets the phase
+    wait_until(lambda: app.phase is not Phase.LOADING, timeout=10, what="the model to load")
     assert app.phase is Phase.READY, app.failure
     return app
 

@@ -41,7 +41,6 @@ class InProcessReplicas:
 
     def __init__(self, apps: dict[str, ReplicaApp]) -> None:
         self.apps = apps
-        self.forgotten: set[str] = set()
         self.calls: list[str] = []
         """The addresses posted or streamed to, in order."""
 
@@ -74,7 +73,7 @@ class InProcessReplicas:
         yield _Streamed(await self._call(address, path, body, headers))
 
     def forget(self, addresses: set[str]) -> None:
-        self.forgotten |= set(self.apps) - addresses
+        """Nothing to close: no connection is held."""
 
     async def close(self) -> None:
         for app in self.apps.values():

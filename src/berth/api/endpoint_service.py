@@ -51,8 +51,8 @@ from berth.store import grants, models
 from berth.store.endpoints import EndpointRecord, EventRecord
 
 Json = dict[str, Any]
-Save = Callable[[Session, str, int], None]
-"""Stores one setting of the endpoint with this id, at this time."""
+Save = Callable[[Session, str, Any, int], None]
+"""A store function that writes one setting: (session, endpoint id, value, now ms)."""
 
 ENDPOINT = access.ENDPOINT
 ABORTED = EntityState(DeploymentState.ABORTED, "The update was cancelled.")
@@ -271,14 +271,7 @@ class EndpointService:
         limits = _rate_limits(given)
         message = events.rate_limits_changed(principal.name, limits)
         setting = _Setting("rate_limits", limits, EventType.RATE_LIMITS_CHANGED, message)
-        self._save_setting(
-            principal,
-            name,
-            setting,
-            lambda session, endpoint_id, now: store.save_rate_limits(
-                session, endpoint_id, limits, now
-            ),
-        )
+        self._save_setting(principal, name, setting, store.save_rate_limits)
         return limits
 
     def put_ai_gateway(self, principal: Principal, name: str, body: AiGatewayConfig) -> Json:
@@ -286,14 +279,7 @@ class EndpointService:
         gateway = _dump(body)
         message = events.ai_gateway_changed(principal.name, gateway)
         setting = _Setting("ai_gateway", gateway, EventType.AI_GATEWAY_CHANGED, message)
-        self._save_setting(
-            principal,
-            name,
-            setting,
-            lambda session, endpoint_id, now: store.save_ai_gateway(
-                session, endpoint_id, gateway, now
-            ),
-        )
+        self._save_setting(principal, name, setting, store.save_ai_gateway)
         return gateway
 
     def put_notifications(
@@ -304,14 +290,7 @@ class EndpointService:
         setting = _Setting(
             "email_notifications", notifications, EventType.NOTIFICATIONS_CHANGED, message
         )
-        self._save_setting(
-            principal,
-            name,
-            setting,
-            lambda session, endpoint_id, now: store.save_email_notifications(
-                session, endpoint_id, notifications, now
-            ),
-        )
+        self._save_setting(principal, name, setting, store.save_email_notifications)
         return notifications
 
     def put_logging(self, principal: Principal, name: str, body: LogConfig) -> Json:
@@ -324,14 +303,7 @@ class EndpointService:
             f"predict log {'on' if body.predict_log else 'off'}."
         )
         setting = _Setting("log_config", config, EventType.LOGGING_CHANGED, message)
-        self._save_setting(
-            principal,
-            name,
-            setting,
-            lambda session, endpoint_id, now: store.save_log_config(
-                session, endpoint_id, config, now
-            ),
-        )
+        self._save_setting(principal, name, setting, store.save_log_config)
         return config
 
     def access_logs(self, principal: Principal, name: str, lines: int) -> str:
@@ -351,7 +323,7 @@ class EndpointService:
         now = self._clock.now_ms()
         with self._db.transaction() as session:
             record = access.endpoint(session, name, principal, "CAN_MANAGE")
-            save(session, record.id, now)
+            save(session, record.id, setting.value, now)
             store.add_event(session, record.id, setting.event, setting.message, now_ms=now)
             _audit(
                 session,

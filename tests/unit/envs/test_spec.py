@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
-from berth.core.errors import InvalidParameter
 from berth.envs import EnvSpec, resolve_spec
-from tests.support.envs import OWN, MakeArtifact, write_wheel
+from tests.support.envs import OWN, MakeArtifact, refusal, runtime_yaml, write_wheel
 
 
 def _mlmodel(python: str = f"{OWN}.7", mlflow: str = "2.17.0") -> str:
@@ -25,23 +23,6 @@ def _mlmodel(python: str = f"{OWN}.7", mlflow: str = "2.17.0") -> str:
 def _python_env(*dependencies: str, python: str = f"{OWN}.7") -> str:
     listed = "".join(f"- {line}\n" for line in dependencies)
     return f"python: {python}\nbuild_dependencies:\n- pip==24.0\ndependencies:\n{listed}"
-
-
-def _runtime_yaml(python: str = OWN, env_path: str | None = None) -> str:
-    path = f"    INFERENCE_ENV_PATH: {env_path}\n" if env_path else ""
-    return (
-        "MODEL_ARTIFACT_VERSION: '3.0'\n"
-        "MODEL_DEPLOYMENT:\n"
-        "  INFERENCE_CONDA_ENV:\n"
-        f"{path}"
-        f"    INFERENCE_PYTHON_VERSION: '{python}'\n"
-    )
-
-
-def _refusal(root: Path, model_format: str = "score_py") -> str:
-    with pytest.raises(InvalidParameter) as caught:
-        resolve_spec(root, model_format)
-    return caught.value.message
 
 
 def test_mlflow_python_env_includes_requirements_txt(make_artifact: MakeArtifact) -> None:
@@ -115,7 +96,7 @@ def test_mlflow_model_without_environment_files_runs_in_berths_env(
 
 def test_score_py_requirements_txt(make_artifact: MakeArtifact) -> None:
     root = make_artifact(
-        {"runtime.yaml": _runtime_yaml(f"{OWN}.2"), "requirements.txt": "six==1.16.0\n"}
+        {"runtime.yaml": runtime_yaml(f"{OWN}.2"), "requirements.txt": "six==1.16.0\n"}
     )
     assert resolve_spec(root, "score_py") == EnvSpec(OWN, ("six==1.16.0",))
 
@@ -130,10 +111,10 @@ def test_score_py_environment_yaml_pip_section(make_artifact: MakeArtifact) -> N
     "files",
     [
         {},
-        {"runtime.yaml": _runtime_yaml()},
+        {"runtime.yaml": runtime_yaml()},
         {"requirements.txt": "# no third-party packages needed\n"},
         # An explicit (empty) requirements.txt says how to build, so the conda pack is moot.
-        {"runtime.yaml": _runtime_yaml(env_path="oci://b@ns/envs/x"), "requirements.txt": ""},
+        {"runtime.yaml": runtime_yaml(env_path="oci://b@ns/envs/x"), "requirements.txt": ""},
     ],
 )
 def test_score_py_asking_for_nothing_runs_in_berths_env(
@@ -205,7 +186,7 @@ def test_wheel_inside_the_artifact_is_pinned_by_content(
     ("files", "expected"),
     [
         (
-            {"runtime.yaml": _runtime_yaml(env_path="oci://bucket@ns/conda_environments/x")},
+            {"runtime.yaml": runtime_yaml(env_path="oci://bucket@ns/conda_environments/x")},
             "list your packages in requirements.txt (or conda.yaml's pip section)",
         ),
         (
@@ -225,20 +206,20 @@ def test_wheel_inside_the_artifact_is_pinned_by_content(
         ({"requirements.txt": "-r missing.txt\n"}, "names a file the artifact does not have"),
         ({"requirements.txt": "./src\n", "src/setup.py": ""}, "names a directory"),
         ({"requirements.txt": "git+https://github.com/a/b.git\n"}, "version-control"),
-        ({"runtime.yaml": _runtime_yaml("three")}, "write a Python version such as '3.11'"),
+        ({"runtime.yaml": runtime_yaml("three")}, "write a Python version such as '3.11'"),
     ],
 )
 def test_environments_berth_cannot_build_are_refused_with_a_way_out(
     make_artifact: MakeArtifact, files: dict[str, str], expected: str
 ) -> None:
-    assert expected in _refusal(make_artifact(files))
+    assert expected in refusal(make_artifact(files))
 
 
 def test_unquoted_python_version_is_refused(make_artifact: MakeArtifact) -> None:
     root = make_artifact(
         {"MLmodel": _mlmodel(), "python_env.yaml": _python_env("six", python="3.10")}
     )
-    assert "must be a quoted string such as '3.11'" in _refusal(root, "mlflow")
+    assert "must be a quoted string such as '3.11'" in refusal(root, "mlflow")
 
 
 def test_hash_is_stable_and_covers_every_field() -> None:
