@@ -89,9 +89,24 @@ def test_a_body_over_the_limit_is_refused(tmp_path: Path) -> None:
 
 def test_a_replica_that_answers_nothing_is_retried_on_another(tmp_path: Path) -> None:
     harness = Harness(tmp_path, route("ep", "dead", "b"), apps=["b"])
-    answers = run(harness, *[(INVOKE, {"inputs": [i]}) for i in range(4)])
-    assert [status for status, _, _ in answers] == [200] * 4
-    assert harness.transport.calls.count("dead") == 1  # marked down after its one refusal
+    calls = harness.transport.calls
+
+    async def go() -> list[int]:
+        """Queries until the balancer (two random choices) has tried the dead replica once,
+        then four more: each is answered, and the dead one is never tried again."""
+        try:
+            statuses = []
+            while "dead" not in calls and len(statuses) < 64:
+                statuses.append((await harness.call(INVOKE, {"inputs": [1]}))[0])
+            for i in range(4):
+                statuses.append((await harness.call(INVOKE, {"inputs": [i]}))[0])
+            return statuses
+        finally:
+            await harness.close()
+
+    statuses = asyncio.run(go())
+    assert statuses == [200] * len(statuses)
+    assert calls.count("dead") == 1  # marked down after its one refusal
 
 
 def test_with_every_replica_gone_the_answer_is_a_503(tmp_path: Path) -> None:
