@@ -78,6 +78,8 @@ def preload_modules(artifact: Path, model_format: str) -> tuple[str, ...]:
         except (OSError, yaml.YAMLError, KeyError, TypeError):
             return ("mlflow.pyfunc",)
         return ("mlflow.pyfunc", str(loader))
+    if model_format == "gguf":
+        return ("xllamacpp",)
     try:
         tree = ast.parse((artifact / "score.py").read_text())
     except (OSError, SyntaxError, ValueError):

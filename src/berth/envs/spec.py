@@ -42,6 +42,8 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)(\.[0-9*]+)?[a-z0-9]*$")
 _CONDA_PACKAGE = re.compile(r"^([A-Za-z0-9._-]+)\s*(.*)$")
 _CONDA_PYTHON = re.compile(r"^(?:==?\s*|\s+)(\d+\.\d+)")
 _NO_REQUIREMENTS = Requirements((), ())
+#: The inference engine an open LLM's replicas run, installed into the model's environment.
+ENGINE_REQUIREMENTS = ("xllamacpp==2026.10.11549",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +89,14 @@ def current_platform() -> str:
 def resolve_spec(artifact: Path, model_format: str, *, uv: Path | None = None) -> EnvSpec | None:
     """The environment the artifact in ``artifact`` asks for, or None for berth's own.
 
-    ``model_format`` is the registry's format (``mlflow`` or ``score_py``). Raises
+    ``model_format`` is the registry's format (``mlflow``, ``score_py`` or ``gguf``). Raises
     ``InvalidParameter`` when the artifact asks for an environment berth cannot build,
     including a Python version that uv cannot find installed here.
     """
     readers: dict[str, Callable[[Path], EnvSpec | None]] = {
         "mlflow": _mlflow_spec,
         "score_py": _score_py_spec,
+        "gguf": lambda _: EnvSpec(own_python(), ENGINE_REQUIREMENTS),
     }
     if model_format not in readers:
         raise ValueError(f"unknown artifact format {model_format!r}")

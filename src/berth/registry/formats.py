@@ -16,6 +16,11 @@ from berth.registry.score_py import SCORE_PY, inspect_score_py
 class ArtifactFormat(StrEnum):
     MLFLOW = "mlflow"
     SCORE_PY = "score_py"
+    GGUF = "gguf"
+    """An open LLM's weights in one GGUF file, served by llama.cpp."""
+
+
+GGUF_SUFFIX = ".gguf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +33,24 @@ def detect(root: Path, where: str) -> DetectedArtifact:
     """Tell the format of the artifact in ``root`` and validate it; ``where`` names the source.
 
     An ``MLmodel`` file makes it an MLflow model, whatever else is there; otherwise a
-    ``score.py`` makes it an OCI artifact.
+    ``score.py`` makes it an OCI artifact; otherwise one ``.gguf`` file makes it an open LLM.
     """
     if (root / MLMODEL).is_file():
         return DetectedArtifact(ArtifactFormat.MLFLOW, inspect_mlflow(root))
     if (root / SCORE_PY).is_file():
         return DetectedArtifact(ArtifactFormat.SCORE_PY, inspect_score_py(root))
+    weights = [p for p in root.iterdir() if p.suffix == GGUF_SUFFIX and p.is_file()]
+    if len(weights) > 1:
+        raise InvalidParameter(
+            f"{where} holds {len(weights)} {GGUF_SUFFIX} files; a model version is one model: "
+            f"register a folder holding exactly one."
+        )
+    if weights:
+        return DetectedArtifact(ArtifactFormat.GGUF, {"weights": weights[0].name})
     raise InvalidParameter(
-        f"No {MLMODEL} file with a python_function flavor and no {SCORE_PY} defining "
-        f"load_model and predict were found in {where} ({_contents(root)})."
+        f"No {MLMODEL} file with a python_function flavor, no {SCORE_PY} defining "
+        f"load_model and predict and no {GGUF_SUFFIX} file were found in {where} "
+        f"({_contents(root)})."
     )
 
 

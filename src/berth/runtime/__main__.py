@@ -25,7 +25,7 @@ log = logging.getLogger("berth.runtime")
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
     parser.add_argument("--artifact", type=Path, required=True, help="model artifact folder")
-    parser.add_argument("--format", required=True, choices=["score_py", "mlflow"])
+    parser.add_argument("--format", required=True, choices=["score_py", "mlflow", "gguf"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="where to write the bound port")
@@ -97,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
-    return asyncio.run(_serve(_parse(argv if argv is not None else sys.argv[1:])))
+    args = _parse(argv if argv is not None else sys.argv[1:])
+    if args.format == "gguf":
+        from berth.runtime import engine  # imports the engine, installed in this env only
+
+        return engine.serve(args.artifact, args.socket, args.max_concurrency)
+    return asyncio.run(_serve(args))
 
 
 if __name__ == "__main__":

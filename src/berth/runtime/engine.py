@@ -1,0 +1,91 @@
+"""An open LLM's replica: llama.cpp's own server, through the ``xllamacpp`` package, in this
+process and on the replica's Unix socket.
+
+llama.cpp batches continuously across its slots (one per request it decodes at once) and
+answers the OpenAI routes itself (``/v1/chat/completions``, ``/v1/completions``,
+``/v1/embeddings``, ``/health``, ``/metrics``), so the gateway talks to it directly and no
+Python sits between a token and the caller. Its server listens on a temporary name first;
+the replica's socket appears (a rename) only once the weights are loaded and one token has
+been generated, so "the socket answers" means "ready", as for every other replica.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("berth.runtime.engine")
+
+GGUF_SUFFIX = ".gguf"
+CONTEXT_PER_SLOT = 4096
+"""Tokens of context each slot holds (prompt and answer together)."""
+
+
+class EngineFailed(RuntimeError):
+    """The engine could not load the weights or generate its first token."""
+
+
+def weights_file(artifact: Path) -> Path:
+    """The one GGUF file of a model version's artifact."""
+    found = sorted(p for p in artifact.iterdir() if p.suffix == GGUF_SUFFIX)
+    if len(found) != 1:
+        raise EngineFailed(f"expected one {GGUF_SUFFIX} file in {artifact}, found {len(found)}")
+    return found[0]
+
+
+def engine_params(weights: Path, listen: str, slots: int, threads: int) -> Any:
+    """llama.cpp's settings for one replica: ``slots`` requests decoded together, each with
+    ``CONTEXT_PER_SLOT`` tokens of context, on ``threads`` CPU threads."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(weights)
+    params.model_alias = {weights.stem}
+    params.hostnames = [listen]
+    params.n_parallel = slots
+    params.n_ctx = slots * CONTEXT_PER_SLOT
+    params.cont_batching = True
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.endpoint_metrics = True
+    params.endpoint_slots = False
+    return params
+
+
+def first_token(server: Any) -> dict[str, Any]:
+    """Generate one token, so readiness means the engine decodes, not only that it loaded."""
+    answer = server.handle_completions({"prompt": "Hello", "max_tokens": 1})
+    if not isinstance(answer, dict) or "error" in answer:
+        raise EngineFailed(f"the engine loaded but could not generate a token: {answer}")
+    return answer
+
+
+def serve(artifact: Path, socket_path: str, slots: int, threads: int | None = None) -> int:
+    """Serve the artifact's GGUF weights on ``socket_path`` until SIGTERM or SIGINT."""
+    # Blocked before llama.cpp starts its threads, which inherit the mask: the stop signal
+    # then reaches only the sigwait below.
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    import xllamacpp
+
+    weights = weights_file(artifact)
+    threads = threads or len(os.sched_getaffinity(0))
+    loading = f"{socket_path}.loading.sock"  # llama.cpp takes a name ending .sock as a Unix socket
+    started = time.monotonic()
+    log.info("loading %s: %d slots, %d threads", weights.name, slots, threads)
+    server = xllamacpp.Server(engine_params(weights, loading, slots, threads))
+    answer = first_token(server)
+    os.replace(loading, socket_path)
+    log.info(
+        "ready in %.2f s (first token after %s ms of prompt)",
+        time.monotonic() - started,
+        answer.get("timings", {}).get("prompt_ms"),
+    )
+    signal.sigwait(stop)
+    log.info("stopping")
+    del server  # llama.cpp's destructor ends its loop and closes the socket
+    return 0
