@@ -11,9 +11,28 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from berth.core.principal import Principal, PrincipalKind
+
+
+class ReplicaProtocol(StrEnum):
+    """What a served entity's replicas speak."""
+
+    RUNTIME = "runtime"
+    """berth's replica runtime: any body on ``/invocations``."""
+    OPENAI = "openai"
+    """An inference engine answering the OpenAI routes itself (``/v1/chat/completions``,
+    ``/v1/completions``, ``/v1/embeddings``): an open LLM's replicas."""
+
+
+ENGINE_FORMATS = frozenset({"gguf"})
+"""Model formats whose replicas run an inference engine speaking the OpenAI routes."""
+
+
+def replica_protocol(model_format: str) -> ReplicaProtocol:
+    return ReplicaProtocol.OPENAI if model_format in ENGINE_FORMATS else ReplicaProtocol.RUNTIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +52,7 @@ class EntityRoute:
     cold: bool = False
     """No replica routed but one is coming (scaled to zero, or its only replica is being
     replaced): a request waits while it starts."""
+    protocol: ReplicaProtocol = ReplicaProtocol.RUNTIME
 
     @property
     def live(self) -> bool:
@@ -126,6 +146,7 @@ class Snapshot:
                             ],
                             "external": en.external,
                             "cold": en.cold,
+                            "protocol": en.protocol.value,
                         }
                         for en in ep.entities
                     ],
@@ -149,6 +170,7 @@ class Snapshot:
                         tuple(ReplicaRoute(r[0], r[1], r[2]) for r in en["replicas"]),
                         en.get("external"),
                         en.get("cold", False),
+                        ReplicaProtocol(en.get("protocol", ReplicaProtocol.RUNTIME)),
                     )
                     for en in ep["entities"]
                 ),
