@@ -79,8 +79,8 @@ def test_neither_format_names_what_was_looked_for_not_what_is_there(tmp_path: Pa
     _write(tmp_path / "model.pkl", "x")
     _write(tmp_path / "data" / "a.csv", "x")
     assert _refusal(tmp_path) == (
-        "No MLmodel file with a python_function flavor and no score.py defining load_model "
-        "and predict were found in source 'here' (it holds 2 entries)."
+        "No MLmodel file with a python_function flavor, no score.py defining load_model "
+        "and predict and no .gguf file were found in source 'here' (it holds 2 entries)."
     )
 
 
