@@ -43,6 +43,24 @@ class ReplicaRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisionedBand:
+    """An open LLM's provisioned throughput, in tokens per second: the gateway admits requests
+    against it, the autoscaler moves it between the bounds a chunk (one replica) at a time."""
+
+    chunk_tps: int
+    """What one replica of the model version sustains here, as calibrated."""
+    min_tps: int
+    max_tps: int
+
+    def current(self, replicas: int) -> int:
+        """The band with ``replicas`` routed: never below the minimum, never above the maximum."""
+        return min(max(replicas * self.chunk_tps, self.min_tps), self.max_tps)
+
+    def to_json(self) -> list[int]:
+        return [self.chunk_tps, self.min_tps, self.max_tps]
+
+
+@dataclass(frozen=True, slots=True)
 class EntityRoute:
     name: str
     traffic_percentage: int
@@ -53,6 +71,8 @@ class EntityRoute:
     """No replica routed but one is coming (scaled to zero, or its only replica is being
     replaced): a request waits while it starts."""
     protocol: ReplicaProtocol = ReplicaProtocol.RUNTIME
+    provisioned: ProvisionedBand | None = None
+    """Set for an open LLM served with provisioned throughput."""
 
     @property
     def live(self) -> bool:
@@ -147,6 +167,7 @@ class Snapshot:
                             "external": en.external,
                             "cold": en.cold,
                             "protocol": en.protocol.value,
+                            "provisioned": en.provisioned and en.provisioned.to_json(),
                         }
                         for en in ep.entities
                     ],
@@ -171,6 +192,7 @@ class Snapshot:
                         en.get("external"),
                         en.get("cold", False),
                         ReplicaProtocol(en.get("protocol", ReplicaProtocol.RUNTIME)),
+                        ProvisionedBand(*en["provisioned"]) if en.get("provisioned") else None,
                     )
                     for en in ep["entities"]
                 ),
