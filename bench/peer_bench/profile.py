@@ -131,6 +131,7 @@ def record(
     out_dir: Path,
     log: Callable[[str], None],
     mode: str = "python",
+    tag: str = "c8",
 ) -> dict[str, Summary]:
     """Sample every pid of ``targets`` with py-spy while ``load`` runs."""
     spy = str(ensure_venv("tools", log).bin / "py-spy")
@@ -138,7 +139,7 @@ def record(
     duration = seconds + 1  # the load runs 1 s of warm-up, then ``seconds``
     running: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
     for label, pid in targets.items():
-        path = out_dir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}-c8.speedscope.json"
+        path = out_dir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}-{tag}.speedscope.json"
         argv = [spy, "record", "-p", str(pid), "-d", str(duration), "-r", str(RATE_HZ)]
         argv += [*MODES[mode], "-f", "speedscope", "-o", str(path)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.envs import find_uv
+from berth.envs.spec import ENGINE_REQUIREMENTS
 
 CACHE = Path(os.environ.get("BERTH_BENCH_CACHE", Path.home() / ".cache" / "berth-bench"))
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -48,6 +49,10 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
         *MODEL_STACK,
     ),
     "tools": ("py-spy==0.4.3",),
+    # bench/llm.py: llama.cpp's server alone, at the version berth's open-LLM replicas run,
+    # and LiteLLM's proxy in front of it.
+    "engine": ENGINE_REQUIREMENTS,
+    "litellm": ("litellm[proxy]==1.108.7",),
 }
 
 

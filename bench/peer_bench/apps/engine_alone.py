@@ -1,0 +1,39 @@
+"""llama.cpp's server alone, for bench/llm.py: the same settings as an open LLM's replica
+(``berth.runtime.engine.engine_params``: slots, context per slot, threads, continuous
+batching), listening on 127.0.0.1 TCP instead of a Unix socket.
+
+Run with the engine venv's Python and ``PYTHONPATH`` on berth's ``src`` (only
+``berth.runtime.engine`` is imported, which needs nothing but the standard library and
+xllamacpp): ``python engine_alone.py WEIGHTS PORT SLOTS THREADS``. Prints ``ready`` once the
+first token is generated; stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    weights, port, slots, threads = Path(sys.argv[1]), *map(int, sys.argv[2:5])
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before llama.cpp's threads inherit it
+    import xllamacpp
+
+    from berth.runtime.engine import engine_params, first_token
+
+    params = engine_params(weights, "127.0.0.1", slots, threads)
+    params.port = port
+    started = time.monotonic()
+    server = xllamacpp.Server(params)
+    first_token(server)
+    print(f"ready in {time.monotonic() - started:.2f} s", flush=True)
+    signal.sigwait(stop)
+    del server
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
