@@ -248,6 +248,7 @@ def _signed(value: float) -> str:
 
 def _errors(cell: Cell) -> str:
     parts = [f"{cell.short} short"] if cell.short else []
+    parts += [f"{cell.retries} retried"] if cell.retries else []
     return f"{cell.errors}" + (f" ({', '.join(parts)})" if parts else "")
 
 

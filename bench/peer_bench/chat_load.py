@@ -24,6 +24,7 @@ import aiohttp
 _CONTENT = re.compile(rb'"content":\s*"[^"]')
 """An event whose delta carries text (not the role-only first event, not an empty string)."""
 _USAGE = re.compile(rb'"usage":\s*\{')
+RETRIES = 2
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Cell:
     error_samples: list[str] = field(default_factory=list)
     cpu_ms: dict[str, float] = field(default_factory=dict)
     """CPU milliseconds per request, by process, filled in by the caller."""
+    retries: int = 0
+    """Requests sent again because the server closed their connection before answering."""
     others_cores: float = float("nan")
     """Cores the machine's other processes used meanwhile, filled in by the caller."""
 
@@ -82,6 +85,7 @@ def pooled(cells: list[Cell]) -> Cell:
             part: sum(c.cpu_ms.get(part, 0.0) * c.requests for c in cells) / max(requests, 1)
             for part in parts
         },
+        sum(c.retries for c in cells),
         sum(c.others_cores * c.wall_s for c in cells) / wall if wall else float("nan"),
     )
 
@@ -102,12 +106,24 @@ class _Failed(Exception):
 
 async def _one(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
-) -> tuple[float, float, int | None]:
-    """(TTFT ms, latency ms, completion tokens) of one streamed request."""
+) -> tuple[float, float, int | None, int]:
+    """(TTFT ms, latency ms, completion tokens, retries) of one streamed request.
+
+    A connection the server closed before answering (a keep-alive one it dropped) is tried
+    again, at most ``RETRIES`` times, as the OpenAI SDK does; the times count from the first
+    try."""
     sent = time.perf_counter()
+    for retries in range(RETRIES + 1):
+        try:
+            answer = await session.post(url, data=body, headers=headers)
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+            if retries == RETRIES:
+                raise
+            continue
+        break
     first: float | None = None
     tokens: int | None = None
-    async with session.post(url, data=body, headers=headers) as answer:
+    async with answer:
         if answer.status != 200:
             raise _Failed(f"HTTP {answer.status}: {(await answer.text())[:200]}")
         async for line in answer.content:
@@ -122,7 +138,7 @@ async def _one(
     ended = time.perf_counter()
     if first is None:
         raise _Failed("the stream carried no content")
-    return (first - sent) * 1000, (ended - sent) * 1000, tokens
+    return (first - sent) * 1000, (ended - sent) * 1000, tokens, retries
 
 
 async def _drive(
@@ -130,7 +146,7 @@ async def _drive(
 ) -> Cell:
     ttfts: list[float] = []
     latencies: list[float] = []
-    counted = {"tokens": 0, "errors": 0, "short": 0}
+    counted = {"tokens": 0, "errors": 0, "short": 0, "retries": 0}
     samples: list[str] = []
     sent_headers = {"Content-Type": "application/json", **headers}
     connector = aiohttp.TCPConnector(limit=0)
@@ -142,7 +158,7 @@ async def _drive(
         async def client() -> None:
             while time.perf_counter() < deadline:
                 try:
-                    ttft, latency, tokens = await _one(session, url, body, sent_headers)
+                    ttft, latency, tokens, retries = await _one(session, url, body, sent_headers)
                 except (TimeoutError, _Failed, aiohttp.ClientError) as exc:
                     counted["errors"] += 1
                     if len(samples) < 3:
@@ -152,6 +168,7 @@ async def _drive(
                 ttfts.append(ttft)
                 latencies.append(latency)
                 counted["tokens"] += tokens or 0
+                counted["retries"] += retries
                 if tokens != want:
                     counted["short"] += 1
 
@@ -169,6 +186,7 @@ async def _drive(
         counted["errors"],
         counted["short"],
         samples,
+        retries=counted["retries"],
     )
 
 
