@@ -169,7 +169,9 @@ def test_a_version_swap_under_streaming_load_drops_no_stream(
         assert put.status_code == 200, put.text
         assert wait_settled(api, llm, timeout=180)["state"]["config_update"] == "NOT_UPDATING"
         wait_until(
-            lambda: streams.whole[f"{llm}-2"] >= 4, timeout=60, what="streams from version 2"
+            lambda: streams.failures or streams.whole[f"{llm}-2"] >= 4,
+            timeout=60,
+            what="streams from version 2",
         )
     assert streams.failures == []
     assert streams.whole[f"{llm}-1"] > 0 and streams.whole[f"{llm}-2"] >= 4
