@@ -13,8 +13,11 @@ from berth.cli.output import (
     OutputOption,
     api_client,
     err_console,
+    print_fields,
     print_json,
     print_table,
+    short_bytes,
+    short_count,
     when,
 )
 
@@ -26,7 +29,7 @@ Name = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
 Version = Annotated[str, typer.Argument(metavar="VERSION", help="Version number, e.g. 1.")]
 
 MODEL_COLUMNS = ["name", "latest version", "creator", "updated", "description"]
-VERSION_COLUMNS = ["version", "format", "status", "created", "creator", "source"]
+VERSION_COLUMNS = ["version", "format", "model", "status", "created", "creator", "source"]
 
 
 @app.command()
@@ -37,7 +40,8 @@ def register(
         typer.Argument(
             exists=True,
             metavar="PATH",
-            help="Artifact folder (MLmodel or score.py), or a .tar.gz/.tgz/.zip of one.",
+            help="Artifact folder (MLmodel, score.py or one .gguf file), a .gguf file, or a "
+            ".tar.gz/.tgz/.zip of a folder.",
         ),
     ],
     description: Annotated[str, typer.Option(help="Description of the version.")] = "",
@@ -61,10 +65,10 @@ def register(
         )
     if output is OutputFormat.json:
         print_json(version)
-    else:
-        typer.echo(
-            f"Registered {version['name']} version {version['version']} ({version['format']})."
-        )
+        return
+    summary = _summary(version)
+    what = f"{version['format']}: {summary}" if summary else version["format"]
+    typer.echo(f"Registered {version['name']} version {version['version']} ({what}).")
 
 
 @app.command("list")
@@ -102,6 +106,30 @@ def versions(name: Name, output: OutputFormat = OutputOption) -> None:
         _print_versions(name, found)
 
 
+@app.command("version")
+def show_version(name: Name, version: Version, output: OutputFormat = OutputOption) -> None:
+    """Show one version: its source, and what its artifact holds (an LLM's architecture,
+    parameters, context length and quantization)."""
+    with api_client() as client:
+        found = client.models.get_version(name, version)
+    if output is OutputFormat.json:
+        print_json(found)
+        return
+    print_fields(
+        [
+            ("model", found["name"]),
+            ("version", found["version"]),
+            ("format", found["format"]),
+            ("status", found["status"]),
+            ("created", when(found["creation_timestamp"])),
+            ("creator", found["creator"]),
+            ("source", found["source"]),
+            ("description", found["description"]),
+            *_llm_fields(found.get("details") or {}),
+        ]
+    )
+
+
 @app.command()
 def delete(name: Name) -> None:
     """Delete a model and all its versions (refused while an endpoint serves one)."""
@@ -123,6 +151,7 @@ def _print_versions(name: str, versions: Sequence[Json]) -> None:
         [
             v["version"],
             v["format"],
+            _summary(v),
             v["status"],
             when(v["creation_timestamp"]),
             v["creator"],
@@ -145,3 +174,40 @@ def _model_row(model: Json) -> list[Any]:
 
 def _tags(model: Json) -> str:
     return ", ".join(f"{tag['key']}={tag['value']}" for tag in model.get("tags", []))
+
+
+def _summary(version: Json) -> str:
+    """One line on what an LLM version is: ``llama, 135M parameters, context 8,192, Q4_1``."""
+    details = version.get("details") or {}
+    if version.get("format") != "gguf":
+        return ""
+    parts = [
+        details.get("architecture"),
+        _parameters(details),
+        f"context {details['context_length']:,}" if details.get("context_length") else None,
+        details.get("quantization"),
+    ]
+    return ", ".join(part for part in parts if part)
+
+
+def _llm_fields(details: Json) -> list[tuple[str, Any]]:
+    if "architecture" not in details:
+        return []
+    context = details.get("context_length")
+    template = details.get("chat_template")
+    count = details.get("parameter_count")
+    return [
+        ("llm name", details.get("name")),
+        ("architecture", details["architecture"]),
+        ("parameters", f"{short_count(count)} ({count:,})" if count else None),
+        ("context length", f"{context:,} tokens" if context else None),
+        ("embedding length", details.get("embedding_length")),
+        ("quantization", details.get("quantization")),
+        ("weights", f"{details.get('weights')} ({short_bytes(details['file_size_bytes'])})"),
+        ("chat template", f"{len(template):,} characters" if template else "none"),
+    ]
+
+
+def _parameters(details: Json) -> str | None:
+    count = details.get("parameter_count")
+    return f"{short_count(count)} parameters" if count else None
