@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from berth.cli import garden
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
@@ -16,12 +17,12 @@ from berth.cli.output import (
     print_fields,
     print_json,
     print_table,
-    short_bytes,
-    short_count,
     when,
 )
+from berth.cli.version_views import llm_fields, registered, version_summary
 
 app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
+app.add_typer(garden.app, name="garden")
 
 Json = dict[str, Any]
 
@@ -66,9 +67,7 @@ def register(
     if output is OutputFormat.json:
         print_json(version)
         return
-    summary = _summary(version)
-    what = f"{version['format']}: {summary}" if summary else version["format"]
-    typer.echo(f"Registered {version['name']} version {version['version']} ({what}).")
+    typer.echo(registered(version))
 
 
 @app.command("list")
@@ -125,7 +124,7 @@ def show_version(name: Name, version: Version, output: OutputFormat = OutputOpti
             ("creator", found["creator"]),
             ("source", found["source"]),
             ("description", found["description"]),
-            *_llm_fields(found.get("details") or {}),
+            *llm_fields(found.get("details") or {}),
         ]
     )
 
@@ -151,7 +150,7 @@ def _print_versions(name: str, versions: Sequence[Json]) -> None:
         [
             v["version"],
             v["format"],
-            _summary(v),
+            version_summary(v),
             v["status"],
             when(v["creation_timestamp"]),
             v["creator"],
@@ -174,40 +173,3 @@ def _model_row(model: Json) -> list[Any]:
 
 def _tags(model: Json) -> str:
     return ", ".join(f"{tag['key']}={tag['value']}" for tag in model.get("tags", []))
-
-
-def _summary(version: Json) -> str:
-    """One line on what an LLM version is: ``llama, 135M parameters, context 8,192, Q4_1``."""
-    details = version.get("details") or {}
-    if version.get("format") != "gguf":
-        return ""
-    parts = [
-        details.get("architecture"),
-        _parameters(details),
-        f"context {details['context_length']:,}" if details.get("context_length") else None,
-        details.get("quantization"),
-    ]
-    return ", ".join(part for part in parts if part)
-
-
-def _llm_fields(details: Json) -> list[tuple[str, Any]]:
-    if "architecture" not in details:
-        return []
-    context = details.get("context_length")
-    template = details.get("chat_template")
-    count = details.get("parameter_count")
-    return [
-        ("llm name", details.get("name")),
-        ("architecture", details["architecture"]),
-        ("parameters", f"{short_count(count)} ({count:,})" if count else None),
-        ("context length", f"{context:,} tokens" if context else None),
-        ("embedding length", details.get("embedding_length")),
-        ("quantization", details.get("quantization")),
-        ("weights", f"{details.get('weights')} ({short_bytes(details['file_size_bytes'])})"),
-        ("chat template", f"{len(template):,} characters" if template else "none"),
-    ]
-
-
-def _parameters(details: Json) -> str | None:
-    count = details.get("parameter_count")
-    return f"{short_count(count)} parameters" if count else None

@@ -15,6 +15,9 @@ JsonObject = dict[str, Any]
 JsonObjects = list[JsonObject]
 
 BASE = "/api/2.0/models"
+GARDEN = "/api/2.0/berth/garden"
+GARDEN_TIMEOUT_S = 1800.0
+"""A garden registration may first download its package's wheel."""
 UPLOAD_FIELD = "file"
 GGUF_SUFFIX = ".gguf"
 _THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -121,6 +124,28 @@ class ModelsApi:
 
     def delete_version(self, name: str, version: str | int) -> None:
         self._t.request("DELETE", _path(name, "versions", str(version)))
+
+    def garden(self) -> JsonObjects:
+        """The model garden: open models that a package ships, each with ``installed``
+        (whether the server has the package already)."""
+        models: JsonObjects = self._t.request("GET", GARDEN).get("models", [])
+        return models
+
+    def register_from_garden(
+        self,
+        name: str,
+        model_name: str | None = None,
+        description: str = "",
+        timeout_s: float = GARDEN_TIMEOUT_S,
+    ) -> JsonObject:
+        """Register garden model ``name`` as the next version of ``model_name`` (default:
+        ``name``), which the server makes if missing; answers the version. The server
+        installs the package's wheel first where it is not installed."""
+        body: JsonObject = {"description": description}
+        if model_name is not None:
+            body["model_name"] = model_name
+        path = f"{GARDEN}/{quote(name, safe='')}/register"
+        return self._inner("POST", path, "model_version", json=body, timeout=timeout_s)
 
     def _create_if_missing(self, name: str, description: str) -> bool:
         try:

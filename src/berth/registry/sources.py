@@ -1,4 +1,5 @@
-"""Bringing an artifact into a work folder: a path on this machine, an fsspec URI, an upload.
+"""Bringing an artifact into a work folder: a path on this machine, an fsspec URI, an upload,
+or the files of a model garden entry.
 
 Local folders are copied with their links followed, so the stored artifact is whole and
 does not change when the original does. A single ``.gguf`` file, however it comes, is stored
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -53,12 +55,25 @@ class UploadedArchive:
         return f"uploaded file '{self.filename}'"
 
 
-ArtifactSource = SourceUri | UploadedArchive
+@dataclass(frozen=True, slots=True)
+class PackagedFiles:
+    """Files berth itself chose from an installed package (a model garden entry), each with
+    its name in the artifact. They are read without the source policy, which rules what
+    callers name: no caller named these."""
+
+    recorded: str
+    label: str
+    files: Sequence[tuple[Path, str]]
+
+
+ArtifactSource = SourceUri | UploadedArchive | PackagedFiles
 
 
 def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool) -> Path:
     """Copy or unpack ``source`` under the empty folder ``work`` as ``policy`` allows for the
     caller (``admin`` or not); returns the artifact root."""
+    if isinstance(source, PackagedFiles):
+        return _copy_packaged(source.files, work / "tree")
     if isinstance(source, UploadedArchive):
         weights = gguf_name(source.filename)
         if weights is not None:
@@ -96,6 +111,16 @@ def _lone_file(work: Path, name: str) -> Path:
     tree = work / "tree"
     tree.mkdir()
     return tree / name
+
+
+def _copy_packaged(files: Sequence[tuple[Path, str]], tree: Path) -> Path:
+    tree.mkdir()
+    for path, name in files:
+        if path.is_dir():
+            shutil.copytree(path, tree / name)
+        else:
+            shutil.copy2(path, tree / name)
+    return tree
 
 
 def _copy_capped(stream: BinaryIO, out: BinaryIO, policy: SourcePolicy, label: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from berth.core.errors import InvalidParameter, PayloadTooLarge, PermissionDenied
 from berth.registry.source_policy import SourcePolicy
-from berth.registry.sources import SourceUri, UploadedArchive, fetch
+from berth.registry.sources import PackagedFiles, SourceUri, UploadedArchive, fetch
 
 SUM_SCORE = Path(__file__).resolve().parents[2] / "fakes" / "models" / "sum_score"
 POLICY = SourcePolicy(
@@ -178,3 +178,11 @@ def test_a_gguf_file_is_read_only_where_the_caller_may_read(tmp_path: Path, work
         fetch(SourceUri(str(tmp_path / "tiny.gguf")), work, POLICY, admin=False)
     assert "only admins may register from there" in caught.value.message
     assert not (work / "tree").exists()
+
+
+def test_packaged_files_are_copied_under_their_artifact_names(tmp_path: Path, work: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    files = [(SUM_SCORE, "model"), (tmp_path / "weights.bin", "w.bin")]
+    source = PackagedFiles("garden:x", "garden model 'x'", files)
+    root = fetch(source, work, POLICY, admin=False)
+    assert _names(root) == {"model", "w.bin"} | {f"model/{p.name}" for p in SUM_SCORE.iterdir()}
