@@ -18,7 +18,8 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 # What each source may import besides the standard library and itself.
 ALLOWED = {
-    "berth.runtime": {"berth.core", "mlflow"},  # MLflow models load through MLflow
+    # MLflow models load through MLflow, open LLMs through the xllamacpp engine
+    "berth.runtime": {"berth.core", "mlflow", "xllamacpp"},
     "berth.client": {"berth.core"},
 }
 

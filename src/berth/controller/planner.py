@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.controller.targets import ConfigTarget, EndpointStates, EndpointTarget, EntityTarget
-from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute
+from berth.core.dataplane import (
+    EndpointRoute,
+    EntityRoute,
+    ReplicaProtocol,
+    ReplicaRoute,
+    replica_protocol,
+)
 from berth.core.endpoint_config import EntityState
 from berth.core.states import DeploymentState, EndpointReady
 
@@ -156,8 +162,14 @@ def _route(
 
 
 def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:
+    protocol = ReplicaProtocol.RUNTIME
+    if entity.spec is not None:
+        protocol = replica_protocol(entity.spec.model_format)
+    # The runtime takes a second request per slot, so one is ready when a slot frees; an
+    # engine gets only as many as it decodes at once, so the rest wait where berth sees them.
+    pipeline = PIPELINE if protocol is ReplicaProtocol.RUNTIME else 1
     replicas = tuple(
-        ReplicaRoute(rid, status.address, status.spec.max_concurrency * PIPELINE)
+        ReplicaRoute(rid, status.address, status.spec.max_concurrency * pipeline)
         for rid in entity.replica_ids()
         if (status := observed.get(rid)) is not None
         and status.state == ReplicaState.READY
@@ -175,4 +187,5 @@ def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -
         cold=entity.spec is not None
         and not replicas
         and (entity.scaling.min_replicas == 0 or starting),
+        protocol=protocol,
     )

@@ -11,9 +11,28 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from berth.core.principal import Principal, PrincipalKind
+
+
+class ReplicaProtocol(StrEnum):
+    """What a served entity's replicas speak."""
+
+    RUNTIME = "runtime"
+    """berth's replica runtime: any body on ``/invocations``."""
+    OPENAI = "openai"
+    """An inference engine answering the OpenAI routes itself (``/v1/chat/completions``,
+    ``/v1/completions``, ``/v1/embeddings``): an open LLM's replicas."""
+
+
+ENGINE_FORMATS = frozenset({"gguf"})
+"""Model formats whose replicas run an inference engine speaking the OpenAI routes."""
+
+
+def replica_protocol(model_format: str) -> ReplicaProtocol:
+    return ReplicaProtocol.OPENAI if model_format in ENGINE_FORMATS else ReplicaProtocol.RUNTIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +40,24 @@ class ReplicaRoute:
     replica_id: str
     address: str
     max_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedBand:
+    """An open LLM's provisioned throughput, in tokens per second: the gateway admits requests
+    against it, the autoscaler moves it between the bounds a chunk (one replica) at a time."""
+
+    chunk_tps: int
+    """What one replica of the model version sustains here, as calibrated."""
+    min_tps: int
+    max_tps: int
+
+    def current(self, replicas: int) -> int:
+        """The band with ``replicas`` routed: never below the minimum, never above the maximum."""
+        return min(max(replicas * self.chunk_tps, self.min_tps), self.max_tps)
+
+    def to_json(self) -> list[int]:
+        return [self.chunk_tps, self.min_tps, self.max_tps]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +70,9 @@ class EntityRoute:
     cold: bool = False
     """No replica routed but one is coming (scaled to zero, or its only replica is being
     replaced): a request waits while it starts."""
+    protocol: ReplicaProtocol = ReplicaProtocol.RUNTIME
+    provisioned: ProvisionedBand | None = None
+    """Set for an open LLM served with provisioned throughput."""
 
     @property
     def live(self) -> bool:
@@ -126,6 +166,8 @@ class Snapshot:
                             ],
                             "external": en.external,
                             "cold": en.cold,
+                            "protocol": en.protocol.value,
+                            "provisioned": en.provisioned and en.provisioned.to_json(),
                         }
                         for en in ep.entities
                     ],
@@ -149,6 +191,8 @@ class Snapshot:
                         tuple(ReplicaRoute(r[0], r[1], r[2]) for r in en["replicas"]),
                         en.get("external"),
                         en.get("cold", False),
+                        ReplicaProtocol(en.get("protocol", ReplicaProtocol.RUNTIME)),
+                        ProvisionedBand(*en["provisioned"]) if en.get("provisioned") else None,
                     )
                     for en in ep["entities"]
                 ),

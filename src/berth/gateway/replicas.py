@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from berth.core.dataplane import EndpointRoute
-from berth.core.errors import BerthError
+from berth.core.dataplane import EndpointRoute, ReplicaProtocol
+from berth.core.errors import BerthError, InvalidParameter
 from berth.gateway import json_body, stages
 from berth.gateway.admission import Admission, Slot
 from berth.gateway.exchange import Exchange, Served, header
@@ -28,6 +28,13 @@ from berth.providers.shapes import embeddings_response
 
 PREDICT_LOG_HEADER = "x-berth-predict-log"
 """Asks the replica to log this model call (the endpoint's predict log is on)."""
+RUNTIME_PATH = "/invocations"
+ENGINE_PATHS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+}
+"""Where an inference engine answers each kind of LLM body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,7 @@ class ReplicaCall:
     stream: bool = False
     base64: bool = False
     """The caller asked for base64 embeddings; models answer floats."""
+    path: str = RUNTIME_PATH
 
 
 def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) -> ReplicaCall:
@@ -64,6 +72,58 @@ def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) ->
     )
 
 
+def engine_call(body: bytes, parsed: dict[str, Any] | None, operation: str | None) -> ReplicaCall:
+    """The body for an inference engine (an open LLM's replica), on the route for its kind:
+    the OpenAI route's, or for ``invocations`` the Databricks chat (``messages``), completions
+    (``prompt``) or embeddings (``input``) body it is. It loses ``model`` and
+    ``encoding_format``; a stream always asks for its usage, which berth counts and settles
+    token reservations on."""
+    request = parsed
+    if request is None:
+        try:
+            request = json_body.loads(body)
+        except ValueError as exc:
+            raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
+    kind = operation or next(
+        (k for k, key in _ENGINE_INPUTS if isinstance(request, dict) and key in request), None
+    )
+    if not isinstance(request, dict) or kind is None:
+        raise InvalidParameter(
+            "This endpoint serves an open LLM: send a chat body (`messages`), a completions "
+            "body (`prompt`) or an embeddings body (`input`)."
+        )
+    adapted = {k: v for k, v in request.items() if k not in ("model", "encoding_format")}
+    stream = adapted.get("stream") is True
+    if stream:
+        options = adapted.get("stream_options")
+        adapted["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
+    return ReplicaCall(
+        json.dumps(adapted).encode(),
+        stream=stream,
+        base64=request.get("encoding_format") == "base64",
+        path=ENGINE_PATHS[kind],
+    )
+
+
+_ENGINE_INPUTS = (("chat", "messages"), ("completions", "prompt"), ("embeddings", "input"))
+
+
+def engine_error(status: int, payload: bytes) -> bytes:
+    """An engine's OpenAI-shaped error (``{"error": {"message"}}``) in the Databricks shape."""
+    message = payload.decode(errors="replace")
+    with contextlib.suppress(ValueError):
+        parsed = json_body.loads(payload)
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            message = str(parsed["error"].get("message") or message)
+    code = "BAD_REQUEST" if 400 <= status < 500 else "INTERNAL_ERROR"
+    return json.dumps(
+        {"error_code": code, "message": f"The model engine refused: {message}"}
+    ).encode()
+
+
 def base64_embeddings(payload: bytes) -> bytes:
     """An OpenAI embeddings answer with its vectors as base64; any other answer as it is."""
     try:
@@ -86,20 +146,20 @@ class ReplicaPath:
     async def serve(self, ex: Exchange, headers: Headers) -> Served:
         """Answer ``ex`` with ``headers`` added; what it came to."""
         assert ex.route is not None
-        call = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
+        calls = _Calls(ex)
         forwarded = _replica_headers(ex, ex.route)
-        if call.stream:
+        if calls.runtime.stream:
             return await on_a_replica(
                 self.admission,
                 ex.route,
                 self._timeout,
-                lambda slot: self._relay(ex, slot, call.body, forwarded, headers),
+                lambda slot: self._relay(ex, slot, calls.for_slot(slot), forwarded, headers),
             )
         return await on_a_replica(
             self.admission,
             ex.route,
             self._timeout,
-            lambda slot: self._answer(ex, slot, call, forwarded, headers),
+            lambda slot: self._answer(ex, slot, calls.for_slot(slot), forwarded, headers),
         )
 
     async def _answer(
@@ -116,7 +176,7 @@ class ReplicaPath:
         with stages.stage("upstream"):
             answer = await self.transport.post(
                 slot.replica.address,
-                "/invocations",
+                call.path,
                 call.body,
                 forwarded,
                 max(self._timeout - (sent - ex.started), 0.001),
@@ -128,6 +188,8 @@ class ReplicaPath:
             upstream_ms = (time.perf_counter() - sent) * 1000
         served = Served(slot.entity.name, answer.status)
         payload = answer.body
+        if answer.status != 200 and slot.entity.protocol is ReplicaProtocol.OPENAI:
+            payload = engine_error(answer.status, payload)
         served.count_json(payload)
         if call.base64 and answer.status == 200:
             payload = base64_embeddings(payload)
@@ -152,7 +214,7 @@ class ReplicaPath:
         self,
         ex: Exchange,
         slot: Slot,
-        body: bytes,
+        call: ReplicaCall,
         forwarded: dict[str, str],
         extra: Headers,
     ) -> Served:
@@ -171,12 +233,15 @@ class ReplicaPath:
         try:
             opened = time.perf_counter()
             async with self.transport.stream(
-                slot.replica.address, "/invocations", body, forwarded, self._timeout
+                slot.replica.address, call.path, call.body, forwarded, self._timeout
             ) as answer:
                 stages.add("upstream", time.perf_counter() - opened)
                 served.status = answer.status
                 if answer.status != 200 or answer.content_type != "text/event-stream":
-                    await send_json(ex.send, answer.status, await answer.read(), headers)
+                    payload = await answer.read()
+                    if answer.status != 200 and slot.entity.protocol is ReplicaProtocol.OPENAI:
+                        payload = engine_error(answer.status, payload)
+                    await send_json(ex.send, answer.status, payload, headers)
                     return served
                 start = {"type": "http.response.start", "status": 200}
                 await ex.send({**start, "headers": [*headers, *SSE_HEADERS]})
@@ -194,6 +259,23 @@ class ReplicaPath:
 
     async def close(self) -> None:
         await self.transport.close()
+
+
+class _Calls:
+    """A request's body as each kind of replica takes it, made when a replica of that kind
+    is picked (an endpoint may split traffic between a model and an open LLM)."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self._ex = ex
+        self.runtime = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
+        self._engine: ReplicaCall | None = None
+
+    def for_slot(self, slot: Slot) -> ReplicaCall:
+        if slot.entity.protocol is ReplicaProtocol.RUNTIME:
+            return self.runtime
+        if self._engine is None:
+            self._engine = engine_call(self._ex.body, self._ex.parsed(), self._ex.operation)
+        return self._engine
 
 
 def _replica_headers(ex: Exchange, route: EndpointRoute) -> dict[str, str]:

@@ -8,6 +8,8 @@ from dataclasses import replace
 from berth.core.dataplane import (
     EndpointRoute,
     EntityRoute,
+    ProvisionedBand,
+    ReplicaProtocol,
     ReplicaRoute,
     RoutePolicy,
     Snapshot,
@@ -25,6 +27,13 @@ SNAPSHOT = Snapshot(
             (
                 EntityRoute("a", 70, (ReplicaRoute("r0", "127.0.0.1:9000", 4),)),
                 EntityRoute("b", 30, ()),
+                EntityRoute(
+                    "llm",
+                    0,
+                    (ReplicaRoute("r1", "unix:/box/r1.sock", 4),),
+                    protocol=ReplicaProtocol.OPENAI,
+                    provisioned=ProvisionedBand(chunk_tps=120, min_tps=0, max_tps=360),
+                ),
             ),
         )
     },
@@ -74,3 +83,8 @@ def test_bus_long_poll_returns_as_soon_as_a_newer_snapshot_is_published() -> Non
         assert (await bus.newer_than(7, timeout=0.01)).version == 7  # timed out: current
 
     asyncio.run(scenario())
+
+
+def test_a_provisioned_band_stays_between_its_bounds() -> None:
+    band = ProvisionedBand(chunk_tps=100, min_tps=100, max_tps=300)
+    assert [band.current(n) for n in range(5)] == [100, 100, 200, 300, 300]
