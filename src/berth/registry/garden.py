@@ -150,7 +150,7 @@ class Garden:
         source = PackagedFiles(
             recorded=f"garden:{entry.name} ({entry.requirement})",
             label=f"garden model '{entry.name}'",
-            files=files,
+            files=tuple(files),
         )
         return self._registry.create_version(
             model, source, description=description or entry.title, creator=creator

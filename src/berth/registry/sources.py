@@ -75,7 +75,7 @@ def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool)
     if isinstance(source, PackagedFiles):
         return _copy_packaged(source.files, work / "tree")
     if isinstance(source, UploadedArchive):
-        weights = gguf_name(source.filename)
+        weights = _gguf_name(source.filename)
         if weights is not None:
             target = _lone_file(work, weights)
             with target.open("wb") as out:
@@ -100,7 +100,7 @@ def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool)
     return _fetch_remote(uri, work, source.label, policy)
 
 
-def gguf_name(path: str) -> str | None:
+def _gguf_name(path: str) -> str | None:
     """The file name of ``path`` (``/`` or ``\\`` separated) when it names a ``.gguf`` file."""
     name = PurePosixPath(path.replace("\\", "/")).name
     return name if PurePosixPath(name).suffix == GGUF_SUFFIX else None
@@ -141,7 +141,7 @@ def _fetch_local(path: Path, work: Path, label: str, policy: SourcePolicy, admin
     if not path.exists():
         raise InvalidParameter(f"{label} does not exist on the server's machine.")
     if path.is_file():
-        weights = gguf_name(path.name)
+        weights = _gguf_name(path.name)
         if weights is None:
             return archives.extract(path, work / "tree", label, policy)
         try:
@@ -176,7 +176,7 @@ def _fetch_remote(uri: str, work: Path, label: str, policy: SourcePolicy) -> Pat
         if fs.isdir(root):
             return _copy_remote_tree(fs, root, work / "tree", label)
         if fs.isfile(root):
-            weights = gguf_name(root)
+            weights = _gguf_name(root)
             if weights is not None:
                 target = _lone_file(work, weights)
                 fs.get_file(root, str(target))

@@ -18,7 +18,7 @@ from berth.api.schemas.garden import (
 )
 from berth.api.schemas.models import ModelVersion, ModelVersionResponse
 from berth.api.services import Services
-from berth.core.errors import BerthError, NotFound
+from berth.core.errors import NotFound
 from berth.core.principal import Principal
 
 router = APIRouter(prefix="/api/2.0/berth/garden", tags=["garden"])
@@ -45,7 +45,7 @@ def register_garden_model(
         info = services.garden.register(
             entry.name, model, creator=principal.name, description=body.description
         )
-    except BerthError:
+    except Exception:
         if created:
             registration.delete_model(services, principal, model)
         raise
