@@ -159,33 +159,29 @@ def test_a_failed_install_is_a_503_and_leaves_no_model(
 
 
 @pytest.mark.timeout(1200)
-def test_deploy_serves_smollm2_to_the_openai_sdk(server: BerthServer) -> None:
+def test_deploy_serves_smollm2_to_the_openai_sdk(
+    server: BerthServer, api: httpx.Client, sdk: openai.OpenAI
+) -> None:
     """One command registers, creates the endpoint and waits for READY; then a chat
     completion from llama.cpp, through the gateway. On the shared server: its environment
-    builds read the real package index."""
+    builds read the real package index. The endpoint is deleted after, freeing its engine."""
     name = unique("smol")
     cli = Cli(server.url, server.token)
     done = cli("models", "garden", "deploy", SMOLLM2, "--endpoint", name, "--timeout", "1100")
-    assert done.exit_code == 0, done.output
-    assert f"Registered {SMOLLM2} version" in done.stderr
-    assert f"{name} is ready." in done.stderr
-    with httpx.Client(base_url=server.url) as api:
-        state = api.get(
-            f"/api/2.0/serving-endpoints/{name}",
-            headers={"Authorization": f"Bearer {server.token}"},
-        ).json()["state"]
-    assert (state["ready"], state["config_update"]) == ("READY", "NOT_UPDATING")
-    with openai.OpenAI(
-        base_url=f"{server.url}/serving-endpoints",
-        api_key=server.token,
-        max_retries=0,
-    ) as sdk:
+    try:
+        assert done.exit_code == 0, done.output
+        assert f"Registered {SMOLLM2} version" in done.stderr
+        assert f"{name} is ready." in done.stderr
+        state = api.get(f"/api/2.0/serving-endpoints/{name}").json()["state"]
+        assert (state["ready"], state["config_update"]) == ("READY", "NOT_UPDATING")
         answer = sdk.chat.completions.create(
             model=name,
             messages=[{"role": "user", "content": "What is the capital of France?"}],
             max_tokens=16,
             temperature=0,
         )
+    finally:
+        api.delete(f"/api/2.0/serving-endpoints/{name}")
     content = answer.choices[0].message.content
     assert content and content.strip()
     assert answer.usage is not None and 0 < answer.usage.completion_tokens <= 16
