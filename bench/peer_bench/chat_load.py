@@ -109,11 +109,12 @@ async def _one(
 ) -> tuple[float, float, int | None, int]:
     """(TTFT ms, latency ms, completion tokens, retries) of one streamed request.
 
-    A connection the server closed before answering (a keep-alive one it dropped) is tried
-    again, at most ``RETRIES`` times, as the OpenAI SDK does; the times count from the first
-    try."""
-    sent = time.perf_counter()
+    A connection the server closed before answering (a keep-alive one it dropped; llama.cpp's
+    server does, after a stream) is tried again, at most ``RETRIES`` times, as the OpenAI SDK
+    does. The times count from the try that was answered, so a server is not charged for
+    them."""
     for retries in range(RETRIES + 1):
+        sent = time.perf_counter()
         try:
             answer = await session.post(url, data=body, headers=headers)
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
