@@ -400,6 +400,7 @@ def benchmark() -> None:
     cells: dict[int, dict[str, Cell]] = {c: {} for c in args.concurrency}
     calibration: Calibration | None = None
     profiles: dict[str, profile.Summary] = {}
+    idle_of: dict[str, Target] = {}
     try:
         model_dir = scratch / "model"
         model_dir.mkdir()
@@ -423,6 +424,7 @@ def benchmark() -> None:
             del targets["engine"]
         for target in targets.values():
             target.measure_idle(IDLE_S)
+        idle_of.update(targets)
         ours = [p.pid for p in running] + ([server.proc.pid] if server else [])
         others = Others(lambda: ours)
         runs: dict[int, dict[str, list[Cell]]] = {c: {k: [] for k in targets} for c in cells}
@@ -493,6 +495,24 @@ def benchmark() -> None:
             f"calibration: throughput_chunk_size {calibration.chunk}; first call (calibrates) "
             f"{calibration.first_s:.2f} s, second call {1000 * (calibration.again_s or 0):.1f} ms;"
             f" answer {json.dumps(calibration.answer)}"
+        )
+    berth_cells = [(c, by["berth"]) for c, by in cells.items() if "berth" in by]
+    if any(cell.overhead_ms for _, cell in berth_cells):
+        print(
+            "berth's x-berth-overhead-ms (gateway time before it opens the replica's stream: "
+            "auth, routing, admission, slot wait) p50/p99: "
+            + ", ".join(
+                f"c={c} {cell.overhead(0.5):.2f}/{cell.overhead(0.99):.2f}"
+                for c, cell in berth_cells
+            )
+        )
+    idle = {
+        LABELS[t.key]: t.idle_cores["proxy"] for t in idle_of.values() if "proxy" in t.idle_cores
+    }
+    if idle:
+        print(
+            "proxies' own CPU with no request (taken off proxy CPU ms/req): "
+            + ", ".join(f"{label} {1000 * cores:.1f} ms/s" for label, cores in idle.items())
         )
     for summary in profiles.values():
         print()

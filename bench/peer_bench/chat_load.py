@@ -25,6 +25,8 @@ _CONTENT = re.compile(rb'"content":\s*"[^"]')
 """An event whose delta carries text (not the role-only first event, not an empty string)."""
 _USAGE = re.compile(rb'"usage":\s*\{')
 RETRIES = 2
+OVERHEAD_HEADER = "x-berth-overhead-ms"
+"""berth's gateway time before it opened the stream to the replica (auth, routing, admission)."""
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Cell:
     """CPU milliseconds per request, by process, filled in by the caller."""
     retries: int = 0
     """Requests sent again because the server closed their connection before answering."""
+    overhead_ms: list[float] = field(default_factory=list)
+    """berth's ``x-berth-overhead-ms`` of each answer (none from other servers)."""
     others_cores: float = float("nan")
     """Cores the machine's other processes used meanwhile, filled in by the caller."""
 
@@ -61,6 +65,9 @@ class Cell:
 
     def latency(self, q: float) -> float:
         return _quantile(self.latency_ms, q)
+
+    def overhead(self, q: float) -> float:
+        return _quantile(self.overhead_ms, q)
 
 
 def pooled(cells: list[Cell]) -> Cell:
@@ -86,6 +93,7 @@ def pooled(cells: list[Cell]) -> Cell:
             for part in parts
         },
         sum(c.retries for c in cells),
+        sorted(v for c in cells for v in c.overhead_ms),
         sum(c.others_cores * c.wall_s for c in cells) / wall if wall else float("nan"),
     )
 
@@ -106,8 +114,9 @@ class _Failed(Exception):
 
 async def _one(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str]
-) -> tuple[float, float, int | None, int]:
-    """(TTFT ms, latency ms, completion tokens, retries) of one streamed request.
+) -> tuple[float, float, int | None, int, float | None]:
+    """(TTFT ms, latency ms, completion tokens, retries, the answer's ``x-berth-overhead-ms``)
+    of one streamed request.
 
     A connection the server closed before answering (a keep-alive one it dropped; llama.cpp's
     server does, after a stream) is tried again, at most ``RETRIES`` times, as the OpenAI SDK
@@ -139,13 +148,21 @@ async def _one(
     ended = time.perf_counter()
     if first is None:
         raise _Failed("the stream carried no content")
-    return (first - sent) * 1000, (ended - sent) * 1000, tokens, retries
+    overhead = answer.headers.get(OVERHEAD_HEADER)
+    return (
+        (first - sent) * 1000,
+        (ended - sent) * 1000,
+        tokens,
+        retries,
+        float(overhead) if overhead else None,
+    )
 
 
 async def _drive(
     url: str, body: bytes, headers: Mapping[str, str], concurrency: int, seconds: float, want: int
 ) -> Cell:
     ttfts: list[float] = []
+    overheads: list[float] = []
     latencies: list[float] = []
     counted = {"tokens": 0, "errors": 0, "short": 0, "retries": 0}
     samples: list[str] = []
@@ -159,7 +176,9 @@ async def _drive(
         async def client() -> None:
             while time.perf_counter() < deadline:
                 try:
-                    ttft, latency, tokens, retries = await _one(session, url, body, sent_headers)
+                    ttft, latency, tokens, retries, overhead = await _one(
+                        session, url, body, sent_headers
+                    )
                 except (TimeoutError, _Failed, aiohttp.ClientError) as exc:
                     counted["errors"] += 1
                     if len(samples) < 3:
@@ -170,6 +189,8 @@ async def _drive(
                 latencies.append(latency)
                 counted["tokens"] += tokens or 0
                 counted["retries"] += retries
+                if overhead is not None:
+                    overheads.append(overhead)
                 if tokens != want:
                     counted["short"] += 1
 
@@ -188,6 +209,7 @@ async def _drive(
         counted["short"],
         samples,
         retries=counted["retries"],
+        overhead_ms=sorted(overheads),
     )
 
 
