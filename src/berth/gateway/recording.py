@@ -79,6 +79,10 @@ class Recorder:
                 "served_entity": ex.served.entity,
                 "status": ex.tap.status,
                 "latency_ms": round(latency_ms, 3),
+                "prompt_tokens": ex.served.input_tokens,
+                "completion_tokens": ex.served.output_tokens,
+                "ttft_ms": _rounded(ex.served.ttft_ms),
+                "itl_ms": _rounded(ex.served.itl_ms),
             },
         )
 
@@ -100,6 +104,8 @@ class Recorder:
                 response=ex.tap.body,
                 input_tokens=ex.served.input_tokens,
                 output_tokens=ex.served.output_tokens,
+                ttft_ms=ex.served.ttft_ms,
+                itl_ms=ex.served.itl_ms,
                 error=ex.error,
             ),
             route.policy.capture,
@@ -114,6 +120,14 @@ class Recorder:
         for name, seconds in ex.timings.items():
             m.stage.labels(route.name, name).observe(seconds)
         if served.input_tokens:
-            m.tokens.labels(route.name, "in").inc(served.input_tokens)
+            m.tokens.labels(route.name, served.entity, "in").inc(served.input_tokens)
         if served.output_tokens:
-            m.tokens.labels(route.name, "out").inc(served.output_tokens)
+            m.tokens.labels(route.name, served.entity, "out").inc(served.output_tokens)
+        if served.ttft_ms is not None:
+            m.ttft.labels(route.name, served.entity).observe(served.ttft_ms / 1000)
+        if served.itl_ms is not None:
+            m.itl.labels(route.name, served.entity).observe(served.itl_ms / 1000)
+
+
+def _rounded(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 3)

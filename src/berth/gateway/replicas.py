@@ -23,6 +23,7 @@ from berth.gateway.responses import (
     send_json,
 )
 from berth.gateway.retry import on_a_replica
+from berth.gateway.stream_watch import StreamWatch
 from berth.gateway.upstream import ReplicaTransport
 from berth.providers.shapes import embeddings_response
 
@@ -193,7 +194,10 @@ class ReplicaPath:
         served.count_json(payload)
         if call.base64 and answer.status == 200:
             payload = base64_embeddings(payload)
-        overhead_ms = ex.elapsed_ms() - upstream_ms
+        elapsed_ms = ex.elapsed_ms()
+        if served.output_tokens:
+            served.ttft_ms = elapsed_ms  # every token comes with the answer
+        overhead_ms = elapsed_ms - upstream_ms
         await ex.send(
             {
                 "type": "http.response.start",
@@ -230,6 +234,7 @@ class ReplicaPath:
             (OVERHEAD_HEADER, ms_since(ex.started)),
         ]
         served = Served(slot.entity.name)
+        watch = StreamWatch(served, ex.started)
         try:
             opened = time.perf_counter()
             async with self.transport.stream(
@@ -247,7 +252,7 @@ class ReplicaPath:
                 await ex.send({**start, "headers": [*headers, *SSE_HEADERS]})
                 with stages.stage("streaming"):
                     async for chunk in answer.chunks():
-                        served.count_events(chunk)
+                        watch.saw(chunk)
                         more = {"body": chunk, "more_body": True}
                         await ex.send({"type": "http.response.body", **more})
             await ex.send({"type": "http.response.body", "body": b""})
@@ -255,6 +260,8 @@ class ReplicaPath:
             if served.status != 200:
                 raise
             await end_stream_with_error(ex.send, exc)  # the status line is out
+        finally:
+            watch.finish()
         return served
 
     async def close(self) -> None:
