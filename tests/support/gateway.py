@@ -82,6 +82,7 @@ class Harness:
         *routes: EndpointRoute,
         apps: list[str],
         engine: ReplicaTransport | None = None,
+        band_queue_s: float = 5.0,
     ) -> None:
         """Replicas at ``apps`` run the runtime; with ``engine``, it reaches every replica."""
         self.bus = SnapshotBus()
@@ -93,7 +94,11 @@ class Harness:
         self.access_log = AccessLog(tmp_path / "logs")
         recorder = Recorder(self.metrics, capture=self.capture, access_log=self.access_log)
         self.gateway = Gateway(
-            self.bus, engine or self.transport, recorder=recorder, max_body_bytes=1024
+            self.bus,
+            engine or self.transport,
+            recorder=recorder,
+            max_body_bytes=1024,
+            band_queue_s=band_queue_s,
         )
         self.logs = tmp_path / "logs"
 

@@ -13,10 +13,13 @@ from prometheus_client.samples import Sample
 from berth.core.latency import LATENCY_BOUNDS
 from berth.metrics.processes import Summed
 
-STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "batching", "streaming")
-"""Where a request's time goes: checking the token, the rate limiter, waiting for a free
-replica, the replica or provider answering, the part of that spent waiting in the replica for
-a batch to fill, relaying a stream after its first byte."""
+STAGES = (
+    "auth", "rate_limit", "band_wait", "queue_wait", "upstream", "batching", "streaming",
+)  # fmt: skip
+"""Where a request's time goes: checking the token, the rate limiter, waiting for an open
+LLM's provisioned throughput, waiting for a free replica, the replica or provider answering,
+the part of that spent waiting in the replica for a batch to fill, relaying a stream after its
+first byte."""
 TOKEN_GAP_BOUNDS = (
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
 )  # fmt: skip
@@ -91,6 +94,21 @@ class Metrics:
             ["endpoint", "served_entity"],
             buckets=TOKEN_GAP_BOUNDS,
             registry=r,
+        )
+        self.llm_queue_depth = Gauge(
+            "berth_llm_queue_depth",
+            "Requests for an open LLM waiting for its provisioned throughput or a free engine "
+            "slot, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.llm_slots = Gauge(
+            "berth_llm_engine_slots_in_use",
+            "Engine slots decoding a request of an open LLM, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.capture_rows = Counter(
             "berth_capture_rows",

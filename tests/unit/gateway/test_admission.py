@@ -120,3 +120,30 @@ def test_a_cold_start_past_its_timeout_is_a_503_with_retry_after() -> None:
         assert admission.load()[("ep", "m")].waiting == 0
 
     asyncio.run(scenario())
+
+
+def test_an_entity_chosen_before_the_slot_is_the_one_waited_for() -> None:
+    two = EndpointRoute(
+        "ep",
+        "id",
+        1,
+        (
+            EntityRoute("a", 99, (ReplicaRoute("ra", "127.0.0.1:1", 1),)),
+            EntityRoute("b", 1, (ReplicaRoute("rb", "127.0.0.1:2", 1),)),
+        ),
+    )
+
+    async def scenario() -> None:
+        admission = Admission(max_queue=4, rng=random.Random(0))
+        held = await admission.acquire(two, "b")
+        assert held.replica.replica_id == "rb"
+        waiting = asyncio.ensure_future(admission.acquire(two, "b"))
+        await asyncio.sleep(0)
+        assert not waiting.done(), "b's one slot is taken; a's is not its to take"
+        assert admission.entity_load("ep", "b").waiting == 1
+        admission.release(held)
+        assert (await waiting).entity.name == "b"
+        gone = await admission.acquire(two, "c")  # no longer routed: by traffic (a's 99 %)
+        assert gone.entity.name == "a"
+
+    asyncio.run(scenario())
