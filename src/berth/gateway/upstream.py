@@ -103,11 +103,16 @@ class Upstream:
         key = address if address.startswith(UNIX) else ""
         session = self._sessions.get(key)
         if session is None:
+            # A connection per stream: a stream outlasts a connect many times over, and a
+            # kept-alive one that the replica closed while idle (llama.cpp does after 5 s)
+            # would fail the next stream as if the replica were gone.
             connector: aiohttp.BaseConnector
             if key:
-                connector = aiohttp.UnixConnector(path=address[len(UNIX) :])
+                connector = aiohttp.UnixConnector(path=address[len(UNIX) :], force_close=True)
             else:
-                connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+                connector = aiohttp.TCPConnector(
+                    limit=self._max_connections, limit_per_host=0, force_close=True
+                )
             session = self._sessions[key] = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
