@@ -94,6 +94,9 @@ class Upstream:
     def __init__(self, max_connections: int = 1024) -> None:
         self._max_connections = max_connections
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._streaming: dict[aiohttp.ClientSession, int] = {}
+        """Streams being relayed per session: a session is closed only once it has none."""
+        self._forgotten: set[aiohttp.ClientSession] = set()
         self._closing: set[asyncio.Future[None]] = set()
         self._replicas = ReplicaClient()
 
@@ -119,11 +122,19 @@ class Upstream:
         return session, "http://replica" if key else f"http://{address}"
 
     def forget(self, addresses: set[str]) -> None:
-        """Close the sessions of Unix-socket replicas no longer routed to."""
+        """Close the sessions of Unix-socket replicas no longer routed to, each once the
+        streams it relays have ended: a replica being drained is still answering them."""
         for key in [k for k in self._sessions if k and k not in addresses]:
-            closing = asyncio.ensure_future(self._sessions.pop(key).close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            session = self._sessions.pop(key)
+            if self._streaming.get(session):
+                self._forgotten.add(session)
+            else:
+                self._close_later(session)
+
+    def _close_later(self, session: aiohttp.ClientSession) -> None:
+        closing = asyncio.ensure_future(session.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def post(
         self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
@@ -168,20 +179,30 @@ class Upstream:
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[StreamedAnswer]:
         session, base = self._client(address)
-        with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
-            async with session.post(
-                f"{base}{path}",
-                data=body,
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                yield _AiohttpAnswer(response)
+        self._streaming[session] = self._streaming.get(session, 0) + 1
+        try:
+            with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
+                async with session.post(
+                    f"{base}{path}",
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                ) as response:
+                    yield _AiohttpAnswer(response)
+        finally:
+            self._streaming[session] -= 1
+            if not self._streaming[session]:
+                del self._streaming[session]
+                if session in self._forgotten:
+                    self._forgotten.discard(session)
+                    self._close_later(session)
 
     async def close(self) -> None:
         self._replicas.close()
-        for session in self._sessions.values():
+        for session in [*self._sessions.values(), *self._forgotten]:
             await session.close()
         self._sessions.clear()
+        self._forgotten.clear()
 
 
 @contextlib.contextmanager

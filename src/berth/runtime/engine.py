@@ -76,8 +76,39 @@ def first_token(server: Any) -> dict[str, Any]:
     return answer
 
 
-def serve(artifact: Path, socket_path: str, slots: int, threads: int | None = None) -> int:
-    """Serve the artifact's GGUF weights on ``socket_path`` until SIGTERM or SIGINT."""
+def in_flight(server: Any) -> int:
+    """Requests the engine is decoding or holding for a free slot, from its own metrics."""
+    count = 0
+    for line in server.handle_metrics().splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("llamacpp:requests_processing", "llamacpp:requests_deferred"):
+            count += int(float(value))
+    return count
+
+
+def drain(server: Any, seconds: float) -> bool:
+    """Wait until the engine has finished every request it took, at most ``seconds``.
+
+    llama.cpp's own shutdown stops decoding at once and then waits for its connections to
+    close, so a stream still in flight would hang, sending nothing, until its client gave up.
+    """
+    deadline = time.monotonic() + seconds
+    while in_flight(server):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def serve(
+    artifact: Path,
+    socket_path: str,
+    slots: int,
+    drain_seconds: float,
+    threads: int | None = None,
+) -> int:
+    """Serve the artifact's GGUF weights on ``socket_path`` until SIGTERM or SIGINT, then
+    answer what is in flight (at most ``drain_seconds``) and stop."""
     # Blocked before llama.cpp starts its threads, which inherit the mask: the stop signal
     # then reaches only the sigwait below.
     stop = {signal.SIGTERM, signal.SIGINT}
@@ -98,6 +129,9 @@ def serve(artifact: Path, socket_path: str, slots: int, threads: int | None = No
         answer.get("timings", {}).get("prompt_ms"),
     )
     signal.sigwait(stop)
+    os.unlink(socket_path)  # no new connection; the open ones are still answered
+    if not drain(server, drain_seconds):
+        log.warning("stopping with %d request(s) still in flight", in_flight(server))
     log.info("stopping")
-    del server  # llama.cpp's destructor ends its loop and closes the socket
+    del server  # llama.cpp's destructor ends its loop, then waits for its connections
     return 0
