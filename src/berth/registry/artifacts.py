@@ -50,6 +50,7 @@ class ArtifactStore:
         placed: list[Path] = []
 
         def place(built: Path, target: Path) -> None:
+            _readable(built)
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 # The store has just handed out this version number, so whatever is
@@ -91,3 +92,15 @@ class ArtifactStore:
 def _remove_if_empty(folder: Path) -> None:
     with contextlib.suppress(OSError):
         folder.rmdir()
+
+
+def _readable(tree: Path) -> None:
+    """Every folder and file of an artifact readable (and folders traversable) by anyone: the
+    sandbox runs model code as another uid, which must read the artifact however restricted
+    the copied source was. ``$BERTH_HOME`` (0700) keeps everyone else out."""
+    for folder, _, files in os.walk(tree):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
