@@ -67,7 +67,7 @@ def check_replicas(
             raise QuotaExceeded(
                 f"Served entity '{entity.name}' may scale to {most} replicas, over the "
                 f"cap of {quotas.replicas_per_entity} per entity "
-                "(BERTH_QUOTAS__REPLICAS_PER_ENTITY): ask for less concurrency."
+                "(BERTH_QUOTAS__REPLICAS_PER_ENTITY): ask for less concurrency or throughput."
             )
         wanted += most
     if principal.is_admin:

@@ -46,7 +46,6 @@ from berth.core.throughput import (
     round_chunk,
 )
 from berth.envs import spec_of
-from berth.registry.names import parse_version
 from berth.sandbox import Sandbox
 from berth.store import calibrations as calibration_store
 from berth.store import models as model_store
@@ -121,7 +120,7 @@ class Calibrations:
         """The stored chunk of an open LLM's version whose environment is ``environment``
         on this host, read in ``session``; None when it was not calibrated here."""
         fingerprint = self.fingerprint(environment)
-        return calibration_store.get(session, model, parse_version(version), fingerprint)
+        return calibration_store.get(session, model, int(version), fingerprint)
 
     # Asked from the API's worker threads.
 
@@ -129,7 +128,7 @@ class Calibrations:
         """The chunk stored for the version on this host; None for another format or a
         version not calibrated here."""
         with self._db.transaction() as session:
-            info = model_store.get_version(session, model, parse_version(version))
+            info = model_store.get_version(session, model, int(version))
             if info.format not in ENGINE_FORMATS:
                 return None
             return self.lookup(session, model, version, info.details.get("environment") or {})
@@ -306,14 +305,14 @@ class Calibrations:
 
     def _version(self, key: Key) -> _Version:
         with self._db.transaction() as session:
-            info = model_store.get_version(session, key[0], parse_version(key[1]))
+            info = model_store.get_version(session, key[0], int(key[1]))
         return _Version(
             key[0], key[1], info.artifact_path, info.format, info.details.get("environment") or {}
         )
 
     def _save(self, key: Key, calibration: Calibration) -> None:
         with self._db.transaction() as session:
-            calibration_store.save(session, key[0], parse_version(key[1]), calibration)
+            calibration_store.save(session, key[0], int(key[1]), calibration)
 
     def _report(
         self, key: Key, started: float, phase: str, message: str, fraction: float = 0.0
