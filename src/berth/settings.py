@@ -266,6 +266,11 @@ class Settings(BaseSettings):
         return self.home_dir / "calibrations"
 
     @property
+    def garden_dir(self) -> Path:
+        """The model garden's installed packages: ``<package>-<version>/``."""
+        return self.home_dir / "garden"
+
+    @property
     def admin_token_file(self) -> Path:
         return self.home_dir / "admin-token"
 

@@ -283,8 +283,8 @@ def broken_artifacts(tmp_path: Path) -> dict[str, Path]:
         ("{no_predict}", "score.py defines no top-level function predict;"),
         (
             "{neither}",
-            "No MLmodel file with a python_function flavor and no score.py defining load_model "
-            "and predict were found in source '{neither}' (it holds 1 entry).",
+            "No MLmodel file with a python_function flavor, no score.py defining load_model "
+            "and predict and no .gguf file were found in source '{neither}' (it holds 1 entry).",
         ),
         (str(SUM_SCORE / "score.py"), "is not a .tar.gz, .tgz or .zip archive."),
     ],

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,32 @@ from tests.support.servers import BerthServer
 pytestmark = pytest.mark.integration
 
 CHAT = [{"role": "user", "content": "Name three colors."}]
+COLD_START_TIMEOUT_S = 30
+
+
+@pytest.fixture(scope="module")
+def server(make_server: Callable[..., BerthServer]) -> BerthServer:
+    """Short scaling delays, so that scale to zero shows within seconds."""
+    return make_server(
+        BERTH_AUTOSCALING__UPSCALE_DELAY_S="0.5",
+        BERTH_AUTOSCALING__DOWNSCALE_DELAY_S="2",
+        BERTH_AUTOSCALING__SMOOTHING_S="0.5",
+        BERTH_AUTOSCALING__COLD_START_TIMEOUT_S=str(COLD_START_TIMEOUT_S),
+    )
+
+
+@pytest.fixture
+def api(server: BerthServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(server: BerthServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{server.url}/serving-endpoints", api_key=server.token, max_retries=0
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +197,50 @@ def test_a_version_swap_under_streaming_load_drops_no_stream(
         assert put.status_code == 200, put.text
         assert wait_settled(api, llm, timeout=180)["state"]["config_update"] == "NOT_UPDATING"
         wait_until(
-            lambda: streams.whole[f"{llm}-2"] >= 4, timeout=60, what="streams from version 2"
+            lambda: streams.failures or streams.whole[f"{llm}-2"] >= 4,
+            timeout=60,
+            what="streams from version 2",
         )
     assert streams.failures == []
     assert streams.whole[f"{llm}-1"] > 0 and streams.whole[f"{llm}-2"] >= 4
+
+
+def served(api: httpx.Client, name: str) -> dict[str, dict[str, object]]:
+    detail = api.get(f"/api/2.0/serving-endpoints/{name}").json()
+    return {e["name"]: e for e in detail["config"]["served_entities"]}
+
+
+def test_two_versions_split_traffic_scale_to_zero_and_wake(api: httpx.Client, llm: str) -> None:
+    name = unique("split")
+    idle = {"scale_to_zero_enabled": True, "scale_to_zero_idle_seconds": 1}
+    config = {
+        "served_entities": [entity(llm, "1", **idle), entity(llm, "2", **idle)],
+        "traffic_config": {
+            "routes": [
+                {"served_model_name": f"{llm}-1", "traffic_percentage": 50},
+                {"served_model_name": f"{llm}-2", "traffic_percentage": 50},
+            ]
+        },
+    }
+    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+    assert created.status_code == 200, created.text
+    wait_ready(api, name, timeout=180)
+    seen: Counter[str] = Counter()
+    body = {"messages": CHAT, "max_tokens": 2}
+    for _ in range(16):
+        answer = api.post(f"/serving-endpoints/{name}/invocations", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        seen[answer.headers["served-model-name"]] += 1
+    assert set(seen) == {f"{llm}-1", f"{llm}-2"}, seen
+
+    wait_until(
+        lambda: all(e["current_replicas"] == 0 for e in served(api, name).values()),
+        timeout=60,
+        what="both versions to scale to zero",
+    )
+    started = time.monotonic()
+    woken = api.post(f"/serving-endpoints/{name}/invocations", json=body, timeout=60)
+    assert woken.status_code == 200, woken.text
+    assert woken.json()["usage"]["completion_tokens"] > 0
+    assert time.monotonic() - started < COLD_START_TIMEOUT_S
+    assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200

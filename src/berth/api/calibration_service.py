@@ -34,12 +34,12 @@ class CalibrationService:
         LLM, its chunk on this host, calibrated first when there is none (this blocks)."""
         info = self._version(principal, model, version, "CAN_READ")
         if info.format not in ENGINE_FORMATS:
-            return optimization_info(info.format, info.details, info.artifact_path, None)
+            return optimization_info(info.format, info.details, None)
         calibration = self._throughput.stored(model, version)
         if calibration is None:
             self._may_run(principal, "calibrate model versions")
             calibration = self._throughput.calibrated(model, version)
-        return optimization_info(info.format, info.details, info.artifact_path, calibration)
+        return optimization_info(info.format, info.details, calibration)
 
     def recalibrate(self, principal: Principal, model: str, version: str) -> CalibrationProgress:
         """berth's extension: measure the chunk again (replacing the stored one once done),

@@ -7,9 +7,7 @@ Pure functions: the chunk is measured by the controller and handed in.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from berth.api.schemas.endpoints import (
@@ -25,11 +23,6 @@ from berth.core.errors import InvalidParameter
 from berth.core.throughput import Calibration
 
 Json = dict[str, Any]
-
-_GGUF_MAGIC = b"GGUF"
-_ARCHITECTURE_KEY = b"general.architecture"
-_GGUF_STRING = 8
-_MAX_ARCHITECTURE = 256
 
 
 def check_open_llm(label: str, entity: ServedEntity, model_format: str) -> None:
@@ -84,42 +77,16 @@ def pt_config(config: PtEndpointCoreConfig) -> EndpointCoreConfigInput:
 
 
 def optimization_info(
-    model_format: str, details: Mapping[str, Any], artifact: str, calibration: Calibration | None
+    model_format: str, details: Mapping[str, Any], calibration: Calibration | None
 ) -> Json:
     """Databricks' answer: ``optimizable``, and for an open LLM its ``model_type`` (the GGUF
-    architecture) and ``throughput_chunk_size`` (tokens/s), plus berth's ``calibration``
-    (how and when the chunk was measured)."""
+    architecture its registration read from the header) and ``throughput_chunk_size``
+    (tokens/s), plus berth's ``calibration`` (how and when the chunk was measured)."""
     if model_format not in ENGINE_FORMATS or calibration is None:
         return {"optimizable": False}
     answer: Json = {"optimizable": True}
-    model_type = details.get("architecture") or gguf_architecture(
-        Path(artifact) / str(details.get("weights", ""))
-    )
-    if model_type:
-        answer["model_type"] = model_type
+    if details.get("architecture"):
+        answer["model_type"] = details["architecture"]
     answer["throughput_chunk_size"] = calibration.chunk_tps
     answer["calibration"] = calibration.to_json()
     return answer
-
-
-def gguf_architecture(weights: Path) -> str | None:
-    """``general.architecture`` of a GGUF file, read from its first key/value pair, where
-    llama.cpp's writer always puts it; None when it is not there.
-
-    A minimal read for versions whose registration did not record the architecture in their
-    details."""
-    try:
-        with weights.open("rb") as file:
-            head = file.read(32)  # magic, version, tensor count, key/value count, key length
-            if len(head) < 32 or head[:4] != _GGUF_MAGIC:
-                return None
-            if struct.unpack_from("<Q", head, 24)[0] != len(_ARCHITECTURE_KEY):
-                return None
-            if file.read(len(_ARCHITECTURE_KEY)) != _ARCHITECTURE_KEY:
-                return None
-            kind, length = struct.unpack("<IQ", file.read(12))
-            if kind != _GGUF_STRING or length > _MAX_ARCHITECTURE:
-                return None
-            return file.read(length).decode("utf-8", errors="replace") or None
-    except (OSError, struct.error):
-        return None

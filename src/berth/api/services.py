@@ -13,6 +13,7 @@ from berth.core.throughput import Calibration, CalibrationProgress
 from berth.identity.tokens import TokenService
 from berth.metrics import Metrics
 from berth.providers.egress import Egress
+from berth.registry.garden import Garden
 from berth.registry.service import Registry
 from berth.sandbox import Sandbox
 from berth.secrets import SecretsService
@@ -61,6 +62,7 @@ class Services:
     clock: Clock
     tokens: TokenService
     registry: Registry
+    garden: Garden
     controller: ControllerPort
     bus: SnapshotBus
     secrets: SecretsService

@@ -9,18 +9,22 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from berth.cli import garden
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
     api_client,
     err_console,
+    print_fields,
     print_json,
     print_table,
     when,
 )
 from berth.cli.progress import follow_calibration
+from berth.cli.version_views import llm_fields, registered, version_summary
 
 app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
+app.add_typer(garden.app, name="garden")
 
 Json = dict[str, Any]
 
@@ -28,7 +32,7 @@ Name = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
 Version = Annotated[str, typer.Argument(metavar="VERSION", help="Version number, e.g. 1.")]
 
 MODEL_COLUMNS = ["name", "latest version", "creator", "updated", "description"]
-VERSION_COLUMNS = ["version", "format", "status", "created", "creator", "source"]
+VERSION_COLUMNS = ["version", "format", "model", "status", "created", "creator", "source"]
 
 
 @app.command()
@@ -39,7 +43,8 @@ def register(
         typer.Argument(
             exists=True,
             metavar="PATH",
-            help="Artifact folder (MLmodel or score.py), or a .tar.gz/.tgz/.zip of one.",
+            help="Artifact folder (MLmodel, score.py or one .gguf file), a .gguf file, or a "
+            ".tar.gz/.tgz/.zip of a folder.",
         ),
     ],
     description: Annotated[str, typer.Option(help="Description of the version.")] = "",
@@ -63,10 +68,8 @@ def register(
         )
     if output is OutputFormat.json:
         print_json(version)
-    else:
-        typer.echo(
-            f"Registered {version['name']} version {version['version']} ({version['format']})."
-        )
+        return
+    typer.echo(registered(version))
 
 
 @app.command("list")
@@ -102,6 +105,30 @@ def versions(name: Name, output: OutputFormat = OutputOption) -> None:
         print_json(found)
     else:
         _print_versions(name, found)
+
+
+@app.command("version")
+def show_version(name: Name, version: Version, output: OutputFormat = OutputOption) -> None:
+    """Show one version: its source, and what its artifact holds (an LLM's architecture,
+    parameters, context length and quantization)."""
+    with api_client() as client:
+        found = client.models.get_version(name, version)
+    if output is OutputFormat.json:
+        print_json(found)
+        return
+    print_fields(
+        [
+            ("model", found["name"]),
+            ("version", found["version"]),
+            ("format", found["format"]),
+            ("status", found["status"]),
+            ("created", when(found["creation_timestamp"])),
+            ("creator", found["creator"]),
+            ("source", found["source"]),
+            ("description", found["description"]),
+            *llm_fields(found.get("details") or {}),
+        ]
+    )
 
 
 @app.command()
@@ -160,6 +187,7 @@ def _print_versions(name: str, versions: Sequence[Json]) -> None:
         [
             v["version"],
             v["format"],
+            version_summary(v),
             v["status"],
             when(v["creation_timestamp"]),
             v["creator"],

@@ -78,6 +78,23 @@ def when(epoch_ms: int | None) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def short_count(count: int) -> str:
+    """A count the way model sizes are said: 134,515,008 → 135M, 8,030,261,248 → 8.0B."""
+    for scale, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if count >= scale:
+            value = count / scale
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+    return str(count)
+
+
+def short_bytes(size: int) -> str:
+    """A size in decimal units, as package indexes and model hubs give them: 98.4 MB."""
+    for scale, unit in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "kB")):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
 def fail(error: ApiError) -> typer.Exit:
     """Print an API error the way a person reads it and return the exit to raise."""
     err_console.print(

@@ -16,7 +16,11 @@ JsonObjects = list[JsonObject]
 
 BASE = "/api/2.0/models"
 OPTIMIZATION_INFO = "/api/2.0/serving-endpoints/get-model-optimization-info"
+GARDEN = "/api/2.0/berth/garden"
+GARDEN_TIMEOUT_S = 1800.0
+"""A garden registration may first download its package's wheel."""
 UPLOAD_FIELD = "file"
+GGUF_SUFFIX = ".gguf"
 _THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
 CALIBRATION_TIMEOUT_S = 900.0
 """A first calibration runs the model for a while before the answer comes."""
@@ -57,8 +61,9 @@ class ModelsApi:
     ) -> JsonObject:
         """Register a version from ``source`` (a path or URI the server reads) or ``archive``.
 
-        ``archive`` is a ``.tar.gz``/``.tgz``/``.zip`` file to upload, or a folder, which is
-        packed into a ``.tar.gz`` first. ``build_env`` builds its environment before answering.
+        ``archive`` is a file to upload (a ``.tar.gz``/``.tgz``/``.zip``, or a ``.gguf``
+        model), or a folder, which is packed into a ``.tar.gz`` first. ``build_env`` builds
+        its environment before answering.
         """
         params = {"build_env": "true"} if build_env else None
         if (source is None) == (archive is None):
@@ -84,16 +89,17 @@ class ModelsApi:
     ) -> JsonObject:
         """Create the model if it is missing, then register ``path`` as its next version.
 
-        A folder is sent as a path when the server runs on this machine, so it reads it in
-        place; otherwise, with ``upload``, or when the server may not read that path for this
-        caller, it is packed and uploaded. A file is uploaded
-        as an archive. ``description`` goes to the version, and to the model if made here;
-        a model made here is deleted again if its first version is refused.
+        A folder or a ``.gguf`` file is sent as a path when the server runs on this machine,
+        so it reads it in place; otherwise, with ``upload``, or when the server may not read
+        that path for this caller, it is uploaded (a folder packed first). Any other file is
+        uploaded as an archive. ``description`` goes to the version, and to the model if made
+        here; a model made here is deleted again if its first version is refused.
         """
         created = self._create_if_missing(name, description)
         path = path.expanduser().resolve()
+        local = urlsplit(self._t.host).hostname in _THIS_MACHINE
         try:
-            if path.is_dir() and not upload and urlsplit(self._t.host).hostname in _THIS_MACHINE:
+            if (path.is_dir() or path.suffix == GGUF_SUFFIX) and local and not upload:
                 try:
                     return self.create_version(
                         name, source=str(path), description=description, build_env=build_env
@@ -146,6 +152,28 @@ class ModelsApi:
             "GET", _path(name, "versions", str(version), "calibration")
         )
         return answer
+
+    def garden(self) -> JsonObjects:
+        """The model garden: open models that a package ships, each with ``installed``
+        (whether the server has the package already)."""
+        models: JsonObjects = self._t.request("GET", GARDEN).get("models", [])
+        return models
+
+    def register_from_garden(
+        self,
+        name: str,
+        model_name: str | None = None,
+        description: str = "",
+        timeout_s: float = GARDEN_TIMEOUT_S,
+    ) -> JsonObject:
+        """Register garden model ``name`` as the next version of ``model_name`` (default:
+        ``name``), which the server makes if missing; answers the version. The server
+        installs the package's wheel first where it is not installed."""
+        body: JsonObject = {"description": description}
+        if model_name is not None:
+            body["model_name"] = model_name
+        path = f"{GARDEN}/{quote(name, safe='')}/register"
+        return self._inner("POST", path, "model_version", json=body, timeout=timeout_s)
 
     def _create_if_missing(self, name: str, description: str) -> bool:
         try:

@@ -46,6 +46,7 @@ from berth.core.throughput import (
     round_chunk,
 )
 from berth.envs import spec_of
+from berth.runtime.engine import engine_threads
 from berth.sandbox import Sandbox
 from berth.store import calibrations as calibration_store
 from berth.store import models as model_store
@@ -232,7 +233,7 @@ class Calibrations:
             pythonpath=env.pythonpath,
             max_concurrency=LLM_SLOTS,
         )
-        threads = len(os.sched_getaffinity(0))
+        threads = engine_threads(len(os.sched_getaffinity(0)))  # as the engine will pick
         self._report(
             key, started, "loading", f"Loading the weights ({LLM_SLOTS} slots, {threads} threads)."
         )

@@ -7,6 +7,7 @@ here may run on the request path: a build takes seconds to minutes.
 from berth.envs.builder import BuiltEnv, EnvBuildFailed, build_env
 from berth.envs.cache import EnvInfo, list_envs, log_path, mark_used, prune
 from berth.envs.describe import OWN_ENVIRONMENT, environment_details, spec_of
+from berth.envs.packages import install_package
 from berth.envs.runtime_copy import runtime_path
 from berth.envs.spec import EnvSpec, current_platform, resolve_spec
 from berth.envs.uv_command import find_uv
@@ -21,6 +22,7 @@ __all__ = [
     "current_platform",
     "environment_details",
     "find_uv",
+    "install_package",
     "list_envs",
     "log_path",
     "mark_used",

@@ -43,6 +43,8 @@ LineSink = Callable[[str], None]
 
 _REQUIREMENTS_FILE = "berth-requirements.txt"
 _CONSTRAINTS_FILE = "berth-constraints.txt"
+UV_CACHE = ".uv-cache"
+"""berth's own uv cache, in the environments' root: sandboxed uv never uses the server's."""
 _TAIL_LINES = 15
 _FAILED_PACKAGE = (
     re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry"),
@@ -102,6 +104,41 @@ def build_env(
             raise _failed_before_uv(spec, root, env_hash, exc.message) from exc
         job = _Job(spec, root, env_hash, artifact or root, uv, on_line or _ignore)
         return job.run(sandbox)
+
+
+def builders_box(
+    sandbox: Sandbox,
+    uv: Path,
+    python: str,
+    *,
+    readable: Sequence[Path],
+    writable: Sequence[Path],
+    cache: Path,
+) -> Confine:
+    """Runs uv in the builders' box: uv itself, ``python`` and ``readable`` readable;
+    ``writable`` (which must exist) and berth's uv ``cache`` writable; nothing else."""
+    box = sandbox.box("environment builds")
+    cache.mkdir(exist_ok=True)
+    for path in (*writable, cache):
+        sandbox.own(path, box)
+    seen = [str(uv.resolve().parent), *python_dirs(python), *map(str, readable)]
+    extra = {"UV_CACHE_DIR": str(cache), "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
+
+    def confine(
+        command: list[str], env: dict[str, str], cwd: Path
+    ) -> tuple[list[str], dict[str, str]]:
+        wrapped = sandbox.command(
+            command,
+            box,
+            readable=seen,
+            writable=[*map(str, writable), str(cache)],
+            env={**sandbox.base_env(), **extra},
+            tell_pid=False,
+            cwd=str(cwd),
+        )
+        return wrapped.argv, wrapped.env
+
+    return confine
 
 
 def _failed_before_uv(spec: EnvSpec, root: Path, env_hash: str, reason: str) -> EnvBuildFailed:
@@ -168,30 +205,15 @@ class _Job:
                 log=log_path(self.root, self.hash),
             )
         self.python = str(python)
-        box = sandbox.box("environment builds")
-        cache = self.root / ".uv-cache"
-        cache.mkdir(exist_ok=True)
         tmp.mkdir(exist_ok=True)  # uv venv fills it; it must exist to be the builder's
-        for path in (tmp, cache):
-            sandbox.own(path, box)
-        readable = [str(self.uv.resolve().parent), *python_dirs(str(python)), str(self.cwd)]
-        extra = {"UV_CACHE_DIR": str(cache), "UV_LINK_MODE": "copy", "UV_PYTHON_DOWNLOADS": "never"}
-
-        def confine(
-            command: list[str], env: dict[str, str], cwd: Path
-        ) -> tuple[list[str], dict[str, str]]:
-            wrapped = sandbox.command(
-                command,
-                box,
-                readable=readable,
-                writable=[str(tmp), str(cache)],
-                env={**sandbox.base_env(), **extra},
-                tell_pid=False,
-                cwd=str(cwd),
-            )
-            return wrapped.argv, wrapped.env
-
-        self.confine = confine
+        self.confine = builders_box(
+            sandbox,
+            self.uv,
+            self.python,
+            readable=[self.cwd],
+            writable=[tmp],
+            cache=self.root / UV_CACHE,
+        )
 
     def _steps(self, tmp: Path, log: TextIO) -> None:
         venv = ["venv", "--python", self.python, "--relocatable", "--no-project"]

@@ -105,7 +105,8 @@ class Admission:
                     retry_after=1,
                 )
             cold = cold_until if starting else None
-            await self._wait(waiters, counters, cold, route.name, entity.name)
+            back = self._back_at(entity) if starting else None
+            await self._wait(waiters, counters, cold, route.name, entity.name, back)
             route = self._newest(route)
 
     def release(self, slot: Slot) -> None:
@@ -149,7 +150,10 @@ class Admission:
         cold_until: float | None,
         endpoint: str,
         entity: str,
+        back_at: float | None = None,
     ) -> None:
+        """Until woken; a cold wait also ends at ``back_at``, when a replica marked down may
+        be tried again, and fails at ``cold_until``."""
         waiter = asyncio.get_running_loop().create_future()
         waiters.append(waiter)
         counters.waiting += 1
@@ -157,11 +161,15 @@ class Admission:
             if cold_until is None:
                 await waiter
             else:
-                async with asyncio.timeout(max(cold_until - time.monotonic(), 0.0)):
+                until = cold_until if back_at is None else min(cold_until, back_at)
+                async with asyncio.timeout(max(until - time.monotonic(), 0.0)):
                     await waiter
         except TimeoutError:
             if waiter in waiters:
                 waiters.remove(waiter)
+            assert cold_until is not None
+            if time.monotonic() < cold_until:
+                return  # a replica's down mark ran out: try it again
             raise Unavailable(
                 f"Served entity '{entity}' of endpoint '{endpoint}' has no ready replica (it is "
                 "scaled to zero or its replica is being replaced) and none became ready within "
@@ -189,6 +197,16 @@ class Admission:
         if newest is None:
             raise NotFound(f"Endpoint with name '{route.name}' was deleted.")
         return newest
+
+    def _back_at(self, entity: EntityRoute) -> float | None:
+        """When the first of the entity's routed replicas, all marked down, may be tried
+        again; None when none is routed (only new routes can help then)."""
+        marks = [
+            self._down_until[r.replica_id]
+            for r in entity.replicas
+            if r.replica_id in self._down_until
+        ]
+        return min(marks) if marks else None
 
     def _counters_of(self, endpoint: str, entity: str) -> _Counters:
         counters = self._counters.get((endpoint, entity))

@@ -94,6 +94,9 @@ class Upstream:
     def __init__(self, max_connections: int = 1024) -> None:
         self._max_connections = max_connections
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._streaming: dict[aiohttp.ClientSession, int] = {}
+        """Streams being relayed per session: a session is closed only once it has none."""
+        self._forgotten: set[aiohttp.ClientSession] = set()
         self._closing: set[asyncio.Future[None]] = set()
         self._replicas = ReplicaClient()
 
@@ -103,22 +106,35 @@ class Upstream:
         key = address if address.startswith(UNIX) else ""
         session = self._sessions.get(key)
         if session is None:
+            # A connection per stream: a stream outlasts a connect many times over, and a
+            # kept-alive one that the replica closed while idle (llama.cpp does after 5 s)
+            # would fail the next stream as if the replica were gone.
             connector: aiohttp.BaseConnector
             if key:
-                connector = aiohttp.UnixConnector(path=address[len(UNIX) :])
+                connector = aiohttp.UnixConnector(path=address[len(UNIX) :], force_close=True)
             else:
-                connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+                connector = aiohttp.TCPConnector(
+                    limit=self._max_connections, limit_per_host=0, force_close=True
+                )
             session = self._sessions[key] = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
         return session, "http://replica" if key else f"http://{address}"
 
     def forget(self, addresses: set[str]) -> None:
-        """Close the sessions of Unix-socket replicas no longer routed to."""
+        """Close the sessions of Unix-socket replicas no longer routed to, each once the
+        streams it relays have ended: a replica being drained is still answering them."""
         for key in [k for k in self._sessions if k and k not in addresses]:
-            closing = asyncio.ensure_future(self._sessions.pop(key).close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+            session = self._sessions.pop(key)
+            if self._streaming.get(session):
+                self._forgotten.add(session)
+            else:
+                self._close_later(session)
+
+    def _close_later(self, session: aiohttp.ClientSession) -> None:
+        closing = asyncio.ensure_future(session.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def post(
         self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
@@ -163,20 +179,30 @@ class Upstream:
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[StreamedAnswer]:
         session, base = self._client(address)
-        with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
-            async with session.post(
-                f"{base}{path}",
-                data=body,
-                headers=headers,
-                timeout=timeout,
-            ) as response:
-                yield _AiohttpAnswer(response)
+        self._streaming[session] = self._streaming.get(session, 0) + 1
+        try:
+            with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
+                async with session.post(
+                    f"{base}{path}",
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                ) as response:
+                    yield _AiohttpAnswer(response)
+        finally:
+            self._streaming[session] -= 1
+            if not self._streaming[session]:
+                del self._streaming[session]
+                if session in self._forgotten:
+                    self._forgotten.discard(session)
+                    self._close_later(session)
 
     async def close(self) -> None:
         self._replicas.close()
-        for session in self._sessions.values():
+        for session in [*self._sessions.values(), *self._forgotten]:
             await session.close()
         self._sessions.clear()
+        self._forgotten.clear()
 
 
 @contextlib.contextmanager

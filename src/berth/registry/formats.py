@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.core.errors import InvalidParameter
+from berth.registry import gguf
 from berth.registry.mlmodel import MLMODEL, inspect_mlflow
 from berth.registry.score_py import SCORE_PY, inspect_score_py
 
@@ -33,7 +34,8 @@ def detect(root: Path, where: str) -> DetectedArtifact:
     """Tell the format of the artifact in ``root`` and validate it; ``where`` names the source.
 
     An ``MLmodel`` file makes it an MLflow model, whatever else is there; otherwise a
-    ``score.py`` makes it an OCI artifact; otherwise one ``.gguf`` file makes it an open LLM.
+    ``score.py`` makes it an OCI artifact; otherwise one ``.gguf`` file makes it an open LLM,
+    described from its header (`gguf.describe`).
     """
     if (root / MLMODEL).is_file():
         return DetectedArtifact(ArtifactFormat.MLFLOW, inspect_mlflow(root))
@@ -43,10 +45,11 @@ def detect(root: Path, where: str) -> DetectedArtifact:
     if len(weights) > 1:
         raise InvalidParameter(
             f"{where} holds {len(weights)} {GGUF_SUFFIX} files; a model version is one model: "
-            f"register a folder holding exactly one."
+            f"register a folder holding exactly one, or the {GGUF_SUFFIX} file itself."
         )
     if weights:
-        return DetectedArtifact(ArtifactFormat.GGUF, {"weights": weights[0].name})
+        details = gguf.describe(weights[0], f"{weights[0].name} in {where}")
+        return DetectedArtifact(ArtifactFormat.GGUF, details)
     raise InvalidParameter(
         f"No {MLMODEL} file with a python_function flavor, no {SCORE_PY} defining "
         f"load_model and predict and no {GGUF_SUFFIX} file were found in {where} "

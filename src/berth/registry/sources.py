@@ -1,15 +1,18 @@
-"""Bringing an artifact into a work folder: a path on this machine, an fsspec URI, an upload.
+"""Bringing an artifact into a work folder: a path on this machine, an fsspec URI, an upload,
+or the files of a model garden entry.
 
 Local folders are copied with their links followed, so the stored artifact is whole and
-does not change when the original does.
+does not change when the original does. A single ``.gguf`` file, however it comes, is stored
+as a folder holding that one file.
 """
 
 from __future__ import annotations
 
 import posixpath
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -17,6 +20,7 @@ import fsspec
 
 from berth.core.errors import BerthError, InvalidParameter, PermissionDenied
 from berth.registry import archives
+from berth.registry.formats import GGUF_SUFFIX
 from berth.registry.source_policy import SourcePolicy
 
 
@@ -37,6 +41,8 @@ class SourceUri:
 
 @dataclass(frozen=True, slots=True)
 class UploadedArchive:
+    """An uploaded archive, or an uploaded ``.gguf`` file (told apart by ``filename``)."""
+
     filename: str
     stream: BinaryIO
 
@@ -49,13 +55,32 @@ class UploadedArchive:
         return f"uploaded file '{self.filename}'"
 
 
-ArtifactSource = SourceUri | UploadedArchive
+@dataclass(frozen=True, slots=True)
+class PackagedFiles:
+    """Files berth itself chose from an installed package (a model garden entry), each with
+    its name in the artifact. They are read without the source policy, which rules what
+    callers name: no caller named these."""
+
+    recorded: str
+    label: str
+    files: Sequence[tuple[Path, str]]
+
+
+ArtifactSource = SourceUri | UploadedArchive | PackagedFiles
 
 
 def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool) -> Path:
     """Copy or unpack ``source`` under the empty folder ``work`` as ``policy`` allows for the
     caller (``admin`` or not); returns the artifact root."""
+    if isinstance(source, PackagedFiles):
+        return _copy_packaged(source.files, work / "tree")
     if isinstance(source, UploadedArchive):
+        weights = _gguf_name(source.filename)
+        if weights is not None:
+            target = _lone_file(work, weights)
+            with target.open("wb") as out:
+                _copy_capped(source.stream, out, policy, source.label)
+            return target.parent
         archive = work / "upload"
         with archive.open("wb") as out:
             _copy_capped(source.stream, out, policy, source.label)
@@ -73,6 +98,29 @@ def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool)
         return _fetch_local(Path(unquote(parts.path)), work, source.label, policy, admin)
     policy.check_remote(uri, source.label)
     return _fetch_remote(uri, work, source.label, policy)
+
+
+def _gguf_name(path: str) -> str | None:
+    """The file name of ``path`` (``/`` or ``\\`` separated) when it names a ``.gguf`` file."""
+    name = PurePosixPath(path.replace("\\", "/")).name
+    return name if PurePosixPath(name).suffix == GGUF_SUFFIX else None
+
+
+def _lone_file(work: Path, name: str) -> Path:
+    """Where a single ``.gguf`` file goes: into a folder that holds only it."""
+    tree = work / "tree"
+    tree.mkdir()
+    return tree / name
+
+
+def _copy_packaged(files: Sequence[tuple[Path, str]], tree: Path) -> Path:
+    tree.mkdir()
+    for path, name in files:
+        if path.is_dir():
+            shutil.copytree(path, tree / name)
+        else:
+            shutil.copy2(path, tree / name)
+    return tree
 
 
 def _copy_capped(stream: BinaryIO, out: BinaryIO, policy: SourcePolicy, label: str) -> None:
@@ -93,7 +141,13 @@ def _fetch_local(path: Path, work: Path, label: str, policy: SourcePolicy, admin
     if not path.exists():
         raise InvalidParameter(f"{label} does not exist on the server's machine.")
     if path.is_file():
-        return archives.extract(path, work / "tree", label, policy)
+        weights = _gguf_name(path.name)
+        if weights is None:
+            return archives.extract(path, work / "tree", label, policy)
+        try:
+            return Path(shutil.copy2(path, _lone_file(work, weights))).parent
+        except OSError as exc:
+            raise InvalidParameter(f"{label} cannot be copied: {exc.strerror or exc}.") from exc
     if work.resolve().is_relative_to(path.resolve()):
         raise InvalidParameter(f"{label} contains berth's own artifact store; copy the model out.")
     tree = work / "tree"
@@ -122,6 +176,11 @@ def _fetch_remote(uri: str, work: Path, label: str, policy: SourcePolicy) -> Pat
         if fs.isdir(root):
             return _copy_remote_tree(fs, root, work / "tree", label)
         if fs.isfile(root):
+            weights = _gguf_name(root)
+            if weights is not None:
+                target = _lone_file(work, weights)
+                fs.get_file(root, str(target))
+                return target.parent
             archive = work / "download"
             fs.get_file(root, str(archive))
             return archives.extract(archive, work / "tree", label, policy)

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "gguf":
         from berth.runtime import engine  # imports the engine, installed in this env only
 
-        return engine.serve(args.artifact, args.socket, args.max_concurrency)
+        return engine.serve(args.artifact, args.socket, args.max_concurrency, args.drain_seconds)
     return asyncio.run(_serve(args))
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -20,6 +21,7 @@ from berth.api.routes import (
     endpoint_docs,
     endpoints,
     envs,
+    garden,
     health,
     models,
     payloads,
@@ -43,12 +45,13 @@ from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.core.heap import freeze_startup_heap
-from berth.envs import environment_details
+from berth.envs import environment_details, install_package
 from berth.gateway.build import build_gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
 from berth.providers.egress import egress_of
+from berth.registry.garden import Garden
 from berth.registry.service import Registry
 from berth.registry.source_policy import SourcePolicy
 from berth.sandbox import Sandbox
@@ -198,14 +201,17 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         ),
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
     )
+    registry = Registry(
+        db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
+    )
+    install = partial(install_package, envs_root=settings.envs_dir, sandbox=sandbox)
     services = Services(
         settings=settings,
         db=db,
         clock=clock,
         tokens=tokens,
-        registry=Registry(
-            db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
-        ),
+        registry=registry,
+        garden=Garden(registry, settings.garden_dir, install),
         controller=controller,
         bus=bus,
         secrets=secret_store,
@@ -250,6 +256,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     protected.include_router(endpoints.router)
     protected.include_router(dataplane.router)
     protected.include_router(envs.router)
+    protected.include_router(garden.router)
     protected.include_router(secrets.router)
     protected.include_router(permissions.router)
     protected.include_router(usage.router)

@@ -3,8 +3,6 @@ the optimization-info answer."""
 
 from __future__ import annotations
 
-import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +11,12 @@ from berth.api.endpoint_config import normalise_config
 from berth.api.provisioned import (
     check_multiples,
     check_open_llm,
-    gguf_architecture,
     optimization_info,
     pt_endpoint,
 )
 from berth.api.schemas.endpoints import CreatePtEndpoint
 from berth.core.endpoint_config import ServedEntity
 from berth.core.errors import InvalidParameter
-from tests.support.llm import smollm2_gguf
 from tests.support.throughput import calibration
 
 LABEL = "Served entity 'smol-1'"
@@ -91,7 +87,7 @@ def test_model_units_must_be_given_and_positive() -> None:
 
 def test_optimization_info_answers_an_open_llm_with_its_chunk_and_others_not_optimizable() -> None:
     details = {"weights": "w.gguf", "architecture": "llama"}
-    answer = optimization_info("gguf", details, "/nowhere", CALIBRATION)
+    answer = optimization_info("gguf", details, CALIBRATION)
     assert {k: answer[k] for k in ("optimizable", "model_type", "throughput_chunk_size")} == {
         "optimizable": True,
         "model_type": "llama",
@@ -99,21 +95,4 @@ def test_optimization_info_answers_an_open_llm_with_its_chunk_and_others_not_opt
     }
     assert answer["calibration"]["calibrated_at"] == CALIBRATION.calibrated_at
     assert answer["calibration"]["method"]["tokens_per_s"] == pytest.approx(96.6, abs=0.05)
-    assert optimization_info("mlflow", {}, "/nowhere", None) == {"optimizable": False}
-
-
-def test_the_architecture_is_read_from_the_weights_when_registration_did_not_record_it() -> None:
-    weights = smollm2_gguf()
-    details = {"weights": weights.name}
-    answer = optimization_info("gguf", details, str(weights.parent), CALIBRATION)
-    assert answer["model_type"] == "llama"
-
-
-def test_a_file_not_starting_with_the_architecture_has_none(tmp_path: Path) -> None:
-    key = b"general.name"
-    header = b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, len(key)) + key
-    (tmp_path / "other.gguf").write_bytes(header + struct.pack("<IQ", 8, 4) + b"smol")
-    assert gguf_architecture(tmp_path / "other.gguf") is None
-    (tmp_path / "short.gguf").write_bytes(b"GGUF")
-    assert gguf_architecture(tmp_path / "short.gguf") is None
-    assert gguf_architecture(tmp_path / "missing.gguf") is None
+    assert optimization_info("mlflow", {}, None) == {"optimizable": False}

@@ -120,3 +120,15 @@ def test_a_cold_start_past_its_timeout_is_a_503_with_retry_after() -> None:
         assert admission.load()[("ep", "m")].waiting == 0
 
     asyncio.run(scenario())
+
+
+def test_a_request_whose_only_replica_is_marked_down_tries_it_again_when_the_mark_ends() -> None:
+    async def scenario() -> None:
+        admission = Admission(max_queue=4, routes={"ep": ROUTE}.get, cold_start_s=10)
+        admission.mark_down("r0", seconds=0.05)
+        started = asyncio.get_running_loop().time()
+        slot = await admission.acquire(ROUTE)  # no new routes come: the mark's end wakes it
+        assert slot.replica.replica_id == "r0"
+        assert 0.04 <= asyncio.get_running_loop().time() - started < 5
+
+    asyncio.run(scenario())

@@ -10,6 +10,7 @@ import pytest
 
 from berth.core.errors import InvalidParameter
 from berth.registry.formats import ArtifactFormat, detect
+from tests.support.llm import SMOLLM2_FILE, smollm2_gguf
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes" / "models"
 
@@ -74,7 +75,7 @@ def test_mlmodel_wins_over_score_py(tmp_path: Path) -> None:
     assert detect(root, "source 'here'").format is ArtifactFormat.MLFLOW
 
 
-def test_neither_format_names_what_was_looked_for_not_what_is_there(tmp_path: Path) -> None:
+def test_no_format_names_what_was_looked_for_not_what_is_there(tmp_path: Path) -> None:
     """A server-side folder may be anyone's: the error counts its entries, never names them."""
     _write(tmp_path / "model.pkl", "x")
     _write(tmp_path / "data" / "a.csv", "x")
@@ -200,3 +201,28 @@ def test_unquoted_artifact_version_is_read_as_written(tmp_path: Path) -> None:
     root = _copy("sum_score", tmp_path)
     _write(root / "runtime.yaml", "MODEL_ARTIFACT_VERSION: 3.0\n")
     assert detect(root, "here").details["model_artifact_version"] == "3.0"
+
+
+def test_one_gguf_file_is_an_open_llm_described_from_its_header(tmp_path: Path) -> None:
+    (tmp_path / SMOLLM2_FILE).symlink_to(smollm2_gguf())
+    found = detect(tmp_path, "source 'here'")
+    assert found.format is ArtifactFormat.GGUF
+    details = found.details
+    assert (details["weights"], details["architecture"]) == (SMOLLM2_FILE, "llama")
+    assert (details["parameter_count"], details["quantization"]) == (134_515_008, "Q4_1")
+
+
+def test_two_gguf_files_are_refused(tmp_path: Path) -> None:
+    for name in ("a.gguf", "b.gguf"):
+        (tmp_path / name).write_bytes(b"GGUF")
+    assert _refusal(tmp_path) == (
+        "source 'here' holds 2 .gguf files; a model version is one model: register a folder "
+        "holding exactly one, or the .gguf file itself."
+    )
+
+
+def test_a_gguf_file_that_is_not_one_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "model.gguf").write_bytes(b"PK\x03\x04" + bytes(60))
+    assert _refusal(tmp_path).startswith(
+        "model.gguf in source 'here' is not a GGUF file: it starts with b'PK\\x03\\x04'"
+    )

@@ -12,9 +12,9 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from berth.core.errors import InvalidParameter
+from berth.core.errors import InvalidParameter, PayloadTooLarge, PermissionDenied
 from berth.registry.source_policy import SourcePolicy
-from berth.registry.sources import SourceUri, UploadedArchive, fetch
+from berth.registry.sources import PackagedFiles, SourceUri, UploadedArchive, fetch
 
 SUM_SCORE = Path(__file__).resolve().parents[2] / "fakes" / "models" / "sum_score"
 POLICY = SourcePolicy(
@@ -136,3 +136,53 @@ def test_a_plain_file_is_not_an_artifact(work: Path) -> None:
 
 def test_a_source_holding_the_artifact_store_is_refused(tmp_path: Path, work: Path) -> None:
     assert "contains berth's own artifact store" in _refusal(SourceUri(str(tmp_path)), work)
+
+
+GGUF_BYTES = b"GGUF\x03\x00\x00\x00" + bytes(16)
+"""Only the name tells a model file from an archive here; its header is read by ``detect``."""
+
+
+def test_a_local_gguf_file_is_stored_as_a_folder_holding_it(tmp_path: Path, work: Path) -> None:
+    (tmp_path / "tiny.gguf").write_bytes(GGUF_BYTES)
+    for source in (str(tmp_path / "tiny.gguf"), (tmp_path / "tiny.gguf").as_uri()):
+        shutil.rmtree(work / "tree", ignore_errors=True)
+        root = fetch(SourceUri(source), work, POLICY, admin=True)
+        assert _names(root) == {"tiny.gguf"}
+        assert (root / "tiny.gguf").read_bytes() == GGUF_BYTES
+
+
+def test_an_uploaded_gguf_file_keeps_its_name_and_nothing_of_its_path(work: Path) -> None:
+    upload = UploadedArchive("..\\models/../tiny.gguf", io.BytesIO(GGUF_BYTES))
+    root = fetch(upload, work, POLICY, admin=True)
+    assert root.parent == work and _names(root) == {"tiny.gguf"}
+    assert (root / "tiny.gguf").read_bytes() == GGUF_BYTES
+
+
+def test_an_uploaded_gguf_file_is_counted_against_the_upload_cap(work: Path) -> None:
+    capped = SourcePolicy(home=POLICY.home, max_upload_bytes=len(GGUF_BYTES) - 1)
+    with pytest.raises(PayloadTooLarge) as caught:
+        fetch(UploadedArchive("tiny.gguf", io.BytesIO(GGUF_BYTES)), work, capped, admin=True)
+    assert "over the upload cap of 23 bytes" in caught.value.message
+
+
+def test_a_remote_gguf_file_is_downloaded_into_a_folder(memory_root: str, work: Path) -> None:
+    fsspec.filesystem("memory").pipe(f"{memory_root}/tiny.gguf", GGUF_BYTES)
+    root = fetch(SourceUri(f"memory://{memory_root}/tiny.gguf"), work, POLICY, admin=True)
+    assert _names(root) == {"tiny.gguf"}
+    assert (root / "tiny.gguf").read_bytes() == GGUF_BYTES
+
+
+def test_a_gguf_file_is_read_only_where_the_caller_may_read(tmp_path: Path, work: Path) -> None:
+    (tmp_path / "tiny.gguf").write_bytes(GGUF_BYTES)
+    with pytest.raises(PermissionDenied) as caught:
+        fetch(SourceUri(str(tmp_path / "tiny.gguf")), work, POLICY, admin=False)
+    assert "only admins may register from there" in caught.value.message
+    assert not (work / "tree").exists()
+
+
+def test_packaged_files_are_copied_under_their_artifact_names(tmp_path: Path, work: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    files = [(SUM_SCORE, "model"), (tmp_path / "weights.bin", "w.bin")]
+    source = PackagedFiles("garden:x", "garden model 'x'", files)
+    root = fetch(source, work, POLICY, admin=False)
+    assert _names(root) == {"model", "w.bin"} | {f"model/{p.name}" for p in SUM_SCORE.iterdir()}

@@ -12,9 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from berth import envs
-from berth.api import access
+from berth.api import access, registration
 from berth.api.deps import PrincipalDep, ServicesDep
-from berth.api.quotas import check_model_count
 from berth.api.schemas.models import (
     CreateModelRequest,
     CreateVersionRequest,
@@ -27,8 +26,7 @@ from berth.api.schemas.models import (
 )
 from berth.api.services import Services
 from berth.core.errors import BadRequest, InvalidParameter
-from berth.core.permissions import effective_level, owner_grant
-from berth.core.principal import Principal
+from berth.core.permissions import effective_level
 from berth.envs import spec_of
 from berth.registry.names import parse_version
 from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
@@ -46,16 +44,9 @@ def create_model(
     body: CreateModelRequest, services: ServicesDep, principal: PrincipalDep
 ) -> ModelResponse:
     """Any principal may create a model; its creator gets CAN_MANAGE on it."""
-    with services.db.transaction() as session:
-        check_model_count(session, principal, services.settings.quotas)
-    info = services.registry.create_model(
-        body.name, description=body.description, tags=body.model_tags(), creator=principal.name
+    info = registration.create_model(
+        services, principal, body.name, description=body.description, tags=body.model_tags()
     )
-    with services.db.transaction() as session:
-        grants.set_grant(session, MODEL, info.name, owner_grant(MODEL, principal))
-        access.record_change(
-            session, principal, "models.create", (MODEL, info.name), services.clock.now_ms()
-        )
     return ModelResponse(model=Model.of(info))
 
 
@@ -75,19 +66,14 @@ def list_models(services: ServicesDep, principal: PrincipalDep) -> ListModelsRes
 
 @router.get("/{name}")
 def get_model(name: str, services: ServicesDep, principal: PrincipalDep) -> ModelResponse:
-    _require(services, principal, name, "CAN_READ")
+    registration.require(services, principal, name, "CAN_READ")
     return ModelResponse(model=Model.of(services.registry.get_model(name)))
 
 
 @router.delete("/{name}")
 def delete_model(name: str, services: ServicesDep, principal: PrincipalDep) -> dict[str, str]:
-    _require(services, principal, name, "CAN_MANAGE")
-    services.registry.delete_model(name)
-    with services.db.transaction() as session:
-        grants.drop_object(session, MODEL, name)
-        access.record_change(
-            session, principal, "models.delete", (MODEL, name), services.clock.now_ms()
-        )
+    registration.require(services, principal, name, "CAN_MANAGE")
+    registration.delete_model(services, principal, name)
     return {}
 
 
@@ -106,8 +92,8 @@ async def create_version(
     ``build_env=true`` the environment is built before answering, so deploys never wait.
     Needs CAN_EDIT on the model.
     """
-    await run_in_threadpool(_require, services, principal, name, "CAN_EDIT")
-    await run_in_threadpool(_require_code, services, principal)
+    await run_in_threadpool(registration.require, services, principal, name, "CAN_EDIT")
+    await run_in_threadpool(registration.require_code, services, principal)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form() as form:
@@ -141,24 +127,10 @@ async def create_version(
             f"Unsupported content type '{content_type}': send JSON {{\"source\": ...}} or a "
             f"multipart/form-data upload with the archive in field '{UPLOAD_FIELD}'."
         )
-    await run_in_threadpool(_record_version, services, principal, info)
+    await run_in_threadpool(registration.record_version, services, principal, info)
     if build_env:
         await run_in_threadpool(_build_environment, services, info)
     return ModelVersionResponse(model_version=ModelVersion.of(info))
-
-
-def _record_version(services: Services, principal: Principal, info: VersionInfo) -> None:
-    with services.db.transaction() as session:
-        after = {"version": info.version, "source": info.source}
-        subject = (MODEL, info.model)
-        access.record_change(
-            session,
-            principal,
-            "models.create_version",
-            subject,
-            services.clock.now_ms(),
-            after=after,
-        )
 
 
 def _build_environment(services: Services, info: VersionInfo) -> None:
@@ -183,7 +155,7 @@ def _build_environment(services: Services, info: VersionInfo) -> None:
 def list_versions(
     name: str, services: ServicesDep, principal: PrincipalDep
 ) -> ListModelVersionsResponse:
-    _require(services, principal, name, "CAN_READ")
+    registration.require(services, principal, name, "CAN_READ")
     versions = services.registry.list_versions(name)
     return ListModelVersionsResponse(model_versions=[ModelVersion.of(v) for v in versions])
 
@@ -193,7 +165,7 @@ def get_version(
     name: str, version: str, services: ServicesDep, principal: PrincipalDep
 ) -> ModelVersionResponse:
     parse_version(version)  # a malformed version is the caller's error, whatever the model
-    _require(services, principal, name, "CAN_READ")
+    registration.require(services, principal, name, "CAN_READ")
     info = services.registry.get_version(name, version)
     return ModelVersionResponse(model_version=ModelVersion.of(info))
 
@@ -203,7 +175,7 @@ def delete_version(
     name: str, version: str, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, str]:
     parse_version(version)
-    _require(services, principal, name, "CAN_MANAGE")
+    registration.require(services, principal, name, "CAN_MANAGE")
     services.registry.delete_version(name, version)
     with services.db.transaction() as session:
         after = {"version": version}
@@ -217,18 +189,6 @@ def delete_version(
             after=after,
         )
     return {}
-
-
-def _require(services: Services, principal: Principal, name: str, needed: str) -> None:
-    with services.db.transaction() as session:
-        access.model(session, name, principal, needed)
-
-
-def _require_code(services: Services, principal: Principal) -> None:
-    with services.db.transaction() as session:
-        access.require_run_model_code(
-            session, principal, services.settings.access, "register model versions"
-        )
 
 
 def _version_request(raw: bytes) -> CreateVersionRequest:
