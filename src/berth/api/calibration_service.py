@@ -1,5 +1,6 @@
 """Throughput chunks of model versions, asked through the API: Databricks'
-``get-model-optimization-info`` and berth's calibration routes.
+``get-model-optimization-info``, berth's calibration routes, and the chunks an endpoint's
+config is checked against, its replicas counted in and its views show.
 
 Reading a chunk takes CAN_READ on the model. Measuring one runs the model on this server,
 so it also takes the ``run-model-code`` entitlement (and CAN_EDIT to measure again, since
@@ -8,20 +9,33 @@ that moves the band of every endpoint serving the version).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from berth.api import access
-from berth.api.provisioned import optimization_info
+from berth.api.endpoint_config import NormalisedConfig
+from berth.api.provisioned import check_multiples, check_open_llm, optimization_info
 from berth.api.services import Services
 from berth.core.dataplane import ENGINE_FORMATS
+from berth.core.endpoint_config import ServedEntity, entities_of
 from berth.core.errors import InvalidParameter, NotFound
 from berth.core.principal import Principal
-from berth.core.throughput import CalibrationProgress, CalibrationState
+from berth.core.throughput import (
+    Calibration,
+    CalibrationProgress,
+    CalibrationState,
+    asks_throughput,
+)
 from berth.registry.names import parse_version
 from berth.store import models
+from berth.store.endpoints import EndpointRecord
 from berth.store.models import VersionInfo
 
 Json = dict[str, Any]
+ModelKey = tuple[str, str]
+"""(model, version) of a registered model version."""
 
 
 class CalibrationService:
@@ -71,6 +85,50 @@ class CalibrationService:
             stored,
         )
 
+    def checked(
+        self, config: NormalisedConfig, formats: Mapping[ModelKey, str]
+    ) -> dict[ModelKey, int]:
+        """The chunk of each open LLM version ``config`` sizes in throughput (measured now
+        when this host has none yet: this blocks), each such entity's band checked against
+        it; ``formats`` are those versions' (``sized_in_throughput``)."""
+        chunks: dict[ModelKey, int] = {}
+        for entity in config.served_entities:
+            key = entity.registered_model
+            if key is None or key not in formats:
+                continue
+            label = f"Served entity '{entity.name}'"
+            check_open_llm(label, entity, formats[key])
+            calibration = self._throughput.calibrated(*key)
+            check_multiples(label, entity, calibration)
+            chunks[key] = calibration.chunk_tps
+        return chunks
+
+    def chunk_of(self, measured: Mapping[ModelKey, int]) -> Callable[[ServedEntity], int | None]:
+        """An entity's chunk, for the replica quotas: as just ``measured``, else as stored."""
+
+        def chunk(entity: ServedEntity) -> int | None:
+            key = entity.registered_model
+            if key is None or not asks_throughput(entity):
+                return None
+            if key in measured:
+                return measured[key]
+            found = self._throughput.stored(*key)
+            return None if found is None else found.chunk_tps
+
+        return chunk
+
+    def of_endpoint(self, record: EndpointRecord) -> dict[ModelKey, Calibration]:
+        """The chunks, as calibrated on this host, of the versions the endpoint's configs
+        size in throughput (for its views)."""
+        found: dict[ModelKey, Calibration] = {}
+        for entity in entities_of(record.config, record.pending_config):
+            key = entity.registered_model
+            if key is not None and asks_throughput(entity) and key not in found:
+                calibration = self._throughput.stored(*key)
+                if calibration is not None:
+                    found[key] = calibration
+        return found
+
     def _version(self, principal: Principal, model: str, version: str, needed: str) -> VersionInfo:
         number = parse_version(version)
         with self._services.db.transaction() as session:
@@ -82,6 +140,15 @@ class CalibrationService:
             access.require_run_model_code(
                 session, principal, self._services.settings.access, action
             )
+
+
+def sized_in_throughput(session: Session, config: NormalisedConfig) -> dict[ModelKey, str]:
+    """The format of each model version ``config`` sizes in throughput."""
+    return {
+        key: models.get_version(session, key[0], parse_version(key[1])).format
+        for entity in config.served_entities
+        if (key := entity.registered_model) is not None and asks_throughput(entity)
+    }
 
 
 def _check_open_llm(info: VersionInfo) -> None:

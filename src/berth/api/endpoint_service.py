@@ -8,7 +8,7 @@ Methods hand back stored records; the routes render them (``api/endpoint_views.p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from berth.api import access, quotas
 from berth.api import endpoint_events as events
+from berth.api.calibration_service import CalibrationService, sized_in_throughput
 from berth.api.endpoint_config import (
     NormalisedConfig,
     check_endpoint_name,
@@ -24,9 +25,8 @@ from berth.api.endpoint_config import (
     merge_tags,
     normalise_config,
 )
-from berth.api.endpoint_views import Scale
+from berth.api.endpoint_views import Chunks, Scale
 from berth.api.external_model_rules import check_egress
-from berth.api.provisioned import check_multiples, check_open_llm
 from berth.api.schemas.endpoints import (
     AiGatewayConfig,
     CreateServingEndpoint,
@@ -45,7 +45,6 @@ from berth.core.ids import new_endpoint_id
 from berth.core.permissions import effective_level, owner_grant
 from berth.core.principal import Principal
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady, EventType
-from berth.core.throughput import Calibration, asks_throughput
 from berth.envs import OWN_ENVIRONMENT, log_path
 from berth.registry.names import parse_version
 from berth.store import endpoints as store
@@ -53,8 +52,6 @@ from berth.store import grants, models
 from berth.store.endpoints import EndpointRecord, EventRecord
 
 Json = dict[str, Any]
-ModelKey = tuple[str, str]
-"""(model, version) of a registered model version."""
 Save = Callable[[Session, str, Any, int], None]
 """A store function that writes one setting: (session, endpoint id, value, now ms)."""
 
@@ -82,6 +79,7 @@ class EndpointService:
         self._clock = services.clock
         self._secrets = services.secrets
         self._controller = services.controller
+        self._chunks = CalibrationService(services)
 
     def create(self, principal: Principal, body: CreateServingEndpoint) -> EndpointRecord:
         """Store a new endpoint whose config version 1 is pending until the controller has it
@@ -98,11 +96,15 @@ class EndpointService:
             quotas.check_endpoint_count(session, principal, settings.quotas)
             if store.get_endpoint(session, body.name) is not None:
                 raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
-            formats = _sized_in_throughput(session, config)
-        chunks = self._measured_chunks(config, formats)
+            formats = sized_in_throughput(session, config)
+        chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:
             quotas.check_replicas(
-                session, principal, settings.quotas, config.served_entities, self._chunk(chunks)
+                session,
+                principal,
+                settings.quotas,
+                config.served_entities,
+                self._chunks.chunk_of(chunks),
             )
         endpoint_id = new_endpoint_id()
         doc = config.document(version=1, creator=principal.name, now_ms=now, start_time=now)
@@ -123,18 +125,6 @@ class EndpointService:
         self._controller.nudge()
         return record
 
-    def calibrations(self, record: EndpointRecord) -> dict[ModelKey, Calibration]:
-        """The throughput chunks, as calibrated on this host, of the versions the endpoint's
-        configs size in throughput."""
-        found: dict[ModelKey, Calibration] = {}
-        for entity in entities_of(record.config, record.pending_config):
-            key = entity.registered_model
-            if key is not None and asks_throughput(entity) and key not in found:
-                calibration = self._services.throughput.stored(*key)
-                if calibration is not None:
-                    found[key] = calibration
-        return found
-
     def list_visible(self, principal: Principal) -> list[EndpointRecord]:
         """The endpoints the caller may view."""
         with self._db.transaction() as session:
@@ -154,6 +144,9 @@ class EndpointService:
 
     def scale(self, name: str) -> Scale:
         return self._controller.scale(name)
+
+    def calibrations(self, record: EndpointRecord) -> Chunks:
+        return self._chunks.of_endpoint(record)
 
     def delete(self, principal: Principal, name: str) -> None:
         with self._db.transaction() as session:
@@ -181,8 +174,8 @@ class EndpointService:
             access.check_served(
                 session, config, principal, self._secrets, record.id, access=settings.access
             )
-            formats = _sized_in_throughput(session, config)
-        chunks = self._measured_chunks(config, formats)
+            formats = sized_in_throughput(session, config)
+        chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:
             record = access.endpoint(session, name, principal, "CAN_MANAGE")
             check_update(name, record.task, config)
@@ -196,7 +189,7 @@ class EndpointService:
                 principal,
                 settings.quotas,
                 config.served_entities,
-                self._chunk(chunks),
+                self._chunks.chunk_of(chunks),
                 record.id,
             )
             check_kept_keys(record.config, config.served_entities, record.id)
@@ -351,37 +344,6 @@ class EndpointService:
             record = access.endpoint(session, name, principal, "CAN_VIEW")
             return store.list_events(session, record.id)
 
-    def _measured_chunks(
-        self, config: NormalisedConfig, formats: Mapping[ModelKey, str]
-    ) -> dict[ModelKey, int]:
-        """The chunk of each open LLM version the config sizes in throughput (measured now
-        when this host has none yet), each such entity's band checked against it."""
-        chunks: dict[ModelKey, int] = {}
-        for entity in config.served_entities:
-            key = entity.registered_model
-            if key is None or key not in formats:
-                continue
-            label = f"Served entity '{entity.name}'"
-            check_open_llm(label, entity, formats[key])
-            calibration = self._services.throughput.calibrated(*key)
-            check_multiples(label, entity, calibration)
-            chunks[key] = calibration.chunk_tps
-        return chunks
-
-    def _chunk(self, measured: Mapping[ModelKey, int]) -> Callable[[ServedEntity], int | None]:
-        """An entity's chunk, for the replica quotas: those just measured, else as stored."""
-
-        def chunk(entity: ServedEntity) -> int | None:
-            key = entity.registered_model
-            if key is None or not asks_throughput(entity):
-                return None
-            if key in measured:
-                return measured[key]
-            found = self._services.throughput.stored(*key)
-            return None if found is None else found.chunk_tps
-
-        return chunk
-
     def _save_setting(self, principal: Principal, name: str, setting: _Setting, save: Save) -> None:
         """Store one endpoint setting, record who changed it, and have the data plane follow."""
         now = self._clock.now_ms()
@@ -476,15 +438,6 @@ def _served_entity(record: EndpointRecord, served_name: str) -> ServedEntity:
             f"it has: {', '.join(sorted(entities)) or 'none'}."
         )
     return entities[served_name]
-
-
-def _sized_in_throughput(session: Session, config: NormalisedConfig) -> dict[ModelKey, str]:
-    """The format of each model version the config sizes in throughput."""
-    return {
-        key: models.get_version(session, key[0], parse_version(key[1])).format
-        for entity in config.served_entities
-        if (key := entity.registered_model) is not None and asks_throughput(entity)
-    }
 
 
 def _existing(session: Session, name: str, *, for_update: bool = False) -> EndpointRecord:

@@ -174,7 +174,8 @@ def calibrate(
         f"Measured {method['tokens_per_s']} tokens/s: {method['workload']}; "
         f"{method['rounds']} rounds, {method['requests']} requests of {method['prompt_tokens']} "
         f"prompt tokens, {method['completion_tokens']} completion tokens in "
-        f"{method['seconds']:.1f} s on {method['threads']} threads."
+        f"{method['seconds']:.1f} s on {method['threads']} engine "
+        f"thread{'' if method['threads'] == 1 else 's'}."
     )
     typer.echo(
         f"Calibration took {calibration['duration_s']:.1f} s "

@@ -187,9 +187,7 @@ class Calibrations:
     async def _run(self, key: Key, started: float) -> Calibration:
         try:
             calibration = await self._measure(key, started)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # a cancellation (the server stopping) goes through
             message = exc.message if isinstance(exc, BerthError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, BerthError):
                 log.exception("calibrating %s version %s failed", *key)
@@ -235,7 +233,11 @@ class Calibrations:
         )
         threads = engine_threads(len(os.sched_getaffinity(0)))  # as the engine will pick
         self._report(
-            key, started, "loading", f"Loading the weights ({LLM_SLOTS} slots, {threads} threads)."
+            key,
+            started,
+            "loading",
+            f"Loading the weights ({LLM_SLOTS} slots, {threads} thread"
+            f"{'' if threads == 1 else 's'}).",
         )
         async with self._engine(spec) as client:
             self._report(key, started, "warming up", f"One warm-up round of {LLM_SLOTS} requests.")
