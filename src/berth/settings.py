@@ -64,6 +64,14 @@ class AutoscalingSettings(BaseModel):
         description="How long a request waits for an entity scaled to zero to start a replica "
         "before it is answered 503 with Retry-After.",
     )
+    band_queue_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long the requests queued for an open LLM's provisioned throughput may "
+        "take to be admitted at its current band; a request past it is answered 429 "
+        "REQUEST_LIMIT_EXCEEDED with Retry-After. What waits makes the autoscaler add replicas "
+        "(and band) up to the maximum.",
+    )
 
 
 class SandboxSettings(BaseModel):

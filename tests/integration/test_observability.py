@@ -70,7 +70,8 @@ def test_metrics_count_requests_and_time_every_stage(
     chat_stage = dict(endpoint=chat, stage="streaming")
     assert value(everything, "berth_request_stage_seconds_count", **chat_stage) == 1
     # The streamed answer reported no usage (the model's chunks carry none): only 4 counted.
-    assert value(everything, "berth_tokens_total", endpoint=chat, direction="out") == 4
+    chat_out = dict(endpoint=chat, served_entity=f"{chat}-1", direction="out")
+    assert value(everything, "berth_tokens_total", **chat_out) == 4
     assert value(everything, "berth_requests_total", **ok, status="200") == 25
     assert any(n == "berth_environment_build_seconds_count" for n, _ in everything)
 

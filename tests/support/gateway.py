@@ -23,6 +23,7 @@ from berth.core.ids import hash_token
 from berth.core.principal import ADMINS_GROUP, Principal
 from berth.gateway.app import Gateway
 from berth.gateway.recording import Recorder
+from berth.gateway.upstream import ReplicaTransport
 from berth.inference import CaptureWriter
 from berth.metrics import Metrics
 from berth.runtime.app import Phase, ReplicaApp
@@ -75,7 +76,15 @@ def route(name: str = "ep", *addresses: str, **policy: Any) -> EndpointRoute:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *routes: EndpointRoute, apps: list[str]) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *routes: EndpointRoute,
+        apps: list[str],
+        engine: ReplicaTransport | None = None,
+        band_queue_s: float = 5.0,
+    ) -> None:
+        """Replicas at ``apps`` run the runtime; with ``engine``, it reaches every replica."""
         self.bus = SnapshotBus()
         tokens = {hash_token(token): who for token, who in PRINCIPALS.items()}
         self.bus.publish(Snapshot(1, {r.name: r for r in routes or (route(),)}, tokens))
@@ -84,7 +93,13 @@ class Harness:
         self.capture = CaptureWriter(tmp_path / "inference")
         self.access_log = AccessLog(tmp_path / "logs")
         recorder = Recorder(self.metrics, capture=self.capture, access_log=self.access_log)
-        self.gateway = Gateway(self.bus, self.transport, recorder=recorder, max_body_bytes=1024)
+        self.gateway = Gateway(
+            self.bus,
+            engine or self.transport,
+            recorder=recorder,
+            max_body_bytes=1024,
+            band_queue_s=band_queue_s,
+        )
         self.logs = tmp_path / "logs"
 
     async def call(

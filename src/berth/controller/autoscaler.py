@@ -8,6 +8,14 @@ The count rises once that want has held for ``upscale_delay_s`` and falls once i
 ``downscale_delay_s`` (to the highest want of that window), always within the entity's bounds.
 An entity with scale to zero keeps one replica while requests came in the last idle period,
 drops to none after it, and goes back to one at once when a request waits for it.
+
+An open LLM served with provisioned throughput has a second demand, in replicas' worth of its
+band: the tokens its requests used over the last sample, each replica counting for the chunk
+of tokens/s it was calibrated at (``band_s``), plus the estimates waiting for the band
+(``band_queued_s``: a queue wants draining within a second). Smoothed alike, it wants the
+replicas that keep each at ``target_utilization`` of its chunk; the entity gets the larger of
+the two wants, so a saturated or queued band scales up (to the maximum throughput's replicas)
+as surely as busy engine slots do. Entities without a band report none and scale as before.
 """
 
 from __future__ import annotations
@@ -44,7 +52,10 @@ class _State:
     busy_s: float
     served: int
     active_at: float
+    band_s: float = 0.0
     demand: float = 0.0
+    band_demand: float = 0.0
+    """Smoothed replicas' worth of provisioned throughput in use or waiting."""
     wants: deque[tuple[float, int]] = field(default_factory=deque)
     """(time, replicas wanted) of recent samples, before the entity's bounds apply."""
 
@@ -68,10 +79,10 @@ class Autoscaler:
         state = self._states.get(key)
         if state is None:
             state = self._states[key] = _State(
-                self._initial(key, scaling), now, load.busy_s, load.served, now
+                self._initial(key, scaling), now, load.busy_s, load.served, now, load.band_s
             )
             return Size(state.replicas, state.demand)
-        if load.served != state.served or load.in_flight or load.waiting:
+        if load.served != state.served or load.in_flight or load.waiting or load.band_queued_s:
             state.active_at = now
         if now - state.sampled_at >= MIN_SAMPLE_S:
             self._sample(state, load, now, slots)
@@ -93,11 +104,19 @@ class Autoscaler:
         elapsed = now - state.sampled_at
         busy = max(load.busy_s - state.busy_s, 0.0)  # a gateway that restarted counts anew
         concurrency = max(busy / elapsed, float(load.in_flight)) + load.waiting
+        band = max(load.band_s - state.band_s, 0.0) / elapsed + load.band_queued_s
         weight = 1.0 - math.exp(-elapsed / self.policy.smoothing_s)
         state.demand += (concurrency - state.demand) * weight
+        state.band_demand += (band - state.band_demand) * weight
         state.sampled_at, state.busy_s, state.served = now, load.busy_s, load.served
-        per_replica = max(slots * self.policy.target_utilization, 1e-9)
-        state.wants.append((now, math.ceil(state.demand / per_replica - 1e-9)))
+        state.band_s = load.band_s
+        utilization = self.policy.target_utilization
+        per_replica = max(slots * utilization, 1e-9)
+        want = max(
+            math.ceil(state.demand / per_replica - 1e-9),
+            math.ceil(state.band_demand / utilization - 1e-9),
+        )
+        state.wants.append((now, want))
         horizon = now - max(self.policy.upscale_delay_s, self.policy.downscale_delay_s) - 1.0
         while state.wants and state.wants[0][0] < horizon:
             state.wants.popleft()

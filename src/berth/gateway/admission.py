@@ -81,23 +81,40 @@ class Admission:
             for key, c in self._counters.items()
         }
 
-    async def acquire(self, route: EndpointRoute) -> Slot:
+    def entity_load(self, endpoint: str, entity: str) -> EntityLoad:
+        """One served entity's figures now (zeros for one this process has not served)."""
+        c = self._counters.get((endpoint, entity)) or _Counters()
+        return EntityLoad(c.in_flight, c.waiting, c.busy_s, c.served)
+
+    def pick(self, route: EndpointRoute) -> EntityRoute:
+        """A served entity of ``route`` by traffic; 503 when none is live."""
+        entity = pick_entity(route.entities, self._rng)
+        if entity is None:
+            raise Unavailable(
+                f"Endpoint '{route.name}' has no ready replica yet; retry shortly.", retry_after=2
+            )
+        return entity
+
+    async def acquire(self, route: EndpointRoute, entity: str | None = None) -> Slot:
         """A replica slot for one request; waits while all are busy (the caller bounds time)
-        or while the chosen entity starts from zero (bounded here: 503 past ``cold_start_s``)."""
+        or while the chosen entity starts from zero (bounded here: 503 past ``cold_start_s``).
+
+        ``entity`` names the served entity already chosen for the request (its provisioned
+        band reserved); while the routes have it live, its replicas are the ones waited for."""
         cold_until: float | None = None
         while True:
-            entity, replica, starting = self._try(route)
-            counters = self._counters_of(route.name, entity.name)
+            chosen, replica, starting = self._try(route, entity)
+            counters = self._counters_of(route.name, chosen.name)
             if replica is not None:
                 counters.in_flight += 1
-                return Slot(route.name, entity, replica, time.perf_counter())
+                return Slot(route.name, chosen, replica, time.perf_counter())
             waiters = self._waiters[route.name]
             if starting:
                 waiters = self._cold[route.name]
                 if cold_until is None:
                     cold_until = time.monotonic() + self._cold_start_s
                 if self._on_demand is not None:
-                    self._on_demand(route.name, entity.name)
+                    self._on_demand(route.name, chosen.name)
             elif len(waiters) >= self._max_queue:
                 raise Unavailable(
                     f"Endpoint '{route.name}' is at capacity and its queue of "
@@ -105,8 +122,8 @@ class Admission:
                     retry_after=1,
                 )
             cold = cold_until if starting else None
-            back = self._back_at(entity) if starting else None
-            await self._wait(waiters, counters, cold, route.name, entity.name, back)
+            back = self._back_at(chosen) if starting else None
+            await self._wait(waiters, counters, cold, route.name, chosen.name, back)
             route = self._newest(route)
 
     def release(self, slot: Slot) -> None:
@@ -214,15 +231,16 @@ class Admission:
             counters = self._counters[(endpoint, entity)] = _Counters()
         return counters
 
-    def _try(self, route: EndpointRoute) -> tuple[EntityRoute, ReplicaRoute | None, bool]:
-        """The entity a request goes to, a free replica of it (None: it must wait), and
-        whether it must wait for a replica to start: none is routed (scaled to zero, or the
-        only one is being replaced), or every routed one just dropped a request."""
-        entity = pick_entity(route.entities, self._rng)
+    def _try(
+        self, route: EndpointRoute, chosen: str | None
+    ) -> tuple[EntityRoute, ReplicaRoute | None, bool]:
+        """The entity a request goes to (``chosen`` while it is live), a free replica of it
+        (None: it must wait), and whether it must wait for a replica to start: none is routed
+        (scaled to zero, or the only one is being replaced), or every routed one just dropped
+        a request."""
+        entity = next((e for e in route.entities if e.name == chosen and e.live), None)
         if entity is None:
-            raise Unavailable(
-                f"Endpoint '{route.name}' has no ready replica yet; retry shortly.", retry_after=2
-            )
+            entity = self.pick(route)
         replicas = entity.replicas
         if self._down_until:
             now = time.monotonic()

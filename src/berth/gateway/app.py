@@ -16,15 +16,18 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from starlette.types import Receive, Scope, Send
 
 from berth.core.dataplane import EndpointRoute, Snapshot, SnapshotBus
 from berth.core.errors import BadRequest, BerthError, NotFound, PermissionDenied, Unauthenticated
+from berth.core.load import EntityKey, EntityLoad
 from berth.core.permissions import may
 from berth.core.principal import Principal
 from berth.gateway import guardrails, stages
 from berth.gateway.admission import Admission, Demand
+from berth.gateway.band import Bands
 from berth.gateway.exchange import Exchange, Served
 from berth.gateway.limits import Limiter, LocalLimiter, Refusal, buckets_for
 from berth.gateway.llm import MODELS_PATH, OPENAI_ALIASES, Llm, models_list
@@ -56,13 +59,15 @@ class Gateway:
         cold_start_s: float = 30.0,
         request_timeout_s: float = 60.0,
         max_queue: int = 256,
+        band_queue_s: float = 5.0,
         max_body_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         """``transport`` reaches replicas (`build_gateway` gives the real one).
 
         ``on_demand(endpoint, entity)`` is told when a request waits for an entity scaled
         to zero (the controller should start a replica now); such a request waits at most
-        ``cold_start_s``."""
+        ``cold_start_s``. A request for an entity with provisioned throughput waits for its
+        band at most ``band_queue_s`` by the band's current rate (429 past it)."""
         self._bus = bus
         self._max_body = max_body_bytes
         self.admission = Admission(
@@ -71,7 +76,8 @@ class Gateway:
             on_demand=on_demand,
             cold_start_s=cold_start_s,
         )
-        self.replicas = ReplicaPath(self.admission, transport, request_timeout_s)
+        self.bands = Bands(band_queue_s)
+        self.replicas = ReplicaPath(self.admission, transport, request_timeout_s, self.bands)
         self.llm = llm or Llm()
         self.limiter: Limiter = limiter or LocalLimiter()
         self.recorder = recorder or Recorder(Metrics())
@@ -89,7 +95,27 @@ class Gateway:
             for replica in entity.replicas
         }
         self.admission.routes_changed(set(routed))
+        self.bands.routes_changed(snapshot)
         self.replicas.transport.forget(set(routed.values()))
+
+    def load(self) -> dict[EntityKey, EntityLoad]:
+        """Each served entity's demand as this process sees it, for the autoscaler."""
+        load = self.admission.load()
+        for key, (band_s, band_queued_s) in self.bands.load().items():
+            load[key] = replace(
+                load.get(key) or EntityLoad(), band_s=band_s, band_queued_s=band_queued_s
+            )
+        return load
+
+    def queue_depth(self, endpoint: str) -> int:
+        """Requests waiting for a free replica of ``endpoint`` now."""
+        return self.admission.queue_depth(endpoint)
+
+    def engine_load(self, endpoint: str, entity: str) -> tuple[int, int]:
+        """An open LLM's requests queued (for its band or a replica slot) and engine slots in
+        use, now, as this process sees them."""
+        counted = self.admission.entity_load(endpoint, entity)
+        return counted.waiting + self.bands.waiting(endpoint, entity), counted.in_flight
 
     def handles(self, path: str) -> bool:
         if path in OPENAI_ALIASES or path == MODELS_PATH:
@@ -102,7 +128,7 @@ class Gateway:
         try:
             await self._walk(ex)
         except BerthError as exc:
-            ex.served = Served(status=exc.http_status)
+            ex.served = Served(ex.served.entity, exc.http_status)
             ex.error = exc.message
             await send_error(ex.send, exc, ex.started)
         except Exception as exc:  # the outer guard: a bug is a 500 in the Databricks shape
@@ -116,7 +142,7 @@ class Gateway:
                 "log has the details."
             )
             await send_error(ex.send, internal, ex.started)
-        self.recorder.record(ex, self.admission.queue_depth)
+        self.recorder.record(ex, self)
 
     async def _walk(self, ex: Exchange) -> None:
         with stages.stage("auth"):

@@ -36,4 +36,5 @@ def build_gateway(
         recorder=Recorder(metrics, capture=capture, access_log=AccessLog(settings.logs_dir)),
         on_demand=on_demand,
         cold_start_s=settings.autoscaling.cold_start_timeout_s,
+        band_queue_s=settings.autoscaling.band_queue_s,
     )

@@ -26,12 +26,17 @@ _UNPARSED: Any = object()
 
 @dataclass(slots=True)
 class Served:
-    """What answering one request came to: who answered, the status, the tokens it used."""
+    """What answering one request came to: who answered, the status, the tokens it used and,
+    for an answer with generated text, when its tokens came (`stream_watch`)."""
 
     entity: str = ""
     status: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    ttft_ms: float | None = None
+    """From arrival to the first generated token sent on (a whole answer: to the answer)."""
+    itl_ms: float | None = None
+    """Mean gap between a stream's tokens after the first; None for a whole answer."""
 
     def count(self, usage: Any) -> None:
         """Take the token counts of an OpenAI ``usage`` object, when there is one."""
@@ -46,14 +51,6 @@ class Served:
                 parsed = json_body.loads(payload)
                 if isinstance(parsed, dict):
                     self.count(parsed.get("usage"))
-
-    def count_events(self, chunk: bytes) -> None:
-        """The same from relayed server-sent events: the last ``usage`` seen wins."""
-        if b'"usage"' not in chunk:
-            return
-        for line in chunk.split(b"\n"):
-            if line.startswith(b"data: {"):
-                self.count_json(line[len(b"data: ") :])
 
 
 def _count(value: Any) -> int:

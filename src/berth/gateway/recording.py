@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from typing import Protocol
 
 from berth.core.access_log import AccessLog
-from berth.core.dataplane import EndpointRoute
+from berth.core.dataplane import EndpointRoute, ReplicaProtocol
 from berth.core.usage import Outcome
 from berth.gateway.exchange import Exchange
 from berth.gateway.usage import UsageMeter
 from berth.inference import CaptureWriter, PayloadRecord, sampled
 from berth.metrics import Metrics
+
+
+class Queues(Protocol):
+    """What waits in the gateway now, read as each request is recorded."""
+
+    def queue_depth(self, endpoint: str) -> int:
+        """Requests waiting for a free replica of ``endpoint``."""
+        ...
+
+    def engine_load(self, endpoint: str, entity: str) -> tuple[int, int]:
+        """An open LLM's requests queued and engine slots in use."""
+        ...
 
 
 class Recorder:
@@ -41,8 +53,7 @@ class Recorder:
         if self.capture is not None and sampled(ex.request_id, route.policy.capture):
             ex.tap.keep_bytes = self.capture.max_body_bytes + 1  # one more shows truncation
 
-    def record(self, ex: Exchange, queue_depth: Callable[[str], int]) -> None:
-        """``queue_depth(endpoint)``: how many requests wait for a replica of it now."""
+    def record(self, ex: Exchange, queues: Queues) -> None:
         route = ex.route
         if route is None:
             return
@@ -52,7 +63,8 @@ class Recorder:
         if ex.tap.keep_bytes and ex.principal is not None and self.capture is not None:
             self._capture(ex, route, latency_ms, self.capture)
         self._measure(ex, route, latency_ms)
-        self.metrics.queue_depth.labels(route.name).set(queue_depth(route.name))
+        self.metrics.queue_depth.labels(route.name).set(queues.queue_depth(route.name))
+        self._engine_gauges(ex, route, queues)
         if ex.principal is not None and route.policy.track_usage:
             served = ex.served
             self.usage.record(
@@ -79,6 +91,10 @@ class Recorder:
                 "served_entity": ex.served.entity,
                 "status": ex.tap.status,
                 "latency_ms": round(latency_ms, 3),
+                "prompt_tokens": ex.served.input_tokens,
+                "completion_tokens": ex.served.output_tokens,
+                "ttft_ms": _rounded(ex.served.ttft_ms),
+                "itl_ms": _rounded(ex.served.itl_ms),
             },
         )
 
@@ -100,6 +116,8 @@ class Recorder:
                 response=ex.tap.body,
                 input_tokens=ex.served.input_tokens,
                 output_tokens=ex.served.output_tokens,
+                ttft_ms=ex.served.ttft_ms,
+                itl_ms=ex.served.itl_ms,
                 error=ex.error,
             ),
             route.policy.capture,
@@ -114,6 +132,23 @@ class Recorder:
         for name, seconds in ex.timings.items():
             m.stage.labels(route.name, name).observe(seconds)
         if served.input_tokens:
-            m.tokens.labels(route.name, "in").inc(served.input_tokens)
+            m.tokens.labels(route.name, served.entity, "in").inc(served.input_tokens)
         if served.output_tokens:
-            m.tokens.labels(route.name, "out").inc(served.output_tokens)
+            m.tokens.labels(route.name, served.entity, "out").inc(served.output_tokens)
+        if served.ttft_ms is not None:
+            m.ttft.labels(route.name, served.entity).observe(served.ttft_ms / 1000)
+        if served.itl_ms is not None:
+            m.itl.labels(route.name, served.entity).observe(served.itl_ms / 1000)
+
+    def _engine_gauges(self, ex: Exchange, route: EndpointRoute, queues: Queues) -> None:
+        """An open LLM's queue and busy slots, as of this request's end."""
+        entity = next((e for e in route.entities if e.name == ex.served.entity), None)
+        if entity is None or entity.protocol is not ReplicaProtocol.OPENAI:
+            return
+        queued, in_use = queues.engine_load(route.name, entity.name)
+        self.metrics.llm_queue_depth.labels(route.name, entity.name).set(queued)
+        self.metrics.llm_slots.labels(route.name, entity.name).set(in_use)
+
+
+def _rounded(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 3)

@@ -1,18 +1,21 @@
 """The replica path: a query answered by one of its endpoint's model replicas, whole or as
-relayed server-sent events, with the replica retried when it answered nothing."""
+relayed server-sent events, with the replica retried when it answered nothing; a query for an
+open LLM served with provisioned throughput first reserves its tokens of the band (`band`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from berth.core.dataplane import EndpointRoute, ReplicaProtocol
-from berth.core.errors import BerthError, InvalidParameter
+from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaProtocol
+from berth.core.errors import BerthError, DeadlineExceeded, InvalidParameter
 from berth.gateway import json_body, stages
 from berth.gateway.admission import Admission, Slot
+from berth.gateway.band import Bands, Reservation
 from berth.gateway.exchange import Exchange, Served, header
 from berth.gateway.responses import (
     OVERHEAD_HEADER,
@@ -23,6 +26,8 @@ from berth.gateway.responses import (
     send_json,
 )
 from berth.gateway.retry import on_a_replica
+from berth.gateway.stream_watch import StreamWatch
+from berth.gateway.token_estimate import estimate_tokens
 from berth.gateway.upstream import ReplicaTransport
 from berth.providers.shapes import embeddings_response
 
@@ -138,28 +143,79 @@ def base64_embeddings(payload: bytes) -> bytes:
 class ReplicaPath:
     """Answers queries from replicas reached through ``transport``."""
 
-    def __init__(self, admission: Admission, transport: ReplicaTransport, timeout_s: float) -> None:
+    def __init__(
+        self, admission: Admission, transport: ReplicaTransport, timeout_s: float, bands: Bands
+    ) -> None:
         self.admission = admission
         self.transport = transport
+        self.bands = bands
         self._timeout = timeout_s
 
     async def serve(self, ex: Exchange, headers: Headers) -> Served:
-        """Answer ``ex`` with ``headers`` added; what it came to."""
-        assert ex.route is not None
+        """Answer ``ex`` with ``headers`` added; what it came to. Where the endpoint has a
+        provisioned entity, the entity is chosen first, so its band is reserved before a slot
+        of one of its replicas is waited for."""
+        route = ex.route
+        assert route is not None
+        if not any(e.provisioned is not None for e in route.entities):
+            return await self._on_a_replica(ex, route, headers, None, self._timeout)
+        entity = self.admission.pick(route)
+        if entity.provisioned is None:
+            return await self._on_a_replica(ex, route, headers, entity.name, self._timeout)
+        ex.served.entity = entity.name  # a refusal is the entity's
+        estimate = estimate_tokens(ex.json_or_none())
+        waited = time.perf_counter()
+        reservation = await self._reserve(route, entity, estimate)
+        left_s = self._timeout - (time.perf_counter() - waited)
+        try:
+            served = await self._on_a_replica(ex, route, headers, entity.name, left_s)
+        except BerthError:  # nothing was generated
+            self.bands.settle(reservation, 0)
+            raise
+        except BaseException:  # e.g. the caller left mid-stream: what was reserved is spent
+            self.bands.settle(reservation, estimate)
+            raise
+        used = served.input_tokens + served.output_tokens
+        if not used and served.status == 200:  # an answer that did not report its usage
+            used = estimate
+        self.bands.settle(reservation, used)
+        return served
+
+    async def _reserve(self, route: EndpointRoute, entity: EntityRoute, tokens: int) -> Reservation:
+        try:
+            with stages.stage("band_wait"):
+                async with asyncio.timeout(self._timeout):
+                    return await self.bands.reserve(route.name, entity, tokens)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"Served entity '{entity.name}' of '{route.name}' had no provisioned throughput "
+                f"free for this request within {self._timeout:.0f}s."
+            ) from exc
+
+    async def _on_a_replica(
+        self,
+        ex: Exchange,
+        route: EndpointRoute,
+        headers: Headers,
+        entity: str | None,
+        timeout_s: float,
+    ) -> Served:
         calls = _Calls(ex)
-        forwarded = _replica_headers(ex, ex.route)
+        forwarded = _replica_headers(ex, route)
         if calls.runtime.stream:
             return await on_a_replica(
                 self.admission,
-                ex.route,
-                self._timeout,
+                route,
+                timeout_s,
                 lambda slot: self._relay(ex, slot, calls.for_slot(slot), forwarded, headers),
+                entity,
             )
         return await on_a_replica(
             self.admission,
-            ex.route,
-            self._timeout,
+            route,
+            timeout_s,
             lambda slot: self._answer(ex, slot, calls.for_slot(slot), forwarded, headers),
+            entity,
         )
 
     async def _answer(
@@ -193,7 +249,10 @@ class ReplicaPath:
         served.count_json(payload)
         if call.base64 and answer.status == 200:
             payload = base64_embeddings(payload)
-        overhead_ms = ex.elapsed_ms() - upstream_ms
+        elapsed_ms = ex.elapsed_ms()
+        if served.output_tokens:
+            served.ttft_ms = elapsed_ms  # every token comes with the answer
+        overhead_ms = elapsed_ms - upstream_ms
         await ex.send(
             {
                 "type": "http.response.start",
@@ -230,6 +289,7 @@ class ReplicaPath:
             (OVERHEAD_HEADER, ms_since(ex.started)),
         ]
         served = Served(slot.entity.name)
+        watch = StreamWatch(served, ex.started)
         try:
             opened = time.perf_counter()
             async with self.transport.stream(
@@ -247,7 +307,7 @@ class ReplicaPath:
                 await ex.send({**start, "headers": [*headers, *SSE_HEADERS]})
                 with stages.stage("streaming"):
                     async for chunk in answer.chunks():
-                        served.count_events(chunk)
+                        watch.saw(chunk)
                         more = {"body": chunk, "more_body": True}
                         await ex.send({"type": "http.response.body", **more})
             await ex.send({"type": "http.response.body", "body": b""})
@@ -255,6 +315,8 @@ class ReplicaPath:
             if served.status != 200:
                 raise
             await end_stream_with_error(ex.send, exc)  # the status line is out
+        finally:
+            watch.finish()
         return served
 
     async def close(self) -> None:

@@ -23,15 +23,17 @@ async def on_a_replica(
     route: EndpointRoute,
     timeout_s: float,
     attempt: Callable[[Slot], Awaitable[T]],
+    entity: str | None = None,
 ) -> T:
-    """``attempt`` on a slot of one of ``route``'s replicas, held for the attempt's length;
-    a `ReplicaUnreachable` moves it to another replica, up to ``MAX_ATTEMPTS`` in all.
+    """``attempt`` on a slot of one of ``route``'s replicas (of served entity ``entity``, when
+    one was chosen already), held for the attempt's length; a `ReplicaUnreachable` moves it
+    to another replica, up to ``MAX_ATTEMPTS`` in all.
 
     ``timeout_s`` bounds the waits for a free replica, all attempts together.
     """
     deadline = time.perf_counter() + timeout_s
     for tried in range(1, MAX_ATTEMPTS + 1):
-        slot = await _acquire(admission, route, deadline, timeout_s)
+        slot = await _acquire(admission, route, entity, deadline, timeout_s)
         try:
             return await attempt(slot)
         except ReplicaUnreachable:
@@ -45,12 +47,16 @@ async def on_a_replica(
 
 
 async def _acquire(
-    admission: Admission, route: EndpointRoute, deadline: float, timeout_s: float
+    admission: Admission,
+    route: EndpointRoute,
+    entity: str | None,
+    deadline: float,
+    timeout_s: float,
 ) -> Slot:
     try:
         with stages.stage("queue_wait"):
             async with asyncio.timeout(max(deadline - time.perf_counter(), 0.001)):
-                return await admission.acquire(route)
+                return await admission.acquire(route, entity)
     except TimeoutError as exc:
         raise DeadlineExceeded(
             f"No replica of '{route.name}' became free within {timeout_s:.0f}s."

@@ -34,6 +34,10 @@ class PayloadRecord:
     """The caller's own id, from the body's ``client_request_id`` or its header."""
     input_tokens: int = 0
     output_tokens: int = 0
+    ttft_ms: float | None = None
+    """An answer with generated text: from arrival to its first token sent on."""
+    itl_ms: float | None = None
+    """A stream: the mean gap between its tokens after the first."""
     error: str | None = None
     """The error message of a failed request."""
 
@@ -96,6 +100,21 @@ def arrow_schema() -> Any:
                 "error",
                 pa.string(),
                 "the error message of a failed request; null when it succeeded",
+                nullable=True,
+            ),
+            _column(
+                "ttft_ms",
+                pa.float64(),
+                "milliseconds from arrival to the first generated token sent on (a whole answer: "
+                "to the answer); null without generated text, and in files written before berth "
+                "kept it",
+                nullable=True,
+            ),
+            _column(
+                "itl_ms",
+                pa.float64(),
+                "a stream's mean milliseconds between generated tokens after the first; null for "
+                "a whole answer",
                 nullable=True,
             ),
         ]

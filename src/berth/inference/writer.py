@@ -275,6 +275,8 @@ def _columns(rows: list[_Captured]) -> dict[str, object]:
         "input_tokens": [r.input_tokens for r in records],
         "output_tokens": [r.output_tokens for r in records],
         "error": [r.error for r in records],
+        "ttft_ms": [r.ttft_ms for r in records],
+        "itl_ms": [r.itl_ms for r in records],
     }
 
 

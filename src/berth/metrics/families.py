@@ -13,10 +13,17 @@ from prometheus_client.samples import Sample
 from berth.core.latency import LATENCY_BOUNDS
 from berth.metrics.processes import Summed
 
-STAGES = ("auth", "rate_limit", "queue_wait", "upstream", "batching", "streaming")
-"""Where a request's time goes: checking the token, the rate limiter, waiting for a free
-replica, the replica or provider answering, the part of that spent waiting in the replica for
-a batch to fill, relaying a stream after its first byte."""
+STAGES = (
+    "auth", "rate_limit", "band_wait", "queue_wait", "upstream", "batching", "streaming",
+)  # fmt: skip
+"""Where a request's time goes: checking the token, the rate limiter, waiting for an open
+LLM's provisioned throughput, waiting for a free replica, the replica or provider answering,
+the part of that spent waiting in the replica for a batch to fill, relaying a stream after its
+first byte."""
+TOKEN_GAP_BOUNDS = (
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
+)  # fmt: skip
+"""Upper bounds in seconds of the gap between two generated tokens."""
 
 PASS_STAGES = ("read", "target", "autoscale", "plan", "execute", "publish", "record", "retire")
 """The stages of one controller pass: reading the store, building each endpoint's target,
@@ -67,9 +74,41 @@ class Metrics:
         )
         self.tokens = Counter(
             "berth_tokens",
-            "LLM tokens, by endpoint and direction (in = prompt, out = completion).",
-            ["endpoint", "direction"],
+            "LLM tokens, by endpoint, served entity and direction (in = prompt, out = "
+            "completion); rate() gives tokens/s.",
+            ["endpoint", "served_entity", "direction"],
             registry=r,
+        )
+        self.ttft = Histogram(
+            "berth_llm_time_to_first_token_seconds",
+            "From a request's arrival to the first generated token sent on (a whole answer: "
+            "to the answer), by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            buckets=LATENCY_BOUNDS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "berth_llm_inter_token_latency_seconds",
+            "Mean gap between a stream's generated tokens after the first, per request, by "
+            "endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            buckets=TOKEN_GAP_BOUNDS,
+            registry=r,
+        )
+        self.llm_queue_depth = Gauge(
+            "berth_llm_queue_depth",
+            "Requests for an open LLM waiting for its provisioned throughput or a free engine "
+            "slot, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.llm_slots = Gauge(
+            "berth_llm_engine_slots_in_use",
+            "Engine slots decoding a request of an open LLM, by endpoint and served entity.",
+            ["endpoint", "served_entity"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.capture_rows = Counter(
             "berth_capture_rows",

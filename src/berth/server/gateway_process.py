@@ -48,7 +48,7 @@ class GatewayProcess:
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()
-        self._load = LoadReporter(self._control, token, lambda: self.gateway.admission.load())
+        self._load = LoadReporter(self._control, token, lambda: self.gateway.load())
         self.gateway = build_gateway(
             settings, self._bus, metrics=Metrics(), on_demand=self._load.demand
         )

@@ -24,10 +24,13 @@ class Feed:
 
     busy_s: float = 0.0
     served: int = 0
+    band_s: float = 0.0
 
-    def run(self, concurrency: float, seconds: float) -> None:
+    def run(self, concurrency: float, seconds: float, band: float = 0.0) -> None:
+        """``band``: replicas' worth of provisioned throughput the finished requests used."""
         self.busy_s += concurrency * seconds
         self.served += int(concurrency * seconds * 100)
+        self.band_s += band * seconds
 
 
 class Scenario:
@@ -38,15 +41,34 @@ class Scenario:
         self.scaler = Autoscaler(policy, now=lambda: self.t)
         self.replicas = self.step(0.0)
 
-    def step(self, seconds: float, concurrency: float = 0.0, waiting: int = 0) -> int:
+    def step(
+        self,
+        seconds: float,
+        concurrency: float = 0.0,
+        waiting: int = 0,
+        band: float = 0.0,
+        band_queued_s: float = 0.0,
+    ) -> int:
         self.t += seconds
-        self.feed.run(concurrency, seconds)
-        load = EntityLoad(0, waiting, self.feed.busy_s, self.feed.served)
+        self.feed.run(concurrency, seconds, band)
+        load = EntityLoad(
+            0, waiting, self.feed.busy_s, self.feed.served, self.feed.band_s, band_queued_s
+        )
         self.replicas = self.scaler.size(KEY, self.scaling, 4, load).replicas
         return self.replicas
 
-    def hold(self, seconds: float, concurrency: float, tick: float = 0.5) -> list[int]:
-        return [self.step(tick, concurrency) for _ in range(round(seconds / tick))]
+    def hold(
+        self,
+        seconds: float,
+        concurrency: float,
+        tick: float = 0.5,
+        band: float = 0.0,
+        band_queued_s: float = 0.0,
+    ) -> list[int]:
+        return [
+            self.step(tick, concurrency, band=band, band_queued_s=band_queued_s)
+            for _ in range(round(seconds / tick))
+        ]
 
 
 def test_sustained_demand_adds_replicas_after_the_upscale_delay_within_bounds() -> None:
@@ -109,3 +131,20 @@ def test_a_new_spec_of_a_running_entity_starts_with_as_many_replicas() -> None:
     s.scaler.retain([("ep", "m-1", "def")])
     other = s.scaler.size(("ep", "m-1", "ghi"), Scaling(1, 2), 4, load)
     assert other.replicas == 2, "bounded by its own max"
+
+
+def test_a_queued_band_scales_up_to_the_maximum_and_back_to_the_minimum() -> None:
+    """Few requests hold slots (one in flight of four), but the band is used whole and
+    two replicas' worth of tokens wait for it: the band's want wins."""
+    s = Scenario(Scaling(1, 3))
+    counts = s.hold(4.0, concurrency=1.0, band=1.0, band_queued_s=2.0)
+    assert counts[0] == 1 and counts[-1] == 3
+    assert counts.index(3) * 0.5 + 0.5 >= POLICY.upscale_delay_s
+    s.hold(12.0, concurrency=0.0)
+    assert s.replicas == 1, "never below the minimum"
+
+
+def test_a_band_used_within_the_target_keeps_its_replicas() -> None:
+    s = Scenario(Scaling(1, 3))
+    assert set(s.hold(6.0, concurrency=0.5, band=0.45)) == {1}, "0.45 of one chunk, 0.5 wanted"
+    assert s.hold(6.0, concurrency=0.5, band=0.9)[-1] == 2, "past the target: a replica more"

@@ -122,6 +122,33 @@ def test_a_cold_start_past_its_timeout_is_a_503_with_retry_after() -> None:
     asyncio.run(scenario())
 
 
+def test_an_entity_chosen_before_the_slot_is_the_one_waited_for() -> None:
+    two = EndpointRoute(
+        "ep",
+        "id",
+        1,
+        (
+            EntityRoute("a", 99, (ReplicaRoute("ra", "127.0.0.1:1", 1),)),
+            EntityRoute("b", 1, (ReplicaRoute("rb", "127.0.0.1:2", 1),)),
+        ),
+    )
+
+    async def scenario() -> None:
+        admission = Admission(max_queue=4, rng=random.Random(0))
+        held = await admission.acquire(two, "b")
+        assert held.replica.replica_id == "rb"
+        waiting = asyncio.ensure_future(admission.acquire(two, "b"))
+        await asyncio.sleep(0)
+        assert not waiting.done(), "b's one slot is taken; a's is not its to take"
+        assert admission.entity_load("ep", "b").waiting == 1
+        admission.release(held)
+        assert (await waiting).entity.name == "b"
+        gone = await admission.acquire(two, "c")  # no longer routed: by traffic (a's 99 %)
+        assert gone.entity.name == "a"
+
+    asyncio.run(scenario())
+
+
 def test_a_request_whose_only_replica_is_marked_down_tries_it_again_when_the_mark_ends() -> None:
     async def scenario() -> None:
         admission = Admission(max_queue=4, routes={"ep": ROUTE}.get, cold_start_s=10)

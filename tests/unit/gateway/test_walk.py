@@ -122,7 +122,7 @@ def test_an_openai_chat_on_a_replica_counts_tokens(tmp_path: Path) -> None:
     [(status, _, payload)] = run(harness, ("/serving-endpoints/chat/completions", chat))
     assert status == 200 and json.loads(payload)["usage"]["completion_tokens"] == 1
     rendered = harness.rendered()
-    assert 'berth_tokens_total{direction="in",endpoint="ep"} 3.0' in rendered
+    assert 'berth_tokens_total{direction="in",endpoint="ep",served_entity="one"} 3.0' in rendered
     [usage] = harness.gateway.recorder.usage.drain().values()
     assert (usage.input_tokens, usage.output_tokens) == (3, 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,39 @@ def test_a_thousand_rows_read_back_whole(tmp_path: Path) -> None:
         "input_tokens": 0,
         "output_tokens": 0,
         "error": "replica failed on 0",
+        "ttft_ms": None,
+        "itl_ms": None,
     }
     assert [row["request"] for row in rows] == [r.request.decode() for r in records]
+
+
+def test_token_timings_read_back_and_files_written_before_them_read_as_null(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    capture(tmp_path, [replace(record(1), ttft_ms=12.5, itl_ms=3.25)])
+    older = pa.schema([f for f in arrow_schema() if f.name not in ("ttft_ms", "itl_ms")])
+    row = replace(record(0), timestamp_ms=T0 - 1)
+    written = {
+        **{f.name: [getattr(row, f.name, None)] for f in older},
+        "request": [row.request.decode()],
+        "response": [row.response.decode()],
+        "request_truncated": [False],
+        "response_truncated": [False],
+    }
+    pq.write_table(
+        pa.Table.from_pydict(written, schema=older),
+        tmp_path / "ep" / "date=2023-11-14" / "part-1-older.parquet",
+    )
+
+    rows = read_payloads(tmp_path, "ep", newest_first=False)
+
+    assert [(r["request_id"], r["ttft_ms"], r["itl_ms"]) for r in rows] == [
+        ("req-000000", None, None),
+        ("req-000001", 12.5, 3.25),
+    ]
 
 
 def test_rows_come_newest_first_up_to_the_limit(hourly: Path) -> None:
@@ -118,6 +150,8 @@ def test_the_schema_description_names_every_column_and_the_partition() -> None:
     assert [column["name"] for column in described if column["nullable"]] == [
         "client_request_id",
         "error",
+        "ttft_ms",
+        "itl_ms",
     ]
 
 
