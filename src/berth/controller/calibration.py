@@ -4,7 +4,8 @@ One replica of the version runs as any of its replicas would (the environment be
 for it, the same sandbox and box, the same engine flags, ``LLM_SLOTS`` slots), but as a
 process this service owns rather than one of the backend's: the controller stops every
 backend replica that no target names. It answers the reference workload
-(``controller/workload.py``); the completion tokens per second it sustains, floored
+(``controller/workload.py``); the tokens per second it sustains (prompt and completion,
+as admission counts them), floored
 (``core.throughput.round_chunk``), is the chunk, stored with its method and date for the
 (version, host fingerprint) pair. Calls for a version being calibrated share the one run;
 calibrating again replaces the stored chunk.

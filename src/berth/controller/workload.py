@@ -6,7 +6,9 @@ prompt cache, so every request pays its prompt as a new caller's would). They go
 one short warm-up round (``WARM_UP_TOKENS`` each: the engine's first batches allocate what
 later ones reuse), then rounds until ``seconds`` of wall time have passed. With every answer
 the same length the slots finish together, so a round keeps every slot busy to its end and
-the rate (completion tokens over the measured rounds' wall time) is what one replica sustains.
+the rate is what one replica sustains. The rate counts prompt and completion tokens over the
+measured rounds' wall time, as the gateway's admission reserves and settles them against the
+band: a band of N tokens/s is what N measures.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ class Rounds:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+        """Prompt and completion tokens per second."""
+        total = self.prompt_tokens * self.requests + self.completion_tokens
+        return total / self.seconds if self.seconds > 0 else 0.0
 
 
 def describe(slots: int, seconds: float) -> str:

@@ -51,8 +51,10 @@ class CalibrationMethod:
 
     @property
     def tokens_per_s(self) -> float:
-        """Completion tokens per second sustained, before flooring."""
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+        """Prompt and completion tokens per second sustained, before flooring: what the
+        gateway's admission reserves and settles against a band."""
+        total = self.prompt_tokens * self.requests + self.completion_tokens
+        return total / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "tokens_per_s": round(self.tokens_per_s, 2)}
