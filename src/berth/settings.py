@@ -187,6 +187,18 @@ class ReplicaSettings(BaseModel):
     )
 
 
+class CalibrationSettings(BaseModel):
+    """How an open LLM's throughput chunk is measured (``BERTH_CALIBRATION__*``)."""
+
+    measure_s: float = Field(
+        8.0,
+        gt=0,
+        le=600,
+        description="Wall time of the measured rounds of the reference workload, after one "
+        "warm-up round (one round runs at least, however short this is).",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -227,6 +239,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -254,6 +267,11 @@ class Settings(BaseSettings):
     @property
     def envs_dir(self) -> Path:
         return self.home_dir / "envs"
+
+    @property
+    def calibrations_dir(self) -> Path:
+        """What each calibration's engine printed."""
+        return self.home_dir / "calibrations"
 
     @property
     def garden_dir(self) -> Path:

@@ -98,3 +98,30 @@ def test_other_environment_variables_get_another_zygote(
             timeout=30,
             what="a second zygote",
         )
+
+
+def test_replicas_that_start_together_share_one_zygote(
+    make_server: Callable[..., BerthServer],
+) -> None:
+    """An entity's first replicas start at once; one zygote starts for all of them, and the
+    next replica is forked from it (two would bind one socket, one of them unknown)."""
+    server = make_server()
+    with server.client() as api:
+        model = register_model(api, ENV_READER, prefix="envr")
+        name = unique("zy")
+        served = entity(model, "1", workload_size="Medium")  # two replicas from the start
+        created = api.post(
+            "/api/2.0/serving-endpoints",
+            json={"name": name, "config": {"served_entities": [served]}},
+        )
+        assert created.status_code == 200, created.text
+        wait_ready(api, name)
+        wait_until(
+            lambda: any(server.home.glob("boxes/*/z-*.sock")),
+            timeout=30,
+            what="the environment's zygote to be ready",
+        )
+        later = deploy(api, model)
+        assert b"berth.runtime.zygote" in parent_command(replica_pid(server.home, later))
+        (log,) = (server.home / "zygotes").glob("*.log")
+        assert log.read_text().count("zygote: ready") == 1

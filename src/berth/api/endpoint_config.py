@@ -23,6 +23,7 @@ from berth.api.schemas.endpoints import (
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, TrafficRoute
 from berth.core.errors import InvalidParameter
 from berth.core.states import DeploymentState
+from berth.core.throughput import asks_throughput
 
 Json = dict[str, Any]
 
@@ -170,7 +171,7 @@ def _entity_doc(label: str, entity: ServedEntityInput) -> ServedEntity:
         )
     _check_model_entity(label, entity)
     doc: Json = {"name": entity.name or f"{entity.entity_name}-{entity.entity_version}", **given}
-    if entity.min_provisioned_concurrency is None:
+    if entity.min_provisioned_concurrency is None and not asks_throughput(entity):
         doc.setdefault("workload_size", "Small")
     doc.setdefault("workload_type", "CPU")
     doc.setdefault("scale_to_zero_enabled", False)
@@ -187,12 +188,7 @@ def _check_model_entity(label: str, entity: ServedEntityInput) -> None:
         raise InvalidParameter(f"{label}: entity_version is required with entity_name.")
     _check_concurrency(label, entity)
     _check_berth_fields(label, entity)
-    _check_order(
-        label,
-        "provisioned_throughput",
-        entity.min_provisioned_throughput,
-        entity.max_provisioned_throughput,
-    )
+    _check_throughput(label, entity)
 
 
 def _check_concurrency(label: str, entity: ServedEntityInput) -> None:
@@ -209,6 +205,58 @@ def _check_concurrency(label: str, entity: ServedEntityInput) -> None:
             f"{label}: give both min_provisioned_concurrency and max_provisioned_concurrency."
         )
     _check_order(label, "provisioned_concurrency", low, high)
+
+
+def _check_throughput(label: str, entity: ServedEntityInput) -> None:
+    """Provisioned throughput, in tokens/s or in model units, as far as it can be checked
+    without the version's chunk (``api/provisioned.py`` checks the rest)."""
+    if not asks_throughput(entity):
+        return
+    if entity.workload_size is not None or entity.max_provisioned_concurrency is not None:
+        raise InvalidParameter(
+            f"{label}: provisioned throughput (min/max_provisioned_throughput or "
+            "provisioned_model_units) and workload_size or provisioned concurrency exclude "
+            "each other; give one of them."
+        )
+    low, high = entity.min_provisioned_throughput, entity.max_provisioned_throughput
+    if entity.provisioned_model_units is not None:
+        _check_model_units(label, entity, given_tps=low is not None or high is not None)
+        return
+    if low is None or high is None:
+        raise InvalidParameter(
+            f"{label}: give both min_provisioned_throughput and max_provisioned_throughput "
+            "(tokens/s)."
+        )
+    _check_order(label, "provisioned_throughput", low, high)
+    if high == 0:
+        raise InvalidParameter(
+            f"{label}: max_provisioned_throughput is 0; give at least one throughput chunk "
+            "(get-model-optimization-info tells the model version's)."
+        )
+    if entity.scale_to_zero_enabled and low > 0:
+        raise InvalidParameter(
+            f"{label}: scale_to_zero_enabled needs min_provisioned_throughput 0 (it is "
+            f"{low}); set the minimum to 0 or scale_to_zero_enabled to false."
+        )
+
+
+def _check_model_units(label: str, entity: ServedEntityInput, *, given_tps: bool) -> None:
+    if given_tps:
+        raise InvalidParameter(
+            f"{label}: provisioned_model_units and min/max_provisioned_throughput exclude "
+            "each other; give one of them."
+        )
+    if not entity.provisioned_model_units:
+        raise InvalidParameter(
+            f"{label}: provisioned_model_units must be 1 or more; to scale to zero, size the "
+            "entity in tokens/s with min_provisioned_throughput 0 instead."
+        )
+    if entity.scale_to_zero_enabled:
+        raise InvalidParameter(
+            f"{label}: provisioned_model_units is a capacity that never scales to zero; set "
+            "scale_to_zero_enabled to false, or size the entity in tokens/s with "
+            "min_provisioned_throughput 0."
+        )
 
 
 def _check_berth_fields(label: str, entity: ServedEntityInput) -> None:

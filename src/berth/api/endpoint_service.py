@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from berth.api import access, quotas
 from berth.api import endpoint_events as events
+from berth.api.calibration_service import CalibrationService, sized_in_throughput
 from berth.api.endpoint_config import (
     NormalisedConfig,
     check_endpoint_name,
@@ -24,7 +25,7 @@ from berth.api.endpoint_config import (
     merge_tags,
     normalise_config,
 )
-from berth.api.endpoint_views import Scale
+from berth.api.endpoint_views import Chunks, Scale
 from berth.api.external_model_rules import check_egress
 from berth.api.schemas.endpoints import (
     AiGatewayConfig,
@@ -78,6 +79,7 @@ class EndpointService:
         self._clock = services.clock
         self._secrets = services.secrets
         self._controller = services.controller
+        self._chunks = CalibrationService(services)
 
     def create(self, principal: Principal, body: CreateServingEndpoint) -> EndpointRecord:
         """Store a new endpoint whose config version 1 is pending until the controller has it
@@ -92,9 +94,18 @@ class EndpointService:
                 session, config, principal, self._secrets, None, access=settings.access
             )
             quotas.check_endpoint_count(session, principal, settings.quotas)
-            quotas.check_replicas(session, principal, settings.quotas, config.served_entities)
             if store.get_endpoint(session, body.name) is not None:
                 raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
+            formats = sized_in_throughput(session, config)
+        chunks = self._chunks.checked(config, formats)
+        with self._db.transaction() as session:
+            quotas.check_replicas(
+                session,
+                principal,
+                settings.quotas,
+                config.served_entities,
+                self._chunks.chunk_of(chunks),
+            )
         endpoint_id = new_endpoint_id()
         doc = config.document(version=1, creator=principal.name, now_ms=now, start_time=now)
         doc = seal_plaintext_keys(doc, endpoint_id, self._secrets)
@@ -134,6 +145,9 @@ class EndpointService:
     def scale(self, name: str) -> Scale:
         return self._controller.scale(name)
 
+    def calibrations(self, record: EndpointRecord) -> Chunks:
+        return self._chunks.of_endpoint(record)
+
     def delete(self, principal: Principal, name: str) -> None:
         with self._db.transaction() as session:
             record = access.endpoint(session, name, principal, "CAN_MANAGE")
@@ -155,6 +169,13 @@ class EndpointService:
         check_egress(config.served_entities, self._services.egress)
         now = self._clock.now_ms()
         settings = self._services.settings
+        with self._db.transaction() as session:  # who may, before a chunk is measured for them
+            record = access.endpoint(session, name, principal, "CAN_MANAGE")
+            access.check_served(
+                session, config, principal, self._secrets, record.id, access=settings.access
+            )
+            formats = sized_in_throughput(session, config)
+        chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:
             record = access.endpoint(session, name, principal, "CAN_MANAGE")
             check_update(name, record.task, config)
@@ -164,7 +185,12 @@ class EndpointService:
                 session, config, principal, self._secrets, record.id, access=settings.access
             )
             quotas.check_replicas(
-                session, principal, settings.quotas, config.served_entities, record.id
+                session,
+                principal,
+                settings.quotas,
+                config.served_entities,
+                self._chunks.chunk_of(chunks),
+                record.id,
             )
             check_kept_keys(record.config, config.served_entities, record.id)
             version = record.config_version + 1

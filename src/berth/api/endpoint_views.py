@@ -10,6 +10,7 @@ from typing import Any
 
 from berth.api.external_model_rules import PLAINTEXT_SUFFIX
 from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute, entities_of
+from berth.core.throughput import Calibration, provisioned_band
 from berth.store.endpoints import EndpointRecord, EventRecord
 
 Json = dict[str, Any]
@@ -35,19 +36,30 @@ _SERVED_MODEL_KEYS = (
 
 Scale = Mapping[tuple[int, str], tuple[int, int]]
 """(config version, served entity) → (replicas ready, replicas the autoscaler wants)."""
+Chunks = Mapping[tuple[str, str], Calibration]
+"""(model, version) → its throughput chunk as calibrated on this host."""
 
 
-def detailed(record: EndpointRecord, permission_level: str, scale: Scale | None = None) -> Json:
+def detailed(
+    record: EndpointRecord,
+    permission_level: str,
+    scale: Scale | None = None,
+    chunks: Chunks | None = None,
+) -> Json:
     """The answer of GET, create and config updates; ``permission_level`` is the caller's.
 
     With ``scale``, each served entity that runs replicas shows berth's ``current_replicas``
-    (ready) and ``desired_replicas`` (the autoscaler's target).
+    (ready) and ``desired_replicas`` (the autoscaler's target). With ``chunks``, each entity
+    sized in throughput shows berth's ``provisioned_throughput``: the measured
+    ``chunk_size`` (tokens/s of one replica, one model unit), the band it asks for in
+    tokens/s (``min_throughput``, ``max_throughput``), the band its ready replicas provide
+    now (``current_band``, with ``scale``) and when and where the chunk was measured.
     """
     body = _common(record)
     if record.config is not None:
-        body["config"] = _config(record.config, scale or {})
+        body["config"] = _config(record.config, scale or {}, chunks or {})
     if record.pending_config is not None:
-        body["pending_config"] = _config(record.pending_config, scale or {})
+        body["pending_config"] = _config(record.pending_config, scale or {}, chunks or {})
     body["permission_level"] = permission_level
     return body
 
@@ -104,12 +116,16 @@ def _common(record: EndpointRecord) -> Json:
     return body
 
 
-def _config(doc: EndpointConfigDoc, scale: Scale) -> Json:
+def _config(doc: EndpointConfigDoc, scale: Scale, chunks: Chunks) -> Json:
     out: Json = {"config_version": doc.config_version}
     if doc.start_time is not None:
         out["start_time"] = doc.start_time
     out["served_entities"] = [
-        _entity(entity, scale.get((doc.config_version, entity.name)))
+        _entity(
+            entity,
+            scale.get((doc.config_version, entity.name)),
+            chunks.get(entity.registered_model) if entity.registered_model else None,
+        )
         for entity in doc.served_entities
     ]
     models = [_served_model(entity) for entity in doc.served_entities if entity.entity_name]
@@ -141,13 +157,30 @@ def _config_summary(doc: EndpointConfigDoc) -> Json:
     return out
 
 
-def _entity(entity: ServedEntity, replicas: tuple[int, int] | None = None) -> Json:
-    """The entity as given, less its secrets; ``replicas``: (ready, desired) when it runs any."""
+def _entity(
+    entity: ServedEntity,
+    replicas: tuple[int, int] | None = None,
+    calibration: Calibration | None = None,
+) -> Json:
+    """The entity as given, less its secrets; ``replicas``: (ready, desired) when it runs any;
+    ``calibration``: its version's chunk, when it is sized in throughput."""
     out = {key: value for key, value in entity.to_json().items() if key not in _UNECHOED}
     if entity.external_model is not None:
         out["external_model"] = without_plaintext(out["external_model"])
     if replicas is not None:
         out["current_replicas"], out["desired_replicas"] = replicas
+    band = provisioned_band(entity, calibration.chunk_tps) if calibration else None
+    if calibration is not None and band is not None:
+        provisioned: Json = {
+            "chunk_size": calibration.chunk_tps,
+            "min_throughput": band.min_tps,
+            "max_throughput": band.max_tps,
+        }
+        if replicas is not None:
+            provisioned["current_band"] = band.current(replicas[0])
+        provisioned["calibrated_at"] = calibration.calibrated_at
+        provisioned["fingerprint"] = calibration.fingerprint
+        out["provisioned_throughput"] = provisioned
     return out
 
 

@@ -6,7 +6,7 @@ is bound by the per-entity cap too. Each refusal names the quota and its setting
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -52,20 +52,22 @@ def check_replicas(
     principal: Principal,
     quotas: QuotaSettings,
     entities: Iterable[ServedEntity],
+    chunk: Callable[[ServedEntity], int | None],
     replacing: str | None = None,
 ) -> None:
     """Each served entity within the per-entity cap; the caller's endpoints together (the one
-    being ``replacing``'d counted with its new config) within the per-user cap."""
+    being ``replacing``'d counted with its new config) within the per-user cap. ``chunk`` is
+    the throughput chunk of an entity sized in throughput (one replica per chunk)."""
     wanted = 0
     for entity in entities:
         if entity.external_model is not None:
             continue
-        most = replica_bounds(entity)[1]
+        most = replica_bounds(entity, chunk(entity))[1]
         if most > quotas.replicas_per_entity:
             raise QuotaExceeded(
                 f"Served entity '{entity.name}' may scale to {most} replicas, over the "
                 f"cap of {quotas.replicas_per_entity} per entity "
-                "(BERTH_QUOTAS__REPLICAS_PER_ENTITY): ask for less concurrency."
+                "(BERTH_QUOTAS__REPLICAS_PER_ENTITY): ask for less concurrency or throughput."
             )
         wanted += most
     if principal.is_admin:
@@ -75,7 +77,7 @@ def check_replicas(
             continue
         for entity in entities_of(record.config, record.pending_config):
             if entity.external_model is None:
-                wanted += replica_bounds(entity)[1]
+                wanted += replica_bounds(entity, chunk(entity))[1]
     if wanted > quotas.replicas_per_user:
         raise QuotaExceeded(
             f"'{principal.name}''s endpoints would scale to {wanted} replicas in all, over the "

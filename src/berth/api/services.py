@@ -9,6 +9,7 @@ from typing import Protocol
 from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
 from berth.core.load import LoadReport
+from berth.core.throughput import Calibration, CalibrationProgress
 from berth.identity.tokens import TokenService
 from berth.metrics import Metrics
 from berth.providers.egress import Egress
@@ -36,6 +37,24 @@ class ControllerPort(Protocol):
         """Demand seen by the gateway process ``source``, for the autoscaler."""
 
 
+class ThroughputPort(Protocol):
+    """Open LLMs' throughput chunks on this host, which the controller measures. Called from
+    the API's worker threads, never on the event loop: ``calibrated`` blocks."""
+
+    def stored(self, model: str, version: str) -> Calibration | None:
+        """The version's chunk as calibrated here; None if not (or not an open LLM)."""
+
+    def calibrated(self, model: str, version: str) -> Calibration:
+        """The stored chunk, else one measured now (tens of seconds); raises
+        ``InvalidParameter`` when the version cannot be calibrated."""
+
+    def recalibrate(self, model: str, version: str) -> CalibrationProgress:
+        """Measure again (or join the run going); answers at once."""
+
+    def progress(self, model: str, version: str) -> CalibrationProgress | None:
+        """The run going, or the last one since the server started."""
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
@@ -48,6 +67,7 @@ class Services:
     bus: SnapshotBus
     secrets: SecretsService
     metrics: Metrics
+    throughput: ThroughputPort
     egress: Egress = Egress()
     """Where provider URLs may point (checked when a config is stored)."""
     sandbox: Sandbox | None = None

@@ -136,6 +136,9 @@ class Zygotes:
         self._reveal = reveal
         self._idle_s = idle_s
         self._live: dict[_Key, _Zygote] = {}
+        self._starting: set[_Key] = set()
+        """Zygotes being started: replicas that start together (an entity's first ones) must
+        not start one each, all binding one socket path while only one is known here."""
 
     async def keep(self, spec: ReplicaSpec) -> None:
         """Have a warm zygote ready for ``spec``'s next replica (an entity scaled to zero):
@@ -204,6 +207,15 @@ class Zygotes:
         await zygote.process.terminate(grace_s=2.0)
 
     async def _start(self, key: _Key, spec: ReplicaSpec) -> None:
+        if key in self._starting:
+            return
+        self._starting.add(key)
+        try:
+            await self._start_one(key, spec)
+        finally:
+            self._starting.discard(key)
+
+    async def _start_one(self, key: _Key, spec: ReplicaSpec) -> None:
         box = box_of(self._sandbox, spec)
         socket = box.root / f"z-{key.digest()[:12]}.sock"
         socket.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ ENTITY_COLUMNS = [
     "deployment",
     "message",
 ]
+THROUGHPUT_COLUMNS = ["served entity", "band now", "band", "chunk (measured)", "calibrated", "host"]
 
 
 def render_list(endpoints: Sequence[Json]) -> None:
@@ -66,6 +67,9 @@ def _render_config(label: str, config: Json) -> None:
     which = f"{label} v{config.get('config_version')}"
     rows = [_entity_row(e) for e in _entities(config)]
     print_table(f"Served entities ({which})", ENTITY_COLUMNS, rows)
+    provisioned = [_throughput_row(e) for e in _entities(config) if "provisioned_throughput" in e]
+    if provisioned:
+        print_table(f"Provisioned throughput ({which})", THROUGHPUT_COLUMNS, provisioned)
     print_table(f"Traffic ({which})", ["served entity", "traffic"], _traffic(config))
 
 
@@ -105,6 +109,21 @@ def _entity_row(entity: Json) -> tuple[Any, ...]:
     )
 
 
+def _throughput_row(entity: Json) -> tuple[Any, ...]:
+    """The band an open LLM entity asks for, what its ready replicas provide now, and the
+    chunk (one replica's tokens/s) it is counted in, as measured on the server's host."""
+    band = entity["provisioned_throughput"]
+    now = band.get("current_band")
+    return (
+        entity.get("name"),
+        "" if now is None else f"{now} tokens/s",
+        f"{band['min_throughput']}-{band['max_throughput']} tokens/s",
+        f"{band['chunk_size']} tokens/s per replica",
+        when(band.get("calibrated_at")),
+        band.get("fingerprint"),
+    )
+
+
 def _config(endpoint: Json) -> Json:
     """The config a list row describes: the live one, or the first one still pending."""
     config: Json = endpoint.get("config") or endpoint.get("pending_config") or {}
@@ -133,7 +152,15 @@ def _yes_no(flag: object) -> str:
 def _workload(entity: Json) -> str:
     low = entity.get("min_provisioned_concurrency")
     high = entity.get("max_provisioned_concurrency")
-    if low is not None or high is not None:
+    units = entity.get("provisioned_model_units")
+    if units is not None:
+        sizing = f"{units} model unit{'' if units == 1 else 's'}"
+    elif entity.get("max_provisioned_throughput") is not None:
+        sizing = (
+            f"throughput {entity.get('min_provisioned_throughput')}-"
+            f"{entity['max_provisioned_throughput']} tokens/s"
+        )
+    elif low is not None or high is not None:
         sizing = f"concurrency {low}-{high}"
     else:
         sizing = str(entity.get("workload_size") or "")

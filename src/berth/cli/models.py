@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from berth.cli import garden
 from berth.cli.output import (
@@ -19,6 +20,7 @@ from berth.cli.output import (
     print_table,
     when,
 )
+from berth.cli.progress import follow_calibration
 from berth.cli.version_views import llm_fields, registered, version_summary
 
 app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
@@ -143,6 +145,42 @@ def delete_version(name: Name, version: Version) -> None:
     with api_client() as client:
         client.models.delete_version(name, version)
     typer.echo(f"Deleted {name} version {version}.")
+
+
+@app.command()
+def calibrate(
+    name: Name,
+    version: Version,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow the run at most.")] = 900,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Measure again the throughput chunk of an open LLM's version on the server's host: the
+    tokens/s one replica sustains at the reference workload (one model unit)."""
+    with api_client() as client:
+        progress = follow_calibration(client, name, version, timeout)
+    if progress["state"] != "DONE":
+        err_console.print(f"[red]Error[/red] {escape(progress['message'])}")
+        raise typer.Exit(code=1)
+    calibration = progress["calibration"]
+    if output is OutputFormat.json:
+        print_json(calibration)
+        return
+    method = calibration["method"]
+    typer.echo(
+        f"{name} version {version}: {calibration['throughput_chunk_size']} tokens/s per "
+        f"replica (one model unit) on {calibration['fingerprint']}."
+    )
+    typer.echo(
+        f"Measured {method['tokens_per_s']} tokens/s: {method['workload']}; "
+        f"{method['rounds']} rounds, {method['requests']} requests of {method['prompt_tokens']} "
+        f"prompt tokens, {method['completion_tokens']} completion tokens in "
+        f"{method['seconds']:.1f} s on {method['threads']} engine "
+        f"thread{'' if method['threads'] == 1 else 's'}."
+    )
+    typer.echo(
+        f"Calibration took {calibration['duration_s']:.1f} s "
+        f"(calibrated {when(calibration['calibrated_at'])} UTC)."
+    )
 
 
 def _print_versions(name: str, versions: Sequence[Json]) -> None:

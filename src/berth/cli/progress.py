@@ -1,4 +1,5 @@
-"""Waiting for an endpoint with a live view of its served entities' progress."""
+"""Live views while the server works: an endpoint's served entities as it deploys, and a
+model version's calibration as it is measured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from typing import Any
 
 from rich.console import Group
 from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.spinner import Spinner
 from rich.table import Table
 
@@ -14,6 +22,7 @@ from berth.cli.output import console
 from berth.client import BerthClient
 
 Json = dict[str, Any]
+CALIBRATION_POLL_S = 0.25
 
 STYLE = {
     "DEPLOYMENT_READY": "green",
@@ -55,3 +64,29 @@ def _view(endpoint: Json, elapsed: float) -> Group:
     settling = state.get("config_update") == "IN_PROGRESS" or state.get("ready") != "READY"
     header = Spinner("dots", title) if settling else title
     return Group(header, table)
+
+
+def follow_calibration(client: BerthClient, name: str, version: str, timeout_s: float) -> Json:
+    """Start calibrating the version again and follow it with a progress bar until it ends;
+    returns its last progress (``state`` DONE with ``calibration``, or FAILED)."""
+    progress = client.models.calibrate(name, version)
+    deadline = time.monotonic() + timeout_s
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[phase]}[/bold]"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(progress["message"], total=1.0, phase=progress["phase"])
+        while progress["state"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(CALIBRATION_POLL_S)
+            progress = client.models.calibration(name, version)
+            bar.update(
+                task,
+                completed=progress["fraction"],
+                description=progress["message"],
+                phase=progress["phase"],
+            )
+    return progress

@@ -15,12 +15,15 @@ JsonObject = dict[str, Any]
 JsonObjects = list[JsonObject]
 
 BASE = "/api/2.0/models"
+OPTIMIZATION_INFO = "/api/2.0/serving-endpoints/get-model-optimization-info"
 GARDEN = "/api/2.0/berth/garden"
 GARDEN_TIMEOUT_S = 1800.0
 """A garden registration may first download its package's wheel."""
 UPLOAD_FIELD = "file"
 GGUF_SUFFIX = ".gguf"
 _THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
+CALIBRATION_TIMEOUT_S = 900.0
+"""A first calibration runs the model for a while before the answer comes."""
 
 
 class ModelsApi:
@@ -124,6 +127,31 @@ class ModelsApi:
 
     def delete_version(self, name: str, version: str | int) -> None:
         self._t.request("DELETE", _path(name, "versions", str(version)))
+
+    def optimization_info(self, name: str, version: str | int) -> JsonObject:
+        """Databricks' ``get-model-optimization-info``: ``{"optimizable", "model_type",
+        "throughput_chunk_size", "calibration"}`` for an open LLM, ``{"optimizable": false}``
+        otherwise. A version never calibrated on the server's host is calibrated first,
+        which takes tens of seconds."""
+        parts = (OPTIMIZATION_INFO, quote(name, safe=""), quote(str(version), safe=""))
+        answer: JsonObject = self._t.request("GET", "/".join(parts), timeout=CALIBRATION_TIMEOUT_S)
+        return answer
+
+    def calibrate(self, name: str, version: str | int) -> JsonObject:
+        """Measure the version's throughput chunk again; answers the run's progress at once
+        (``state``, ``phase``, ``message``, ``fraction``), to poll with ``calibration``."""
+        answer: JsonObject = self._t.request(
+            "POST", _path(name, "versions", str(version), "calibration")
+        )
+        return answer
+
+    def calibration(self, name: str, version: str | int) -> JsonObject:
+        """The calibration going, or the last one: with its result (``calibration``: the
+        chunk, how and when it was measured) once ``state`` is ``DONE``."""
+        answer: JsonObject = self._t.request(
+            "GET", _path(name, "versions", str(version), "calibration")
+        )
+        return answer
 
     def garden(self) -> JsonObjects:
         """The model garden: open models that a package ships, each with ``installed``

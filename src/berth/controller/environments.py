@@ -79,6 +79,20 @@ class Environments:
         line = self._progress.get(env_hash, "resolving requirements")
         return EnvPending(f"Building environment {env_hash[:12]} with uv: {line}")
 
+    async def settled(
+        self, details: Mapping[str, Any], artifact: str, on_pending: Callable[[str], None]
+    ) -> EnvStatus:
+        """The environment once built (starting or joining the build the controller would),
+        or its failure; ``on_pending`` hears how the build goes meanwhile."""
+        while True:
+            status = self.status(details, artifact)
+            if isinstance(status, EnvReady) or status.failed:
+                return status
+            on_pending(status.message)
+            building = self._tasks.get(details["hash"])
+            if building is not None:
+                await asyncio.wait({building}, timeout=1.0)
+
     def _cached(self, env_hash: str) -> EnvReady | None:
         """An environment built earlier (by another run, or at registration)."""
         python = built_python(self._root, env_hash)

@@ -188,4 +188,5 @@ def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -
         and not replicas
         and (entity.scaling.min_replicas == 0 or starting),
         protocol=protocol,
+        provisioned=entity.provisioned,
     )

@@ -15,11 +15,11 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from berth.backends.base import Backend, ReplicaSpec, ReplicaStatus
 from berth.controller.autoscaler import Autoscaler, Policy
+from berth.controller.calibration import Calibrations
 from berth.controller.catch_up import CatchUp, Followers
 from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import transition_events
@@ -41,14 +41,14 @@ from berth.controller.targets import (
     stored_states,
 )
 from berth.core.clock import Clock
-from berth.core.dataplane import EndpointRoute, Snapshot, SnapshotBus
+from berth.core.dataplane import ENGINE_FORMATS, EndpointRoute, Snapshot, SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
 from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
 from berth.core.states import DeploymentState
+from berth.core.throughput import CalibrationState, asks_throughput
 from berth.metrics import Metrics
-from berth.sandbox import Sandbox
 from berth.store import endpoints as endpoint_store
 from berth.store import grants, rollouts
 from berth.store import models as model_store
@@ -66,6 +66,10 @@ class _Read(NamedTuple):
     """Who may query each endpoint, by endpoint id."""
     unreadable: frozenset[str]
     """Endpoints whose model versions could not be read: held as they are this pass."""
+    chunks: dict[tuple[str, str], int]
+    """The throughput chunks of the open LLM versions served with provisioned throughput,
+    by (model, version), as calibrated on this host (re-read each pass: a re-calibration
+    moves them)."""
 
 
 class _Desired(NamedTuple):
@@ -87,8 +91,8 @@ class Controller:
         bus: SnapshotBus,
         clock: Clock,
         *,
-        envs_root: Path,
-        python: str,
+        environments: Environments,
+        calibrations: Calibrations,
         drain: Drain,
         reveal: Reveal,
         metrics: Metrics,
@@ -96,17 +100,17 @@ class Controller:
         policy: Policy | None = None,
         followers: Followers | None = None,
         tick_s: float = 0.5,
-        sandbox: Sandbox | None = None,
     ) -> None:
-        """``python`` runs models that ask for no environment of their own (berth's own);
-        ``load`` is the gateways' demand the autoscaler sizes entities by; ``followers``
-        returns once gateways in other processes hold a snapshot version; ``sandbox``
-        confines environment builds."""
+        """``environments`` builds what model versions run in, ``calibrations`` measures
+        open LLMs' throughput chunks (both tell ``nudge`` when one is done); ``load`` is the
+        gateways' demand the autoscaler sizes entities by; ``followers`` returns once
+        gateways in other processes hold a snapshot version."""
         self._db = db
         self._backend = backend
         self._bus = bus
         self._clock = clock
-        self._envs = Environments(envs_root, python, self.nudge, metrics, sandbox)
+        self._envs = environments
+        self.calibrations = calibrations
         self._metrics = metrics
         self._stages = Stages(metrics)
         self._retirements = Retirements(backend, drain, self._stages)
@@ -120,6 +124,7 @@ class Controller:
         self._sizing = Sizing(Autoscaler(policy or Policy()), self.load, metrics)
 
     def start(self) -> None:
+        self.calibrations.start()
         self._loop_task = asyncio.create_task(self._run(), name="berth-controller")
 
     def nudge(self) -> None:
@@ -134,6 +139,7 @@ class Controller:
         await self._retirements.close()
         if self._catch_up is not None:
             await self._catch_up.close()
+        await self.calibrations.close()
         await self._envs.close()
         await self._backend.close()
 
@@ -238,6 +244,7 @@ class Controller:
         model version costs that endpoint alone."""
         unreadable: set[str] = set()
         records: list[EndpointRecord] = []
+        chunks: dict[tuple[str, str], int] = {}
         with self._db.transaction() as session:
             tokens = token_store.live_tokens(session, self._clock.now_ms())
             queriers = grants.all_grants(session, ObjectType.SERVING_ENDPOINT)
@@ -248,9 +255,10 @@ class Controller:
                     records.append(record)
                     for entity in entities_of(record.config, record.pending_config):
                         self._remember_artifact(session, entity)
+                        chunks.update(self._chunk(session, entity))
                 if reading.failed:
                     unreadable.add(name)
-        return _Read(records, tokens, queriers, frozenset(unreadable))
+        return _Read(records, tokens, queriers, frozenset(unreadable), chunks)
 
     def _remember_artifact(self, session: Any, entity: ServedEntity) -> None:
         key = entity.registered_model
@@ -260,6 +268,17 @@ class Controller:
             version = model_store.get_version(session, key[0], int(key[1]))
             environment = version.details.get("environment") or {"hash": None}
             self._artifacts[key] = ArtifactRef(version.artifact_path, version.format, environment)
+
+    def _chunk(self, session: Any, entity: ServedEntity) -> dict[tuple[str, str], int]:
+        """The stored chunk of an open LLM entity sized in throughput, if calibrated here."""
+        key = entity.registered_model
+        if key is None or not asks_throughput(entity):
+            return {}
+        artifact = self._artifacts[key]
+        if artifact.model_format not in ENGINE_FORMATS:
+            return {}
+        found = self.calibrations.lookup(session, *key, artifact.environment)
+        return {} if found is None else {key: found.chunk_tps}
 
     def _targets(self, read: _Read) -> _Desired:
         """Each endpoint's target; those whose target cannot be built (or whose model
@@ -271,19 +290,28 @@ class Controller:
                 continue
             what = "endpoint %s: building its target"
             with self._stages.guard("target", what, record.name) as building:
-                targets.append(self._target(record, read.queriers.get(record.id, ())))
+                targets.append(self._target(record, read.queriers.get(record.id, ()), read.chunks))
             if building.failed:
                 held.add(record.name)
         return _Desired(targets, frozenset(held))
 
-    def _target(self, record: EndpointRecord, granted: Iterable[Grant]) -> EndpointTarget:
+    def _target(
+        self,
+        record: EndpointRecord,
+        granted: Iterable[Grant],
+        chunks: Mapping[tuple[str, str], int],
+    ) -> EndpointTarget:
         lookup = self._artifacts.__getitem__
+
+        def chunk(model: str, version: str) -> int | EntityState:
+            found = chunks.get((model, version))
+            return self._calibrating(model, version) if found is None else found
 
         def build(doc: EndpointConfigDoc | None) -> ConfigTarget | None:
             if doc is None:
                 return None
             return config_target(
-                record.name, doc, lambda n, v: lookup((n, v)), self._runtime, self._external
+                record.name, doc, lambda n, v: lookup((n, v)), self._runtime, self._external, chunk
             )
 
         return EndpointTarget(
@@ -313,6 +341,18 @@ class Controller:
             else:
                 resolved[key] = value
         return resolved
+
+    def _calibrating(self, model: str, version: str) -> EntityState:
+        """What an open LLM entity shows while its version's chunk is measured on this host
+        (a server moved to other hardware); the measuring starts here."""
+        progress = self.calibrations.begin(model, version, after_failure=False)
+        if progress.state is CalibrationState.FAILED:
+            return EntityState(DeploymentState.FAILED, progress.message)
+        return EntityState(
+            DeploymentState.CREATING,
+            f"Measuring the throughput chunk of model '{model}' version {version} on this "
+            f"host: {progress.message}",
+        )
 
     def _runtime(self, artifact: ArtifactRef) -> Runtime:
         status = self._envs.status(artifact.environment, artifact.path)

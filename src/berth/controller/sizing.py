@@ -41,7 +41,9 @@ class Sizing:
 
     def autoscale(self, targets: Iterable[EndpointTarget]) -> list[EndpointTarget]:
         """Each entity's replica count from the autoscaler (one decision per spec a pass,
-        shared by the current and pending configs when they run the same spec)."""
+        shared by the current and pending configs when they run the same spec, each held
+        within its own config's bounds: a pending config that asks more replicas of the
+        same spec, as a config with more model units does, has them before it is promoted)."""
         load = self._load.read()
         sizes: dict[ScaleKey, Size] = {}
 
@@ -51,7 +53,8 @@ class Sizing:
                 sizes[key] = self._autoscaler.size(
                     key, entity.scaling, spec.max_concurrency, load.get(key[:2])
                 )
-            return sizes[key].replicas
+            bounds = entity.scaling
+            return min(max(sizes[key].replicas, bounds.min_replicas), bounds.max_replicas)
 
         resized = _resized(targets, sized)
         self._autoscaler.retain(sizes)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
-from berth.core.dataplane import RoutePolicy
+from berth.core.dataplane import ENGINE_FORMATS, ProvisionedBand, RoutePolicy
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity
 from berth.core.errors import BerthError
 from berth.core.sizing import REPLICA_CONCURRENCY, replica_bounds
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady
+from berth.core.throughput import LLM_SLOTS, asks_throughput, provisioned_band
 from berth.store.endpoints import EndpointRecord
 
 DEFAULT_BATCH_WAIT_MS = 5.0
@@ -46,6 +47,8 @@ class EntityTarget:
     """The state to show while replicas cannot start yet (an environment being built)."""
     external: Mapping[str, Any] | None = None
     """An external model's block with its credentials resolved."""
+    provisioned: ProvisionedBand | None = None
+    """An open LLM served with provisioned throughput: its band, in chunks of this host."""
 
     def replica_ids(self) -> tuple[str, ...]:
         if self.spec is None:
@@ -98,6 +101,9 @@ class Runtime:
 ArtifactLookup = Callable[[str, str], ArtifactRef]
 RuntimeLookup = Callable[[ArtifactRef], Runtime]
 ExternalResolver = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+ChunkLookup = Callable[[str, str], int | EntityState]
+"""(model, version) → the throughput chunk of an open LLM's version on this host, or the
+state to show while it is being measured (or why it cannot be)."""
 
 
 def route_policy(record: EndpointRecord, queriers: frozenset[str]) -> RoutePolicy:
@@ -134,11 +140,12 @@ def _enabled(ai_gateway: Mapping[str, Any], block: str) -> bool:
     return bool((ai_gateway.get(block) or {}).get("enabled"))
 
 
-def scaling(entity: ServedEntity) -> Scaling:
+def scaling(entity: ServedEntity, chunk_tps: int | None = None) -> Scaling:
     """One replica per ``REPLICA_CONCURRENCY`` of the concurrency range the entity asks for
-    (``min/max_provisioned_concurrency`` or its ``workload_size``); the lower bound is 0 with
-    scale to zero."""
-    fewest, most = replica_bounds(entity)
+    (``min/max_provisioned_concurrency`` or its ``workload_size``), the lower bound 0 with
+    scale to zero; or, for an open LLM with provisioned throughput, one replica per chunk
+    (``chunk_tps``) of its band, the lower bound 0 with a minimum of 0 tokens/s."""
+    fewest, most = replica_bounds(entity, chunk_tps)
     idle = entity.scale_to_zero_idle_seconds
     return Scaling(
         min_replicas=fewest,
@@ -159,18 +166,26 @@ def config_target(
     artifacts: ArtifactLookup,
     runtimes: RuntimeLookup,
     externals: ExternalResolver,
+    chunks: ChunkLookup,
 ) -> ConfigTarget:
     entities = []
     for entity in document.served_entities:
-        spec, blocked, external = None, None, None
+        spec, blocked, external, chunk = None, None, None, None
         if entity.external_model is not None:
             try:
                 external = externals(entity.external_model.to_json())
             except BerthError as exc:  # e.g. a secret it references is missing
                 blocked = EntityState(DeploymentState.FAILED, exc.message)
         elif (served := entity.registered_model) is not None:
-            spec, blocked = _replica_spec(endpoint, entity, artifacts(*served), runtimes)
-        bounds = scaling(entity)
+            artifact = artifacts(*served)
+            spec, blocked = _replica_spec(endpoint, entity, artifact, runtimes)
+            if asks_throughput(entity) and artifact.model_format in ENGINE_FORMATS:
+                measured = chunks(*served)
+                if isinstance(measured, EntityState):
+                    spec, blocked = None, blocked or measured
+                else:
+                    chunk = measured
+        bounds = scaling(entity, chunk)
         entities.append(
             EntityTarget(
                 name=entity.name,
@@ -180,6 +195,7 @@ def config_target(
                 scaling=bounds,
                 blocked=blocked,
                 external=external,
+                provisioned=provisioned_band(entity, chunk) if chunk else None,
             )
         )
     return ConfigTarget(version=document.config_version, entities=tuple(entities))
@@ -200,7 +216,9 @@ def _replica_spec(
         model_format=artifact.model_format,
         python=runtime.python,
         pythonpath=runtime.pythonpath,
-        max_concurrency=replica_concurrency(batch),
+        max_concurrency=(
+            LLM_SLOTS if artifact.model_format in ENGINE_FORMATS else replica_concurrency(batch)
+        ),
         env=tuple(sorted((entity.environment_vars or {}).items())),
         max_batch_size=batch,
         max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,

@@ -26,6 +26,7 @@ from berth.api.routes import (
     models,
     payloads,
     permissions,
+    provisioned,
     scim,
     secrets,
     usage,
@@ -37,6 +38,8 @@ from berth.backends.base import ReplicaState
 from berth.backends.local import Liveness, LocalBackend
 from berth.backends.zygotes import Zygotes
 from berth.controller.autoscaler import Policy
+from berth.controller.calibration import Calibrations
+from berth.controller.environments import Environments
 from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
@@ -166,13 +169,25 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     if workers is not None:
         metrics.add(workers)
         metrics.include_processes(workers.metrics_dir)
+    environments = Environments(
+        settings.envs_dir, sys.executable, lambda: controller.nudge(), metrics, sandbox
+    )
+    calibrations = Calibrations(
+        db,
+        environments,
+        sandbox,
+        clock,
+        settings.calibrations_dir,
+        lambda: controller.nudge(),
+        measure_s=settings.calibration.measure_s,
+    )
     controller = Controller(
         db,
         backend,
         bus,
         clock,
-        envs_root=settings.envs_dir,
-        python=sys.executable,
+        environments=environments,
+        calibrations=calibrations,
         drain=gateway.drain if workers is None else workers.drain(gateway.drain, bus),
         reveal=reveal,
         metrics=metrics,
@@ -185,7 +200,6 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
             scale_to_zero_idle_s=scaling.scale_to_zero_idle_s,
         ),
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
-        sandbox=sandbox,
     )
     registry = Registry(
         db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
@@ -202,6 +216,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         bus=bus,
         secrets=secret_store,
         metrics=metrics,
+        throughput=calibrations,
         sandbox=sandbox,
         egress=egress_of(settings),
     )
@@ -237,6 +252,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     api.include_router(health.router)
     protected = APIRouter(dependencies=[Depends(current_principal)])
     protected.include_router(models.router)
+    protected.include_router(provisioned.router)  # before endpoints': /pt is no endpoint name
     protected.include_router(endpoints.router)
     protected.include_router(dataplane.router)
     protected.include_router(envs.router)

@@ -111,6 +111,24 @@ class ModelVersionRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class CalibrationRow(Base):
+    """What one replica of an open LLM's version sustains on one kind of host: its throughput
+    chunk, measured, with how and when. Deleting the version deletes its calibrations."""
+
+    __tablename__ = "calibrations"
+    __table_args__ = (UniqueConstraint("model_version_id", "fingerprint"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    """The host and engine: CPU model, logical CPUs, engine version."""
+    chunk_tps: Mapped[int] = mapped_column(Integer)
+    method: Mapped[Json] = mapped_column(JSON)
+    calibrated_at: Mapped[int] = mapped_column(BigInteger)
+    duration_s: Mapped[float] = mapped_column(Float)
+
+
 class EndpointRow(Base):
     """A serving endpoint. Configs are stored as the normalised Databricks JSON documents."""
 

@@ -82,6 +82,85 @@ def test_min_throughput_above_max_is_refused() -> None:
         normalise_config(config(served_entities=[entity]))
 
 
+def test_throughput_entities_take_no_default_workload_size() -> None:
+    entity = {
+        "entity_name": "llm",
+        "entity_version": "1",
+        "min_provisioned_throughput": 0,
+        "max_provisioned_throughput": 190,
+    }
+    [doc] = normalise_config(config(served_entities=[entity])).served_entities
+    assert doc.workload_size is None
+    assert (doc.min_provisioned_throughput, doc.max_provisioned_throughput) == (0, 190)
+    [units] = normalise_config(
+        config(
+            served_entities=[
+                {"entity_name": "llm", "entity_version": "1", "provisioned_model_units": 2}
+            ]
+        )
+    ).served_entities
+    assert (units.workload_size, units.provisioned_model_units) == (None, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"workload_size": "Small", "max_provisioned_throughput": 95},
+            "workload_size or provisioned concurrency exclude each other",
+        ),
+        (
+            {
+                "min_provisioned_concurrency": 0,
+                "max_provisioned_concurrency": 4,
+                "provisioned_model_units": 1,
+            },
+            "exclude each other",
+        ),
+        ({"max_provisioned_throughput": 95}, "give both min_provisioned_throughput"),
+        (
+            {"min_provisioned_throughput": 0, "max_provisioned_throughput": 0},
+            "max_provisioned_throughput is 0",
+        ),
+        (
+            {
+                "min_provisioned_throughput": 95,
+                "max_provisioned_throughput": 190,
+                "scale_to_zero_enabled": True,
+            },
+            "scale_to_zero_enabled needs min_provisioned_throughput 0",
+        ),
+        (
+            {"provisioned_model_units": 1, "max_provisioned_throughput": 95},
+            "provisioned_model_units and min/max_provisioned_throughput exclude each other",
+        ),
+        ({"provisioned_model_units": 0}, "provisioned_model_units must be 1 or more"),
+        (
+            {"provisioned_model_units": 1, "scale_to_zero_enabled": True},
+            "never scales to zero",
+        ),
+    ],
+)
+def test_provisioned_throughput_that_cannot_hold_is_refused_saying_why(
+    fields: dict[str, Any], message: str
+) -> None:
+    entity = {"entity_name": "llm", "entity_version": "1", **fields}
+    with pytest.raises(InvalidParameter, match=message):
+        normalise_config(config(served_entities=[entity]))
+
+
+def test_a_minimum_of_zero_may_scale_to_zero() -> None:
+    entity = {
+        "entity_name": "llm",
+        "entity_version": "1",
+        "min_provisioned_throughput": 0,
+        "max_provisioned_throughput": 95,
+        "scale_to_zero_enabled": True,
+    }
+    [doc] = normalise_config(config(served_entities=[entity])).served_entities
+    assert doc.scale_to_zero_enabled
+
+
 def test_served_models_become_served_entities() -> None:
     served_model = {
         "model_name": "iris",

@@ -11,6 +11,7 @@ from berth.api.schemas.endpoints import EndpointCoreConfigInput
 from berth.core.endpoint_config import EndpointConfigDoc
 from berth.core.states import ConfigUpdate, EndpointReady
 from berth.store.endpoints import EndpointRecord
+from tests.support.throughput import calibration
 
 
 def document(
@@ -176,3 +177,36 @@ def test_replica_counts_show_on_the_entities_of_each_config() -> None:
     assert "current_replicas" not in body["config"]["served_models"][0], "Databricks' mirror"
     plain = views.detailed(stored, "CAN_VIEW")
     assert "current_replicas" not in plain["config"]["served_entities"][0]
+
+
+def test_an_entity_sized_in_throughput_shows_its_band_and_the_measured_chunk() -> None:
+    entity = {
+        "name": "smol-1",
+        "entity_name": "smol",
+        "entity_version": "1",
+        "min_provisioned_throughput": 95,
+        "max_provisioned_throughput": 285,
+    }
+    chunks = {("smol", "1"): calibration(95)}
+    body = views.detailed(record(document([entity])), "CAN_VIEW", {(1, "smol-1"): (2, 3)}, chunks)
+    [served] = body["config"]["served_entities"]
+    assert (served["min_provisioned_throughput"], served["max_provisioned_throughput"]) == (95, 285)
+    assert served["provisioned_throughput"] == {
+        "chunk_size": 95,
+        "min_throughput": 95,
+        "max_throughput": 285,
+        "current_band": 190,
+        "calibrated_at": chunks[("smol", "1")].calibrated_at,
+        "fingerprint": chunks[("smol", "1")].fingerprint,
+    }
+    units = {**entity, "min_provisioned_throughput": None, "max_provisioned_throughput": None}
+    units["provisioned_model_units"] = 2
+    body = views.detailed(record(document([units])), "CAN_VIEW", chunks=chunks)
+    [served] = body["config"]["served_entities"]
+    assert served["provisioned_model_units"] == 2
+    band = served["provisioned_throughput"]
+    assert (band["min_throughput"], band["max_throughput"]) == (190, 380)
+    assert "current_band" not in band  # no replica counts given: nothing said about now
+    # Not calibrated on this host (yet): nothing to show beyond what was asked.
+    body = views.detailed(record(document([entity])), "CAN_VIEW", {(1, "smol-1"): (1, 1)})
+    assert "provisioned_throughput" not in body["config"]["served_entities"][0]

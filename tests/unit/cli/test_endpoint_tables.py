@@ -156,3 +156,50 @@ def test_events_table_is_time_type_message(capsys: pytest.CaptureFixture[str]) -
         "CONFIG_UPDATE",
         "[red]v2[/red]",
     ]
+
+
+def test_get_shows_an_open_llms_band_now_its_bounds_and_the_measured_chunk(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    llm = {
+        "name": "smol-1",
+        "entity_name": "smol",
+        "entity_version": "1",
+        "min_provisioned_throughput": 95,
+        "max_provisioned_throughput": 285,
+        "workload_type": "CPU",
+        "current_replicas": 2,
+        "desired_replicas": 2,
+        "state": {"deployment": "DEPLOYMENT_READY", "deployment_state_message": ""},
+        "provisioned_throughput": {
+            "chunk_size": 95,
+            "min_throughput": 95,
+            "max_throughput": 285,
+            "current_band": 190,
+            "calibrated_at": T0,
+            "fingerprint": "AMD EPYC, 2 logical CPUs; xllamacpp==1",
+        },
+    }
+    units = {**llm, "name": "units", "provisioned_model_units": 1}
+    del units["min_provisioned_throughput"], units["max_provisioned_throughput"]
+    config = {"config_version": 1, "served_entities": [llm, units]}
+    render_endpoint(_endpoint(config=config))
+    out = capsys.readouterr().out
+    assert _cells(_row_with(out, "throughput 95-285"))[3] == "throughput 95-285 tokens/s CPU"
+    assert _cells(_row_with(out, "model unit"))[3] == "1 model unit CPU"
+    assert "Provisioned throughput (config v1)" in out
+    assert _cells(_row_with(out, "per replica")) == [
+        "smol-1",
+        "190 tokens/s",
+        "95-285 tokens/s",
+        "95 tokens/s per replica",
+        "2023-11-14 22:13:20",
+        "AMD EPYC, 2 logical CPUs; xllamacpp==1",
+    ]
+
+
+def test_get_shows_no_throughput_table_for_entities_sized_in_concurrency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    render_endpoint(_endpoint())
+    assert "Provisioned throughput" not in capsys.readouterr().out

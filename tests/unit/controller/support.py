@@ -15,7 +15,9 @@ from typing import Any
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.controller.autoscaler import Policy
+from berth.controller.calibration import Calibrations
 from berth.controller.catch_up import Followers
+from berth.controller.environments import Environments
 from berth.controller.load_board import LoadBoard
 from berth.controller.planner import Plan
 from berth.controller.reconciler import Controller
@@ -23,6 +25,7 @@ from berth.core.dataplane import SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc
 from berth.core.states import ConfigUpdate, EndpointReady
 from berth.metrics import Metrics
+from berth.sandbox import Sandbox
 from berth.store import endpoints as endpoint_store
 from berth.store import models as model_store
 from berth.store.db import Database
@@ -217,13 +220,21 @@ class World:
         self.drained: list[str] = []
         self.undrainable: set[str] = set()
         """Replica ids whose draining fails (a gateway that cannot be reached)."""
+        clock = StepClock()
+        environments = Environments(
+            envs, "/usr/bin/python3", lambda: self.controller.nudge(), self.metrics
+        )
+        sandbox = Sandbox(envs / "boxes", mode="none")
+        calibrations = Calibrations(
+            db, environments, sandbox, clock, envs / "calibrations", lambda: None
+        )
         self.controller = Controller(
             db,
             self.backend,
             self.bus,
-            StepClock(),
-            envs_root=envs,
-            python="/usr/bin/python3",
+            clock,
+            environments=environments,
+            calibrations=calibrations,
             drain=self._drain,
             reveal=reveal or (lambda _text: None),
             metrics=self.metrics,

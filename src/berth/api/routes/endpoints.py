@@ -43,7 +43,8 @@ def create_endpoint(
 ) -> Json:
     """Store a new endpoint whose config version 1 is pending until the controller has it
     running (``config_update: IN_PROGRESS``, as Databricks answers a create)."""
-    return views.detailed(endpoints.create(principal, body), MANAGER)
+    record = endpoints.create(principal, body)
+    return views.detailed(record, MANAGER, chunks=endpoints.calibrations(record))
 
 
 @router.get(BASE)
@@ -56,7 +57,9 @@ def list_endpoints(endpoints: EndpointsDep, principal: PrincipalDep) -> Json:
 @router.get(BASE + "/{name}")
 def get_endpoint(name: str, endpoints: EndpointsDep, principal: PrincipalDep) -> Json:
     record, level = endpoints.get(principal, name)
-    return views.detailed(record, level, endpoints.scale(record.name))
+    return views.detailed(
+        record, level, endpoints.scale(record.name), endpoints.calibrations(record)
+    )
 
 
 @router.delete(BASE + "/{name}")
@@ -71,14 +74,14 @@ def update_config(
 ) -> Json:
     """Store the config as pending version current + 1 and answer at once."""
     record = endpoints.update_config(principal, name, body)
-    return views.detailed(record, MANAGER, endpoints.scale(name))
+    return views.detailed(record, MANAGER, endpoints.scale(name), endpoints.calibrations(record))
 
 
 @router.post(BASE + "/{name}/config/cancel")
 def cancel_update(name: str, endpoints: EndpointsDep, principal: PrincipalDep) -> Json:
     """berth's extension: abandon the update in progress; the current config keeps serving."""
     record = endpoints.cancel_update(principal, name)
-    return views.detailed(record, MANAGER, endpoints.scale(name))
+    return views.detailed(record, MANAGER, endpoints.scale(name), endpoints.calibrations(record))
 
 
 @router.get(BASE + "/{name}/served-models/{served_model_name}/logs")

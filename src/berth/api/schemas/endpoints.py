@@ -29,20 +29,24 @@ WorkloadType = Literal[
 RenewalPeriod = Literal["minute"]
 
 
+def _version_text(value: object) -> object:
+    """Seed 002's REST bodies send a number (``"entity_version": 2``): taken as its text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class ServedEntityInput(Strict):
     """A registered model version (``entity_name``, ``entity_version``) or an external model."""
 
     name: str | None = None
     entity_name: str | None = None
     entity_version: str | None = None
-    """Seed 002's REST bodies send a number (``"entity_version": 2``): taken as its text."""
 
     @field_validator("entity_version", mode="before")
     @classmethod
     def _version_text(cls, value: object) -> object:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        return value
+        return _version_text(value)
 
     external_model: ExternalModel | None = None
     workload_size: WorkloadSize | None = None
@@ -246,6 +250,45 @@ class CreateServingEndpoint(Strict):
     budget_policy_id: str | None = None
     email_notifications: EmailNotifications | None = None
     telemetry_config: TelemetryConfig | None = None
+
+
+class PtServedEntityInput(Strict):
+    """A served entity of a provisioned-throughput endpoint: a fixed number of model units
+    (one unit = one throughput chunk of the version on this host = one replica)."""
+
+    entity_name: str
+    entity_version: str | None = None
+    provisioned_model_units: int = Field(ge=1)
+    burst_scaling_enabled: bool | None = None
+    """Default true: the entity may grow to twice its units under load."""
+    name: str | None = None
+
+    @field_validator("entity_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return _version_text(value)
+
+
+class PtEndpointCoreConfig(Strict):
+    served_entities: list[PtServedEntityInput] | None = None
+    traffic_config: TrafficConfig | None = None
+
+
+class CreatePtEndpoint(Strict):
+    """``POST /api/2.0/serving-endpoints/pt``."""
+
+    name: str
+    config: PtEndpointCoreConfig
+    ai_gateway: AiGatewayConfig | None = None
+    budget_policy_id: str | None = None
+    email_notifications: EmailNotifications | None = None
+    tags: list[EndpointTag] | None = None
+
+
+class UpdatePtConfig(Strict):
+    """``PUT /api/2.0/serving-endpoints/pt/{name}/config``."""
+
+    config: PtEndpointCoreConfig
 
 
 class PatchTags(Strict):
