@@ -16,7 +16,7 @@ from tests.support.deploy import FAKES, endpoint, entity, register, unique, wait
 from tests.support.load import Load
 from tests.support.metrics import samples, value
 from tests.support.net import wait_until
-from tests.support.servers import BerthServer
+from tests.support.servers import FAST_SCALING, BerthServer
 
 SLEEPY = FAKES / "sleepy"
 COLD_START_TIMEOUT_S = 4
@@ -28,10 +28,7 @@ pytestmark = pytest.mark.integration
 def scaling_server(make_server: Callable[..., BerthServer]) -> BerthServer:
     """Short delays, so that scaling shows within seconds."""
     return make_server(
-        BERTH_AUTOSCALING__UPSCALE_DELAY_S="0.5",
-        BERTH_AUTOSCALING__DOWNSCALE_DELAY_S="2",
-        BERTH_AUTOSCALING__SMOOTHING_S="0.5",
-        BERTH_AUTOSCALING__COLD_START_TIMEOUT_S=str(COLD_START_TIMEOUT_S),
+        **FAST_SCALING, BERTH_AUTOSCALING__COLD_START_TIMEOUT_S=str(COLD_START_TIMEOUT_S)
     )
 
 

@@ -19,7 +19,7 @@ import pytest
 from tests.support.deploy import entity, register, unique, wait_ready, wait_settled
 from tests.support.llm import smollm2_gguf
 from tests.support.net import wait_until
-from tests.support.servers import BerthServer
+from tests.support.servers import FAST_SCALING, BerthServer
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,7 @@ COLD_START_TIMEOUT_S = 30
 def server(make_server: Callable[..., BerthServer]) -> BerthServer:
     """Short scaling delays, so that scale to zero shows within seconds."""
     return make_server(
-        BERTH_AUTOSCALING__UPSCALE_DELAY_S="0.5",
-        BERTH_AUTOSCALING__DOWNSCALE_DELAY_S="2",
-        BERTH_AUTOSCALING__SMOOTHING_S="0.5",
-        BERTH_AUTOSCALING__COLD_START_TIMEOUT_S=str(COLD_START_TIMEOUT_S),
+        **FAST_SCALING, BERTH_AUTOSCALING__COLD_START_TIMEOUT_S=str(COLD_START_TIMEOUT_S)
     )
 
 

@@ -21,7 +21,7 @@ from tests.support.deploy import endpoint, register, unique, wait_ready
 from tests.support.llm import smollm2_gguf
 from tests.support.metrics import samples, value
 from tests.support.net import wait_until
-from tests.support.servers import BerthServer
+from tests.support.servers import FAST_SCALING, BerthServer
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,11 @@ for SmolLM2 here); the answer settles on what the engine counted (its chat templ
 def server(make_server: Callable[..., BerthServer]) -> BerthServer:
     """Short scaling delays, so that scaling shows within seconds, and a short band queue."""
     return make_server(
-        BERTH_AUTOSCALING__UPSCALE_DELAY_S="0.5",
-        BERTH_AUTOSCALING__DOWNSCALE_DELAY_S="600",
-        BERTH_AUTOSCALING__SMOOTHING_S="0.5",
-        BERTH_AUTOSCALING__BAND_QUEUE_S=str(BAND_QUEUE_S),
+        **{
+            **FAST_SCALING,
+            "BERTH_AUTOSCALING__DOWNSCALE_DELAY_S": "600",
+            "BERTH_AUTOSCALING__BAND_QUEUE_S": str(BAND_QUEUE_S),
+        }
     )
 
 

@@ -13,6 +13,13 @@ import httpx
 
 from tests.support.net import free_port, wait_until
 
+FAST_SCALING = {
+    "BERTH_AUTOSCALING__UPSCALE_DELAY_S": "0.5",
+    "BERTH_AUTOSCALING__DOWNSCALE_DELAY_S": "2",
+    "BERTH_AUTOSCALING__SMOOTHING_S": "0.5",
+}
+"""Autoscaling delays short enough that scaling shows within seconds."""
+
 ADMIN_TOKEN = "bth_test-admin-token"
 
 
