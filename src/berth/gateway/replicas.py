@@ -77,22 +77,14 @@ def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) ->
     )
 
 
-def engine_call(body: bytes, parsed: dict[str, Any] | None, operation: str | None) -> ReplicaCall:
+def engine_call(request: dict[str, Any], operation: str | None) -> ReplicaCall:
     """The body for an inference engine (an open LLM's replica), on the route for its kind:
     the OpenAI route's, or for ``invocations`` the Databricks chat (``messages``), completions
     (``prompt``) or embeddings (``input``) body it is. It loses ``model`` and
     ``encoding_format``; a stream always asks for its usage, which berth counts and settles
     token reservations on."""
-    request = parsed
-    if request is None:
-        try:
-            request = json_body.loads(body)
-        except ValueError as exc:
-            raise InvalidParameter(f"The request body is not valid JSON: {exc}") from exc
-    kind = operation or next(
-        (k for k, key in _ENGINE_INPUTS if isinstance(request, dict) and key in request), None
-    )
-    if not isinstance(request, dict) or kind is None:
+    kind = operation or next((k for k, key in _ENGINE_INPUTS if key in request), None)
+    if kind is None:
         raise InvalidParameter(
             "This endpoint serves an open LLM: send a chat body (`messages`), a completions "
             "body (`prompt`) or an embeddings body (`input`)."
@@ -200,9 +192,9 @@ class ReplicaPath:
         entity: str | None,
         timeout_s: float,
     ) -> Served:
-        calls = _Calls(ex)
+        calls = _Calls(ex, route)
         forwarded = _replica_headers(ex, route)
-        if calls.runtime.stream:
+        if calls.stream:
             return await on_a_replica(
                 self.admission,
                 route,
@@ -324,20 +316,31 @@ class ReplicaPath:
 
 
 class _Calls:
-    """A request's body as each kind of replica takes it, made when a replica of that kind
-    is picked (an endpoint may split traffic between a model and an open LLM)."""
+    """A request's body as each kind of replica takes it, each made the first time a replica
+    of that kind is picked (an endpoint may split traffic between a model and an open LLM)."""
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: Exchange, route: EndpointRoute) -> None:
         self._ex = ex
-        self.runtime = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
+        self._runtime: ReplicaCall | None = None
         self._engine: ReplicaCall | None = None
+        if any(e.protocol is ReplicaProtocol.OPENAI for e in route.entities):
+            request = ex.json_or_none()  # a body only a runtime model takes is no error yet
+            self.stream = request is not None and request.get("stream") is True
+        else:
+            self.stream = self._runtime_call().stream
 
     def for_slot(self, slot: Slot) -> ReplicaCall:
         if slot.entity.protocol is ReplicaProtocol.RUNTIME:
-            return self.runtime
+            return self._runtime_call()
         if self._engine is None:
-            self._engine = engine_call(self._ex.body, self._ex.parsed(), self._ex.operation)
+            self._engine = engine_call(self._ex.json_object(), self._ex.operation)
         return self._engine
+
+    def _runtime_call(self) -> ReplicaCall:
+        if self._runtime is None:
+            ex = self._ex
+            self._runtime = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
+        return self._runtime
 
 
 def _replica_headers(ex: Exchange, route: EndpointRoute) -> dict[str, str]:
