@@ -44,7 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from peer_bench import procs, profile  # noqa: E402
 from peer_bench.berth_run import AUTH, Server, berth_version  # noqa: E402
 from peer_bench.chat_load import Cell, drive, pooled  # noqa: E402
-from peer_bench.common import APPS, StartFailed, free_port, launch, log_tail, wait_until  # noqa: E402
+from peer_bench.common import (  # noqa: E402
+    APPS,
+    StartFailed,
+    concurrencies,
+    free_port,
+    launch,
+    log_tail,
+    wait_until,
+)
 from peer_bench.others import Others  # noqa: E402
 from peer_bench.venvs import CACHE, REQUIREMENTS, Venv, ensure_venv  # noqa: E402
 from tests.support.llm import smollm2_gguf  # noqa: E402
@@ -322,13 +330,6 @@ def verdict(cells: dict[int, dict[str, Cell]]) -> list[str]:
     return lines
 
 
-def _concurrencies(text: str) -> list[int]:
-    values = sorted({int(v) for v in text.split(",") if v.strip()})
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError("concurrencies are positive integers, e.g. 1,4,16")
-    return values
-
-
 def main() -> None:
     try:
         benchmark()
@@ -343,14 +344,14 @@ def benchmark() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10, help="duration of each cell")
     parser.add_argument("--warm-up", type=float, default=2, help="seconds before each cell")
-    parser.add_argument("--concurrency", type=_concurrencies, default=[1, 4, 16])
+    parser.add_argument("--concurrency", type=concurrencies, default=[1, 4, 16])
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per answer")
     parser.add_argument(
         "--skip", default="", help="targets to leave out, of engine,berth,litellm (comma list)"
     )
     parser.add_argument(
         "--profile",
-        type=_concurrencies,
+        type=concurrencies,
         nargs="?",
         const=[1, 16],
         help="then py-spy berth serve in a run of berth at each of these concurrencies "

@@ -31,7 +31,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_bench import profile, report  # noqa: E402
 from peer_bench.berth_run import BerthFigures, BerthRun  # noqa: E402
-from peer_bench.common import APPS, ServerResult  # noqa: E402
+from peer_bench.common import APPS, ServerResult, concurrencies  # noqa: E402
 from peer_bench.peers import PEERS, measure_peer  # noqa: E402
 from peer_bench.venvs import CACHE, MODEL_STACK, ensure_venv  # noqa: E402
 from wrk import ensure_wrk  # noqa: E402
@@ -62,13 +62,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _concurrencies(text: str) -> list[int]:
-    values = sorted({int(v) for v in text.split(",") if v.strip()})
-    if not values or values[0] < 1:
-        raise argparse.ArgumentTypeError("concurrencies are positive integers, e.g. 1,8,64")
-    return values
-
-
 def _only(text: str) -> list[str]:
     chosen = [v.strip() for v in text.split(",") if v.strip()]
     unknown = sorted(set(chosen) - set(SERVERS))
@@ -90,7 +83,7 @@ def benchmark() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
-    parser.add_argument("--concurrency", type=_concurrencies, default=[1, 8, 64])
+    parser.add_argument("--concurrency", type=concurrencies, default=[1, 8, 64])
     parser.add_argument(
         "--only", type=_only, default=list(SERVERS), help=f"subset of {','.join(SERVERS)}"
     )

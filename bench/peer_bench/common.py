@@ -3,6 +3,7 @@ and the helpers that start a server and wait for its first prediction."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -143,3 +144,11 @@ def first_predict(
                 last = type(exc).__name__
             time.sleep(0.05)
     raise StartFailed(f"no successful predict within {timeout:.0f} s (last: {last})")
+
+
+def concurrencies(text: str) -> list[int]:
+    """A ``--concurrency`` flag's value: comma-separated positive integers, sorted, once each."""
+    values = sorted({int(v) for v in text.split(",") if v.strip()})
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError("concurrencies are positive integers, e.g. 1,4,16")
+    return values
