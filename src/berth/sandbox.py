@@ -198,10 +198,12 @@ class Sandbox:
         writable: list[str] | None = None,
         tell_pid: bool = True,
         cwd: str | None = None,
+        devices: list[str] | None = None,
     ) -> Wrapped:
         """``argv`` as it runs in ``box``, seeing ``readable`` (read-only) and ``writable``
-        besides its box, in ``cwd`` when that is in its view (else its box's home); with
-        ``tell_pid``, bubblewrap says the pid of the process it runs."""
+        besides its box, and the host's ``devices`` (a replica's GPUs), in ``cwd`` when that is
+        in its view (else its box's home); with ``tell_pid``, bubblewrap says the pid of the
+        process it runs."""
         env = {**env, "HOME": str(box.home), "TMPDIR": "/tmp" if self.bwrap else str(box.home)}
         if self.bwrap is None:
             return Wrapped(argv, env)
@@ -230,6 +232,8 @@ class Sandbox:
             elif path.is_dir():
                 view += ["--ro-bind", linked, linked]
         view += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for device in devices or ():
+            view += ["--dev-bind", device, device]
         bound = _outermost(readable)
         rw = [str(Path(p).resolve()) for p in writable or ()]
         for parent in _parents([*bound, *rw, str(box.root)]):  # traversable, whatever its mode

@@ -173,7 +173,8 @@ class AccessSettings(BaseModel):
 
 
 class ReplicaSettings(BaseModel):
-    """How replicas are watched once ready (``BERTH_REPLICAS__*``)."""
+    """How replicas are watched once ready, and the GPUs they may hold
+    (``BERTH_REPLICAS__*``)."""
 
     probe_period_s: float = Field(
         2.0, gt=0, description="Seconds between health probes of a ready replica."
@@ -184,6 +185,12 @@ class ReplicaSettings(BaseModel):
         ge=1,
         description="Probes missed in a row before a ready replica (hung, not dead) leaves the "
         "routes and is replaced.",
+    )
+    gpus: str = Field(
+        "auto",
+        pattern=r"^(auto|none|\d+(,\d+)*)$",
+        description="The GPUs replicas of GPU workload types may hold: auto (every "
+        "/dev/nvidiaN of this host), none, or their indices, e.g. 0,1.",
     )
 
 

@@ -212,7 +212,7 @@ def test_every_given_field_is_stored_and_echoed(api: httpx.Client, model: str, n
             "entity_name": model,
             "entity_version": "1",
             "workload_size": "Medium",
-            "workload_type": "GPU_SMALL",
+            "workload_type": "CPU_MEDIUM",
             "scale_to_zero_enabled": True,
             "environment_vars": {"TOKEN": "{{secrets/team/token}}", "LEVEL": "debug"},
             "instance_profile_arn": "arn:aws:iam::1:instance-profile/x",

@@ -160,6 +160,13 @@ BAD_CONFIGS = [
         "'GPU_SMALL'",
     ),
     case(
+        "a GPU workload type on a host without GPUs",
+        served(entity(workload_size="Small", workload_type="GPU_SMALL")),
+        "served_entities[0]",
+        "GPU_SMALL holds 1 GPU per replica and this host has none",
+        "BERTH_REPLICAS__GPUS",
+    ),
+    case(
         "eleven entities",
         served(*[entity(name=f"e{i}") for i in range(11)], routes={"e0": 100}),
         "11 served entities",

@@ -5,6 +5,7 @@ version swap that drops no stream."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ import openai
 import pytest
 
 from tests.support.deploy import entity, register, unique, wait_ready, wait_settled
-from tests.support.llm import smollm2_gguf
+from tests.support.llm import smollm2_embedder, smollm2_gguf
 from tests.support.net import wait_until
 from tests.support.servers import FAST_SCALING, BerthServer
 
@@ -240,4 +241,37 @@ def test_two_versions_split_traffic_scale_to_zero_and_wake(api: httpx.Client, ll
     assert woken.status_code == 200, woken.text
     assert woken.json()["usage"]["completion_tokens"] > 0
     assert time.monotonic() - started < COLD_START_TIMEOUT_S
+    assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+
+
+def test_an_embedding_gguf_embeds_through_the_openai_sdk_and_invocations(
+    api: httpx.Client, sdk: openai.OpenAI, tmp_path: Path
+) -> None:
+    """A GGUF whose header declares a pooling type is an embedding model: llama.cpp starts in
+    embedding mode and answers /v1/embeddings, and it has no throughput chunk."""
+    smollm2_embedder(tmp_path)
+    name = unique("embed")
+    assert register(api, name, tmp_path) == "1"
+    version = api.get(f"/api/2.0/models/{name}/versions/1").json()["model_version"]
+    assert version["details"]["task"] == "llm/v1/embeddings"
+    assert version["details"]["pooling_type"] == 1
+    config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
+    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+    assert created.status_code == 200, created.text
+    wait_ready(api, name, timeout=180)
+
+    # The SDK asks for base64 vectors and decodes them; berth encodes the engine's floats.
+    answer = sdk.embeddings.create(model=name, input=["a red apple", "a tax return"])
+    first, second = (item.embedding for item in answer.data)
+    assert len(first) == len(second) == version["details"]["embedding_length"] == 576
+    assert first != second
+    assert answer.usage.prompt_tokens >= 4
+
+    plain = api.post(f"/serving-endpoints/{name}/invocations", json={"input": "a red apple"})
+    assert plain.status_code == 200, plain.text
+    again = plain.json()["data"][0]["embedding"]
+    assert all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(again, first, strict=True))
+
+    info = api.get(f"/api/2.0/serving-endpoints/get-model-optimization-info/{name}/1")
+    assert info.status_code == 200 and info.json() == {"optimizable": False}, info.text
     assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200

@@ -48,6 +48,8 @@ class BerthServer:
             BERTH_SANDBOX__MODE="bwrap",
             # The fake LLM providers listen on the loopback, over http.
             BERTH_PROVIDERS__ALLOWED_HOSTS="127.0.0.1",
+            # The suite runs where CI runs, without GPUs, whatever the developer's host has.
+            BERTH_REPLICAS__GPUS="none",
         )
         env.update(self.extra_env)
         if self.database_url:

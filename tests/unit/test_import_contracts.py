@@ -18,8 +18,9 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 # What each source may import besides the standard library and itself.
 ALLOWED = {
-    # MLflow models load through MLflow, open LLMs through the xllamacpp engine
-    "berth.runtime": {"berth.core", "mlflow", "xllamacpp"},
+    # MLflow models load through MLflow, open LLMs through an engine: xllamacpp on CPUs, vLLM
+    # (a child process, never imported) or transformers on GPUs
+    "berth.runtime": {"berth.core", "mlflow", "xllamacpp", "torch", "transformers"},
     "berth.client": {"berth.core"},
 }
 

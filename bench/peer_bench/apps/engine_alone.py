@@ -24,14 +24,14 @@ def main() -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before llama.cpp's threads inherit it
     import xllamacpp
 
-    from berth.runtime.engine import engine_params, engine_threads, first_token
+    from berth.runtime.engine import engine_params, engine_threads, first_answer
 
     threads = engine_threads(len(os.sched_getaffinity(0)))  # as a replica's serve() does
     params = engine_params(weights, "127.0.0.1", slots, threads)
     params.port = port
     started = time.monotonic()
     server = xllamacpp.Server(params)
-    first_token(server)
+    first_answer(server, embeddings=False)
     print(f"ready in {time.monotonic() - started:.2f} s, threads {threads}", flush=True)
     signal.sigwait(stop)
     del server

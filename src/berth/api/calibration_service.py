@@ -18,7 +18,7 @@ from berth.api import access
 from berth.api.endpoint_config import NormalisedConfig
 from berth.api.provisioned import check_multiples, check_open_llm, optimization_info
 from berth.api.services import Services
-from berth.core.dataplane import ENGINE_FORMATS
+from berth.core.dataplane import CALIBRATED_FORMATS, generates_tokens
 from berth.core.endpoint_config import ServedEntity, entities_of
 from berth.core.errors import InvalidParameter, NotFound
 from berth.core.principal import Principal
@@ -47,7 +47,7 @@ class CalibrationService:
         """Whether the version can be served with provisioned throughput and, for an open
         LLM, its chunk on this host, calibrated first when there is none (this blocks)."""
         info = self._version(principal, model, version, "CAN_READ")
-        if info.format not in ENGINE_FORMATS:
+        if not generates_tokens(info.format, info.details):
             return optimization_info(info.format, info.details, None)
         calibration = self._throughput.stored(model, version)
         if calibration is None:
@@ -152,8 +152,14 @@ def sized_in_throughput(session: Session, config: NormalisedConfig) -> dict[Mode
 
 
 def _check_open_llm(info: VersionInfo) -> None:
-    if info.format not in ENGINE_FORMATS:
+    if info.format not in CALIBRATED_FORMATS:
         raise InvalidParameter(
             f"Model '{info.model}' version {info.version} is a {info.format} model: only open "
             "LLMs (GGUF) have a throughput chunk to calibrate."
+        )
+    if not generates_tokens(info.format, info.details):
+        raise InvalidParameter(
+            f"Model '{info.model}' version {info.version} is an embedding model: a throughput "
+            "chunk measures generated tokens, so it is sized by concurrency "
+            "(workload_size or min/max_provisioned_concurrency)."
         )

@@ -27,6 +27,7 @@ from berth.api.endpoint_config import (
 )
 from berth.api.endpoint_views import Chunks, Scale
 from berth.api.external_model_rules import check_egress
+from berth.api.hardware import check_hardware
 from berth.api.schemas.endpoints import (
     AiGatewayConfig,
     CreateServingEndpoint,
@@ -41,6 +42,7 @@ from berth.api.services import Services
 from berth.core.access_log import read_access_log
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
 from berth.core.errors import AlreadyExists, BerthError, Conflict, NotFound
+from berth.core.gpus import host_gpus
 from berth.core.ids import new_endpoint_id
 from berth.core.permissions import effective_level, owner_grant
 from berth.core.principal import Principal
@@ -80,6 +82,7 @@ class EndpointService:
         self._secrets = services.secrets
         self._controller = services.controller
         self._chunks = CalibrationService(services)
+        self._host_gpus = len(host_gpus(services.settings.replicas.gpus))
 
     def create(self, principal: Principal, body: CreateServingEndpoint) -> EndpointRecord:
         """Store a new endpoint whose config version 1 is pending until the controller has it
@@ -96,6 +99,7 @@ class EndpointService:
             quotas.check_endpoint_count(session, principal, settings.quotas)
             if store.get_endpoint(session, body.name) is not None:
                 raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
+            check_hardware(session, config, self._host_gpus)
             formats = sized_in_throughput(session, config)
         chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:
@@ -174,6 +178,7 @@ class EndpointService:
             access.check_served(
                 session, config, principal, self._secrets, record.id, access=settings.access
             )
+            check_hardware(session, config, self._host_gpus)
             formats = sized_in_throughput(session, config)
         chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:

@@ -17,7 +17,7 @@ from berth.api.schemas.endpoints import (
     PtEndpointCoreConfig,
     ServedEntityInput,
 )
-from berth.core.dataplane import ENGINE_FORMATS
+from berth.core.dataplane import CALIBRATED_FORMATS
 from berth.core.endpoint_config import ServedEntity
 from berth.core.errors import InvalidParameter
 from berth.core.throughput import Calibration
@@ -28,7 +28,7 @@ Json = dict[str, Any]
 def check_open_llm(label: str, entity: ServedEntity, model_format: str) -> None:
     """Provisioned throughput is for open LLMs: a version of another format is sized by
     concurrency."""
-    if model_format not in ENGINE_FORMATS:
+    if model_format not in CALIBRATED_FORMATS:
         raise InvalidParameter(
             f"{label}: provisioned throughput applies to open LLMs (GGUF model versions); "
             f"model '{entity.entity_name}' version {entity.entity_version} is a {model_format} "
@@ -82,7 +82,7 @@ def optimization_info(
     """Databricks' answer: ``optimizable``, and for an open LLM its ``model_type`` (the GGUF
     architecture its registration read from the header) and ``throughput_chunk_size``
     (tokens/s), plus berth's ``calibration`` (how and when the chunk was measured)."""
-    if model_format not in ENGINE_FORMATS or calibration is None:
+    if model_format not in CALIBRATED_FORMATS or calibration is None:
         return {"optimizable": False}
     answer: Json = {"optimizable": True}
     if details.get("architecture"):

@@ -33,6 +33,11 @@ class ReplicaSpec:
     max_batch_size: int = 1
     """Above 1, the runtime merges concurrent requests into one ``predict`` call."""
     max_batch_wait_ms: float = 0.0
+    gpus: int = 0
+    """Whole GPUs each replica holds (its workload type's)."""
+    task: str | None = None
+    """An open LLM's task (``llm/v1/chat``, ``completions``, ``embeddings``), from its weights'
+    header: an embedding model's engine starts in embedding mode."""
 
     def fingerprint(self) -> str:
         """A short content hash: replicas of an unchanged entity survive config updates."""

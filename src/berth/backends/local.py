@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
+from berth.backends.gpus import GpuPool
 from berth.backends.process import Process, Reveal, box_of, read_tail, spawn_replica
 from berth.backends.zygotes import Zygotes
 from berth.core.errors import BerthError
@@ -54,6 +55,7 @@ class LocalBackend:
         reveal: Reveal | None = None,
         zygotes: Zygotes | None = None,
         liveness: Liveness | None = None,
+        gpus: tuple[str, ...] = (),
     ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
         controller, so a replica that became ready is routed to at once); ``reveal`` resolves
@@ -64,6 +66,7 @@ class LocalBackend:
         self._reveal = reveal
         self._zygotes = zygotes
         self._liveness = liveness or Liveness()
+        self._gpus = GpuPool(gpus)
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -86,6 +89,7 @@ class LocalBackend:
                 shutil.rmtree(state_file.parent, ignore_errors=True)
                 continue
             log.info("adopting replica %s (pid %s)", replica_id, proc.pid)
+            self._gpus.hold(replica_id, tuple(state.get("gpus", ())))
             self._procs[replica_id] = proc
             self._status[replica_id] = ReplicaStatus(
                 replica_id, spec, ReplicaState.STARTING, pid=proc.pid
@@ -111,6 +115,7 @@ class LocalBackend:
         if proc is not None:
             await proc.terminate()
         status = self._status.pop(replica_id, None)
+        self._gpus.release(replica_id)
         shutil.rmtree(self._root / replica_id, ignore_errors=True)
         if status is not None:
             self._socket(replica_id, status.spec).unlink(missing_ok=True)
@@ -158,6 +163,7 @@ class LocalBackend:
                     "started": proc.started,
                     "address": self._address(replica_id, spec),
                     "spec": asdict(spec),
+                    "gpus": list(self._gpus.take(replica_id, spec.gpus)),
                 }
                 (folder / "state.json").write_text(json.dumps(state))
             self._set(replica_id, state=ReplicaState.STARTING, pid=proc.pid, restarts=restarts)
@@ -200,11 +206,12 @@ class LocalBackend:
 
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
         log_file = folder / "replica.log"
-        if self._zygotes is not None:
+        gpus = self._gpus.take(replica_id, spec.gpus)
+        if self._zygotes is not None and not gpus:  # CUDA does not survive a fork
             forked = await self._zygotes.fork(replica_id, spec, log_file)
             if forked is not None:
                 return forked
-        return await spawn_replica(replica_id, spec, self._sandbox, log_file, self._reveal)
+        return await spawn_replica(replica_id, spec, self._sandbox, log_file, self._reveal, gpus)
 
     async def _until_ready(self, replica_id: str, spec: ReplicaSpec, proc: Process) -> str:
         """'ready', 'failed' (the model failed to load) or 'exited'."""

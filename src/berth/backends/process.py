@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from berth.backends.base import ReplicaSpec
+from berth.core.gpus import device_files
 from berth.sandbox import Box, Sandbox, Wrapped, python_dirs
 
 POLL_S = 0.2
@@ -90,6 +91,8 @@ def runtime_args(spec: ReplicaSpec, socket: Path) -> list[str]:
     ]
     if spec.warmup_json:
         args += ["--warmup-json", spec.warmup_json]
+    if spec.task:
+        args += ["--task", spec.task]
     if spec.max_batch_size > 1:
         args += [
             "--max-batch-size",
@@ -126,12 +129,18 @@ async def spawn_replica(
     sandbox: Sandbox,
     log: Path,
     reveal: Reveal | None = None,
+    gpus: tuple[str, ...] = (),
 ) -> Process:
-    """Start the runtime in its sandbox, in a session of its own, output to ``log``."""
+    """Start the runtime in its sandbox, in a session of its own, output to ``log``; it sees
+    only the ``gpus`` (host indices) it holds."""
     box = box_of(sandbox, spec)
     argv = [spec.python, "-m", "berth.runtime", *runtime_args(spec, box.socket(replica_id))]
     env = {**model_env(spec, sandbox, reveal), "REPLICA_ID": replica_id}
-    wrapped = sandbox.command(argv, box, readable=model_view(spec), env=env)
+    if spec.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    wrapped = sandbox.command(
+        argv, box, readable=model_view(spec), env=env, devices=device_files(gpus)
+    )
     return await start_in_session(wrapped, box.home, log)
 
 

@@ -36,7 +36,7 @@ from berth.backends.process import Process, box_of, read_tail, spawn_replica
 from berth.controller import workload
 from berth.controller.environments import Environments, EnvReady
 from berth.core.clock import Clock
-from berth.core.dataplane import ENGINE_FORMATS
+from berth.core.dataplane import CALIBRATED_FORMATS, generates_tokens
 from berth.core.errors import BerthError, InvalidParameter
 from berth.core.throughput import (
     LLM_SLOTS,
@@ -73,6 +73,7 @@ class _Version:
     artifact: str
     model_format: str
     environment: Mapping[str, Any]
+    details: Mapping[str, Any]
 
 
 class Calibrations:
@@ -131,7 +132,7 @@ class Calibrations:
         version not calibrated here."""
         with self._db.transaction() as session:
             info = model_store.get_version(session, model, int(version))
-            if info.format not in ENGINE_FORMATS:
+            if info.format not in CALIBRATED_FORMATS:
                 return None
             return self.lookup(session, model, version, info.details.get("environment") or {})
 
@@ -211,10 +212,15 @@ class Calibrations:
 
     async def _measure(self, key: Key, started: float) -> Calibration:
         version = await asyncio.to_thread(self._version, key)
-        if version.model_format not in ENGINE_FORMATS:
+        if version.model_format not in CALIBRATED_FORMATS:
             raise InvalidParameter(
                 f"it is a {version.model_format} model; only open LLMs (GGUF) have a "
                 "throughput chunk"
+            )
+        if not generates_tokens(version.model_format, version.details):
+            raise InvalidParameter(
+                "it is an embedding model; a throughput chunk measures generated tokens, so "
+                "it is sized by concurrency (workload_size or min/max_provisioned_concurrency)"
             )
         env = await self._envs.settled(
             version.environment,
@@ -311,7 +317,12 @@ class Calibrations:
         with self._db.transaction() as session:
             info = model_store.get_version(session, key[0], int(key[1]))
         return _Version(
-            key[0], key[1], info.artifact_path, info.format, info.details.get("environment") or {}
+            key[0],
+            key[1],
+            info.artifact_path,
+            info.format,
+            info.details.get("environment") or {},
+            info.details,
         )
 
     def _save(self, key: Key, calibration: Calibration) -> None:

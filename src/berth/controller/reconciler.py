@@ -41,7 +41,7 @@ from berth.controller.targets import (
     stored_states,
 )
 from berth.core.clock import Clock
-from berth.core.dataplane import ENGINE_FORMATS, EndpointRoute, Snapshot, SnapshotBus
+from berth.core.dataplane import CALIBRATED_FORMATS, EndpointRoute, Snapshot, SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
 from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
@@ -267,7 +267,9 @@ class Controller:
         if key not in self._artifacts:
             version = model_store.get_version(session, key[0], int(key[1]))
             environment = version.details.get("environment") or {"hash": None}
-            self._artifacts[key] = ArtifactRef(version.artifact_path, version.format, environment)
+            self._artifacts[key] = ArtifactRef(
+                version.artifact_path, version.format, environment, version.details.get("task")
+            )
 
     def _chunk(self, session: Any, entity: ServedEntity) -> dict[tuple[str, str], int]:
         """The stored chunk of an open LLM entity sized in throughput, if calibrated here."""
@@ -275,7 +277,7 @@ class Controller:
         if key is None or not asks_throughput(entity):
             return {}
         artifact = self._artifacts[key]
-        if artifact.model_format not in ENGINE_FORMATS:
+        if artifact.model_format not in CALIBRATED_FORMATS:
             return {}
         found = self.calibrations.lookup(session, *key, artifact.environment)
         return {} if found is None else {key: found.chunk_tps}

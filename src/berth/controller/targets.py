@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
-from berth.core.dataplane import ENGINE_FORMATS, ProvisionedBand, RoutePolicy
+from berth.core.dataplane import (
+    CALIBRATED_FORMATS,
+    ENGINE_FORMATS,
+    ProvisionedBand,
+    RoutePolicy,
+)
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity
 from berth.core.errors import BerthError
+from berth.core.gpus import gpus_for
 from berth.core.sizing import REPLICA_CONCURRENCY, replica_bounds
 from berth.core.states import ConfigUpdate, DeploymentState, EndpointReady
 from berth.core.throughput import LLM_SLOTS, asks_throughput, provisioned_band
@@ -87,6 +93,8 @@ class ArtifactRef:
     model_format: str
     environment: Mapping[str, Any]
     """What registration recorded: ``{"hash": None}`` for berth's own environment."""
+    task: str | None = None
+    """An open LLM's task, as registration read it from the weights."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +187,7 @@ def config_target(
         elif (served := entity.registered_model) is not None:
             artifact = artifacts(*served)
             spec, blocked = _replica_spec(endpoint, entity, artifact, runtimes)
-            if asks_throughput(entity) and artifact.model_format in ENGINE_FORMATS:
+            if asks_throughput(entity) and artifact.model_format in CALIBRATED_FORMATS:
                 measured = chunks(*served)
                 if isinstance(measured, EntityState):
                     spec, blocked = None, blocked or measured
@@ -222,6 +230,8 @@ def _replica_spec(
         env=tuple(sorted((entity.environment_vars or {}).items())),
         max_batch_size=batch,
         max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
+        gpus=gpus_for(entity.workload_type),
+        task=artifact.task if artifact.model_format in ENGINE_FORMATS else None,
     )
     return spec, runtime.blocked
 

@@ -27,8 +27,23 @@ class ReplicaProtocol(StrEnum):
     ``/v1/completions``, ``/v1/embeddings``): an open LLM's replicas."""
 
 
-ENGINE_FORMATS = frozenset({"gguf"})
+ENGINE_FORMATS = frozenset({"gguf", "huggingface"})
 """Model formats whose replicas run an inference engine speaking the OpenAI routes."""
+
+CALIBRATED_FORMATS = frozenset({"gguf"})
+"""Engine formats whose throughput chunk berth measures, so provisioned throughput sizes them:
+the CPU engine's. A GPU engine's replicas are sized by concurrency until a calibration can
+hold a GPU of its own."""
+
+
+EMBEDDINGS_TASK = "llm/v1/embeddings"
+
+
+def generates_tokens(model_format: str, details: Mapping[str, Any]) -> bool:
+    """Whether a model version is an open LLM that generates: what a throughput chunk
+    measures. An embedding model (its ``task`` read from its weights) is sized by
+    concurrency."""
+    return model_format in CALIBRATED_FORMATS and details.get("task") != EMBEDDINGS_TASK
 
 
 def replica_protocol(model_format: str) -> ReplicaProtocol:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -20,12 +21,15 @@ from berth.runtime.http import start_server, start_unix_server
 from berth.runtime.models import load
 
 log = logging.getLogger("berth.runtime")
+EMBEDDINGS_TASK = "llm/v1/embeddings"
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
     parser.add_argument("--artifact", type=Path, required=True, help="model artifact folder")
-    parser.add_argument("--format", required=True, choices=["score_py", "mlflow", "gguf"])
+    parser.add_argument(
+        "--format", required=True, choices=["score_py", "mlflow", "gguf", "huggingface"]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="where to write the bound port")
@@ -34,6 +38,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--warmup-json", help="a request body scored once before ready")
+    parser.add_argument("--task", help="an open LLM's task; llm/v1/embeddings embeds")
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -91,6 +96,22 @@ async def _serve(args: argparse.Namespace) -> int:
     return 1 if app.phase is Phase.FAILED else 0
 
 
+def _gpu_engine(args: argparse.Namespace) -> int:
+    """A Hugging Face-style folder: vLLM where the model's environment has it, else
+    transformers' continuous batching (both installed in that environment only)."""
+    if importlib.util.find_spec("vllm") is not None:
+        from berth.runtime import vllm_engine
+
+        return vllm_engine.serve(
+            args.artifact, args.socket, args.max_concurrency, args.drain_seconds
+        )
+    from berth.runtime import transformers_engine
+
+    return transformers_engine.serve(
+        args.artifact, args.socket, args.max_concurrency, args.drain_seconds
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO,
@@ -98,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stdout,
     )
     args = _parse(argv if argv is not None else sys.argv[1:])
+    if args.format == "huggingface":
+        return _gpu_engine(args)
     if args.format == "gguf":
         from berth.runtime import engine  # imports the engine, installed in this env only
 
-        return engine.serve(args.artifact, args.socket, args.max_concurrency, args.drain_seconds)
+        return engine.serve(
+            args.artifact,
+            args.socket,
+            args.max_concurrency,
+            args.drain_seconds,
+            embeddings=args.task == EMBEDDINGS_TASK,
+        )
     return asyncio.run(_serve(args))
 
 

@@ -37,9 +37,12 @@ def weights_file(artifact: Path) -> Path:
     return found[0]
 
 
-def engine_params(weights: Path, listen: str, slots: int, threads: int) -> Any:
+def engine_params(
+    weights: Path, listen: str, slots: int, threads: int, embeddings: bool = False
+) -> Any:
     """llama.cpp's settings for one replica: ``slots`` requests decoded together, each with
-    ``CONTEXT_PER_SLOT`` tokens of context, on ``threads`` CPU threads."""
+    ``CONTEXT_PER_SLOT`` tokens of context, on ``threads`` CPU threads. An embedding model
+    pools its hidden states as its header says (``<architecture>.pooling_type``)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
@@ -49,6 +52,7 @@ def engine_params(weights: Path, listen: str, slots: int, threads: int) -> Any:
     params.n_parallel = slots
     params.n_ctx = slots * CONTEXT_PER_SLOT
     params.cont_batching = True
+    params.embedding = embeddings
     for cpu in (params.cpuparams, params.cpuparams_batch):
         cpu.n_threads = threads
         # No busy-waiting between steps: a replica shares its cores with the gateway and
@@ -68,11 +72,16 @@ def engine_threads(cpus: int) -> int:
     return max(1, cpus - 1)
 
 
-def first_token(server: Any) -> dict[str, Any]:
-    """Generate one token, so readiness means the engine decodes, not only that it loaded."""
-    answer = server.handle_completions({"prompt": "Hello", "max_tokens": 1})
+def first_answer(server: Any, embeddings: bool) -> dict[str, Any]:
+    """Generate one token (or embed one word), so readiness means the engine computes, not
+    only that it loaded."""
+    if embeddings:
+        answer = server.handle_embeddings({"input": "Hello"})
+    else:
+        answer = server.handle_completions({"prompt": "Hello", "max_tokens": 1})
     if not isinstance(answer, dict) or "error" in answer:
-        raise EngineFailed(f"the engine loaded but could not generate a token: {answer}")
+        what = "embed a word" if embeddings else "generate a token"
+        raise EngineFailed(f"the engine loaded but could not {what}: {answer}")
     return answer
 
 
@@ -106,6 +115,7 @@ def serve(
     slots: int,
     drain_seconds: float,
     threads: int | None = None,
+    embeddings: bool = False,
 ) -> int:
     """Serve the artifact's GGUF weights on ``socket_path`` until SIGTERM or SIGINT, then
     answer what is in flight (at most ``drain_seconds``) and stop."""
@@ -119,12 +129,18 @@ def serve(
     threads = threads or engine_threads(len(os.sched_getaffinity(0)))
     loading = f"{socket_path}.loading.sock"  # llama.cpp takes a name ending .sock as a Unix socket
     started = time.monotonic()
-    log.info("loading %s: %d slots, %d threads", weights.name, slots, threads)
-    server = xllamacpp.Server(engine_params(weights, loading, slots, threads))
-    answer = first_token(server)
+    log.info(
+        "loading %s%s: %d slots, %d threads",
+        weights.name,
+        " for embeddings" if embeddings else "",
+        slots,
+        threads,
+    )
+    server = xllamacpp.Server(engine_params(weights, loading, slots, threads, embeddings))
+    answer = first_answer(server, embeddings)
     os.replace(loading, socket_path)
     log.info(
-        "ready in %.2f s (first token after %s ms of prompt)",
+        "ready in %.2f s (first answer after %s ms of prompt)",
         time.monotonic() - started,
         answer.get("timings", {}).get("prompt_ms"),
     )

@@ -44,6 +44,7 @@ from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
+from berth.core.gpus import host_gpus
 from berth.core.heap import freeze_startup_heap
 from berth.envs import environment_details, install_package
 from berth.gateway.build import build_gateway
@@ -164,6 +165,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         reveal=reveal,
         zygotes=Zygotes(settings.home_dir / "zygotes", sandbox, reveal),
         liveness=Liveness(probes.probe_period_s, probes.probe_timeout_s, probes.failure_threshold),
+        gpus=host_gpus(probes.gpus),
     )
     metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
     if workers is not None:

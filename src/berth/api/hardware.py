@@ -1,0 +1,42 @@
+"""What a served entity needs of the host: GPUs for a GPU workload type, and a GPU workload
+type for weights that only a GPU engine serves."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from berth.api.endpoint_config import NormalisedConfig
+from berth.core.errors import InvalidParameter
+from berth.core.gpus import GPUS_PER_WORKLOAD, gpus_for
+from berth.store import models
+
+GPU_FORMATS = frozenset({"huggingface"})
+"""Formats whose engine (vLLM, else transformers) runs on GPUs only."""
+
+
+def check_hardware(session: Session, config: NormalisedConfig, host_gpus: int) -> None:
+    """Refuse, before anything is stored, an entity this host cannot run."""
+    for index, entity in enumerate(config.served_entities):
+        label = f"served_entities[{index}] ({entity.name})"
+        needed = gpus_for(entity.workload_type)
+        key = entity.registered_model
+        if key is not None and needed == 0:
+            version = models.get_version(session, key[0], int(key[1]))
+            if version.format in GPU_FORMATS:
+                raise InvalidParameter(
+                    f"{label}: model '{key[0]}' version {key[1]} is a Hugging Face-style "
+                    "folder, which berth serves with a GPU engine (vLLM, else transformers): "
+                    f"set workload_type to one of {', '.join(GPUS_PER_WORKLOAD)}, or register "
+                    "a GGUF of the model to serve it on CPUs."
+                )
+        if needed > host_gpus:
+            raise InvalidParameter(
+                f"{label}: workload_type {entity.workload_type} holds {needed} GPU"
+                f"{'s' if needed > 1 else ''} per replica and this host has "
+                + (
+                    "none that berth may use (BERTH_REPLICAS__GPUS)"
+                    if not host_gpus
+                    else f"{host_gpus}"
+                )
+                + "; choose a CPU workload type, or serve it where the GPUs are."
+            )
