@@ -27,6 +27,8 @@ SMOLLM2 = {
     "context_length": 8192,
     "embedding_length": 576,
     "quantization": "Q4_1",
+    "pooling_type": None,
+    "task": "llm/v1/chat",
     "file_size_bytes": 98_362_432,
 }
 

@@ -284,7 +284,8 @@ def broken_artifacts(tmp_path: Path) -> dict[str, Path]:
         (
             "{neither}",
             "No MLmodel file with a python_function flavor, no score.py defining load_model "
-            "and predict and no .gguf file were found in source '{neither}' (it holds 1 entry).",
+            "and predict, no .gguf file and no Hugging Face-style folder (config.json + "
+            ".safetensors + tokenizer) were found in source '{neither}' (it holds 1 entry).",
         ),
         (str(SUM_SCORE / "score.py"), "is not a .tar.gz, .tgz or .zip archive."),
     ],

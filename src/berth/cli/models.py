@@ -43,7 +43,8 @@ def register(
         typer.Argument(
             exists=True,
             metavar="PATH",
-            help="Artifact folder (MLmodel, score.py or one .gguf file), a .gguf file, or a "
+            help="Artifact folder (MLmodel, score.py, one .gguf file, or a Hugging Face-style "
+            "folder: config.json, .safetensors and tokenizer files), a .gguf file, or a "
             ".tar.gz/.tgz/.zip of a folder.",
         ),
     ],

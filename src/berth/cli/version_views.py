@@ -7,6 +7,7 @@ from typing import Any
 from berth.cli.output import short_bytes, short_count
 
 Json = dict[str, Any]
+LLM_FORMATS = ("gguf", "huggingface")
 
 
 def registered(version: Json) -> str:
@@ -19,7 +20,7 @@ def registered(version: Json) -> str:
 def version_summary(version: Json) -> str:
     """One line on what an LLM version is: ``llama, 135M parameters, context 8,192, Q4_1``."""
     details = version.get("details") or {}
-    if version.get("format") != "gguf":
+    if version.get("format") not in LLM_FORMATS:
         return ""
     parts = [
         details.get("architecture"),
@@ -36,14 +37,17 @@ def llm_fields(details: Json) -> list[tuple[str, Any]]:
     context = details.get("context_length")
     template = details.get("chat_template")
     count = details.get("parameter_count")
+    weights = details.get("weights")
+    files = ", ".join(weights) if isinstance(weights, list) else weights
     return [
         ("llm name", details.get("name")),
         ("architecture", details["architecture"]),
+        ("task", details.get("task")),
         ("parameters", f"{short_count(count)} ({count:,})" if count else None),
         ("context length", f"{context:,} tokens" if context else None),
         ("embedding length", details.get("embedding_length")),
         ("quantization", details.get("quantization")),
-        ("weights", f"{details.get('weights')} ({short_bytes(details['file_size_bytes'])})"),
+        ("weights", f"{files} ({short_bytes(details['file_size_bytes'])})"),
         ("chat template", f"{len(template):,} characters" if template else "none"),
     ]
 

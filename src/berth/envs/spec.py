@@ -44,6 +44,11 @@ _CONDA_PYTHON = re.compile(r"^(?:==?\s*|\s+)(\d+\.\d+)")
 _NO_REQUIREMENTS = Requirements((), ())
 #: The inference engine an open LLM's replicas run, installed into the model's environment.
 ENGINE_REQUIREMENTS = ("xllamacpp==2026.10.11549",)
+#: The GPU engine a Hugging Face-style folder's replicas run when its requirements.txt does not
+#: name vLLM; when it does, vLLM serves the model instead (and brings its own torch and
+#: transformers, so these are left out).
+HF_ENGINE_REQUIREMENTS = ("transformers==5.25.0", "torch", "accelerate")
+VLLM = "vllm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +94,15 @@ def current_platform() -> str:
 def resolve_spec(artifact: Path, model_format: str, *, uv: Path | None = None) -> EnvSpec | None:
     """The environment the artifact in ``artifact`` asks for, or None for berth's own.
 
-    ``model_format`` is the registry's format (``mlflow``, ``score_py`` or ``gguf``). Raises
-    ``InvalidParameter`` when the artifact asks for an environment berth cannot build,
-    including a Python version that uv cannot find installed here.
+    ``model_format`` is the registry's format (``mlflow``, ``score_py``, ``gguf`` or
+    ``huggingface``). Raises ``InvalidParameter`` when the artifact asks for an environment
+    berth cannot build, including a Python version that uv cannot find installed here.
     """
     readers: dict[str, Callable[[Path], EnvSpec | None]] = {
         "mlflow": _mlflow_spec,
         "score_py": _score_py_spec,
         "gguf": lambda _: EnvSpec(own_python(), ENGINE_REQUIREMENTS),
+        "huggingface": _huggingface_spec,
     }
     if model_format not in readers:
         raise ValueError(f"unknown artifact format {model_format!r}")
@@ -145,6 +151,16 @@ def _score_py_spec(root: Path) -> EnvSpec | None:
     if not found.requirements and python == own_python():
         return None
     return EnvSpec(python, found.requirements, found.constraints)
+
+
+def _huggingface_spec(root: Path) -> EnvSpec:
+    """The engine, then what the folder's requirements.txt adds (a tokenizer's extras, a
+    quantization kernel); a package both name is taken as the folder pins it."""
+    found = _requirements_file(root) if (root / REQUIREMENTS).is_file() else _NO_REQUIREMENTS
+    named = {project_name(line) for line in found.requirements}
+    engine = () if VLLM in named else HF_ENGINE_REQUIREMENTS
+    added = tuple(line for line in engine if project_name(line) not in named)
+    return EnvSpec(own_python(), (*added, *found.requirements), found.constraints)
 
 
 def _inference_env(root: Path) -> tuple[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.core.errors import InvalidParameter
-from berth.registry import gguf
+from berth.registry import gguf, hf_folder
 from berth.registry.mlmodel import MLMODEL, inspect_mlflow
 from berth.registry.score_py import SCORE_PY, inspect_score_py
 
@@ -19,6 +19,9 @@ class ArtifactFormat(StrEnum):
     SCORE_PY = "score_py"
     GGUF = "gguf"
     """An open LLM's weights in one GGUF file, served by llama.cpp."""
+    HUGGINGFACE = "huggingface"
+    """An open LLM's weights as a Hugging Face-style folder, served by the GPU engine (vLLM,
+    else transformers)."""
 
 
 GGUF_SUFFIX = ".gguf"
@@ -35,7 +38,9 @@ def detect(root: Path, where: str) -> DetectedArtifact:
 
     An ``MLmodel`` file makes it an MLflow model, whatever else is there; otherwise a
     ``score.py`` makes it an OCI artifact; otherwise one ``.gguf`` file makes it an open LLM,
-    described from its header (`gguf.describe`).
+    described from its header (`gguf.describe`); otherwise ``config.json`` beside
+    ``.safetensors`` weights makes it an open LLM in a Hugging Face-style folder
+    (`hf_folder.describe`).
     """
     if (root / MLMODEL).is_file():
         return DetectedArtifact(ArtifactFormat.MLFLOW, inspect_mlflow(root))
@@ -50,10 +55,13 @@ def detect(root: Path, where: str) -> DetectedArtifact:
     if weights:
         details = gguf.describe(weights[0], f"{weights[0].name} in {where}")
         return DetectedArtifact(ArtifactFormat.GGUF, details)
+    if hf_folder.is_hf_folder(root):
+        return DetectedArtifact(ArtifactFormat.HUGGINGFACE, hf_folder.describe(root, where))
     raise InvalidParameter(
         f"No {MLMODEL} file with a python_function flavor, no {SCORE_PY} defining "
-        f"load_model and predict and no {GGUF_SUFFIX} file were found in {where} "
-        f"({_contents(root)})."
+        f"load_model and predict, no {GGUF_SUFFIX} file and no Hugging Face-style folder "
+        f"({hf_folder.CONFIG} + {hf_folder.SAFETENSORS_SUFFIX} + tokenizer) were found in "
+        f"{where} ({_contents(root)})."
     )
 
 

@@ -30,6 +30,10 @@ MAX_DIMS = 4
 """A ggml tensor has at most four dimensions (``GGML_MAX_DIMS``)."""
 _INT64_MAX = (1 << 63) - 1
 _MIB = 1 << 20
+ENCODER_ARCHITECTURES = frozenset(
+    {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "neo-bert", "modern-bert", "t5encoder"}
+)
+"""The encoder architectures llama.cpp serves: they embed text and generate none."""
 
 
 class ValueType(IntEnum):
@@ -166,6 +170,8 @@ def describe(path: Path, label: str, limits: GgufLimits | None = None) -> dict[s
         )
     name = header.metadata.get("general.name")
     template = header.metadata.get("tokenizer.chat_template")
+    chat_template = template if isinstance(template, str) else None
+    pooling_type = _integer(header.metadata.get(f"{architecture}.pooling_type"))
     return {
         "weights": path.name,
         "architecture": architecture,
@@ -174,9 +180,19 @@ def describe(path: Path, label: str, limits: GgufLimits | None = None) -> dict[s
         "context_length": _integer(header.metadata.get(f"{architecture}.context_length")),
         "embedding_length": _integer(header.metadata.get(f"{architecture}.embedding_length")),
         "quantization": header.quantization,
-        "chat_template": template if isinstance(template, str) else None,
+        "pooling_type": pooling_type,
+        "chat_template": chat_template,
+        "task": _task(architecture, pooling_type, chat_template),
         "file_size_bytes": header.file_size,
     }
+
+
+def _task(architecture: str, pooling_type: int | None, chat_template: str | None) -> str:
+    """What the model is queried for: a pooling type is written only for models that embed
+    (llama.cpp's ``--pooling``), and a chat template only for models tuned to chat."""
+    if pooling_type is not None or architecture in ENCODER_ARCHITECTURES:
+        return "llm/v1/embeddings"
+    return "llm/v1/chat" if chat_template else "llm/v1/completions"
 
 
 def read_header(path: Path, label: str, limits: GgufLimits | None = None) -> GgufHeader:

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from berth.envs import EnvSpec, resolve_spec
+from berth.envs.spec import HF_ENGINE_REQUIREMENTS
 from tests.support.envs import OWN, MakeArtifact, refusal, runtime_yaml, write_wheel
 
 
@@ -180,6 +181,39 @@ def test_wheel_inside_the_artifact_is_pinned_by_content(
     write_wheel(wheel, value="2")
     changed = resolve_spec(root, "score_py")
     assert changed is not None and changed.hash() != spec.hash()
+
+
+HF_FILES = {"config.json": '{"model_type": "llama"}', "tokenizer.json": "{}"}
+
+
+@pytest.mark.parametrize(
+    ("requirements", "expected"),
+    [
+        (None, EnvSpec(OWN, HF_ENGINE_REQUIREMENTS)),
+        (
+            "sentencepiece==0.2.0\n-c constraints.txt\n",
+            EnvSpec(OWN, (*HF_ENGINE_REQUIREMENTS, "sentencepiece==0.2.0"), ("numpy<3",)),
+        ),
+        # A package the folder pins is taken as it pins it, not twice.
+        (
+            "Transformers==4.57.1\ntorch>=2.8\n",
+            EnvSpec(OWN, ("accelerate", "Transformers==4.57.1", "torch>=2.8")),
+        ),
+        # vLLM serves the model then, with the torch and transformers it depends on.
+        ("vllm==0.11.0\n", EnvSpec(OWN, ("vllm==0.11.0",))),
+    ],
+)
+def test_a_hugging_face_folder_gets_the_gpu_engine_and_its_own_requirements(
+    make_artifact: MakeArtifact, requirements: str | None, expected: EnvSpec
+) -> None:
+    files = dict(HF_FILES, **({} if requirements is None else {"requirements.txt": requirements}))
+    root = make_artifact({**files, "constraints.txt": "numpy<3\n"})
+    assert resolve_spec(root, "huggingface") == expected
+
+
+def test_a_hugging_face_folders_requirements_are_checked(make_artifact: MakeArtifact) -> None:
+    root = make_artifact({**HF_FILES, "requirements.txt": "-e ./src\n"})
+    assert "editable mode" in refusal(root, "huggingface")
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ def test_no_format_names_what_was_looked_for_not_what_is_there(tmp_path: Path) -
     _write(tmp_path / "data" / "a.csv", "x")
     assert _refusal(tmp_path) == (
         "No MLmodel file with a python_function flavor, no score.py defining load_model "
-        "and predict and no .gguf file were found in source 'here' (it holds 2 entries)."
+        "and predict, no .gguf file and no Hugging Face-style folder (config.json + "
+        ".safetensors + tokenizer) were found in source 'here' (it holds 2 entries)."
     )
 
 

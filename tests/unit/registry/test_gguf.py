@@ -67,6 +67,8 @@ def test_the_smollm2_file_is_described_from_its_header() -> None:
         "context_length": 8192,
         "embedding_length": 576,
         "quantization": "Q4_1",
+        "pooling_type": None,
+        "task": "llm/v1/chat",
         "file_size_bytes": SMOLLM2_BYTES,
     }
     assert template.startswith("{% for message in messages %}")
@@ -209,6 +211,54 @@ def test_optional_figures_of_the_wrong_type_are_left_out(tmp_path: Path) -> None
     details = describe(_file(tmp_path, _gguf(values)), LABEL)
     assert details["name"] is details["context_length"] is details["embedding_length"] is None
     assert details["quantization"] is None and details["parameter_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([_kv("general.architecture", 8, _str("llama"))], ("llm/v1/completions", None)),
+        (
+            [
+                _kv("general.architecture", 8, _str("llama")),
+                _kv("tokenizer.chat_template", 8, _str("{{ messages }}")),
+            ],
+            ("llm/v1/chat", None),
+        ),
+        # A decoder converted as an embedding model (Qwen3-Embedding): pooled, so it embeds,
+        # whatever chat template its tokenizer kept.
+        (
+            [
+                _kv("general.architecture", 8, _str("qwen3")),
+                _kv("qwen3.pooling_type", 5, struct.pack("<i", 3)),
+                _kv("tokenizer.chat_template", 8, _str("{{ messages }}")),
+            ],
+            ("llm/v1/embeddings", 3),
+        ),
+        (
+            [
+                _kv("general.architecture", 8, _str("bert")),
+                _kv("bert.pooling_type", 5, struct.pack("<i", 1)),
+            ],
+            ("llm/v1/embeddings", 1),
+        ),
+        # An encoder embeds even when its converter wrote no pooling type.
+        ([_kv("general.architecture", 8, _str("nomic-bert"))], ("llm/v1/embeddings", None)),
+        # Only the architecture's own key counts, and only as an integer.
+        (
+            [
+                _kv("general.architecture", 8, _str("llama")),
+                _kv("bert.pooling_type", 5, struct.pack("<i", 1)),
+                _kv("llama.pooling_type", 8, _str("mean")),
+            ],
+            ("llm/v1/completions", None),
+        ),
+    ],
+)
+def test_the_task_follows_pooling_encoders_and_the_chat_template(
+    tmp_path: Path, values: list[bytes], expected: tuple[str, int | None]
+) -> None:
+    details = describe(_file(tmp_path, _gguf(values)), LABEL)
+    assert (details["task"], details["pooling_type"]) == expected
 
 
 @pytest.mark.parametrize(
