@@ -10,7 +10,7 @@ through the OpenAI SDK."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,17 +22,6 @@ from tests.support.hf import TORCH_PYTHON, smollm2_folder, tiny_folder
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(make_server: Callable[..., BerthServer]) -> BerthServer:
-    return make_server()
-
-
-@pytest.fixture
-def api(server: BerthServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
 
 
 def _create(api: httpx.Client, name: str, **fields: str) -> httpx.Response:
@@ -68,7 +57,7 @@ def test_transformers_serves_a_folder_through_the_openai_sdk(
 ) -> None:
     server = make_server(BERTH_REPLICAS__GPUS="0")
     name = unique("hf")
-    with server.client(timeout=60) as api:
+    with server.client() as api:
         assert register(api, name, smollm2_folder(tmp_path / "smollm2")) == "1"
         created = _create(api, name, workload_type="GPU_SMALL", scale_to_zero_enabled=False)  # type: ignore[arg-type]
         assert created.status_code == 200, created.text
@@ -80,9 +69,7 @@ def test_transformers_serves_a_folder_through_the_openai_sdk(
         answer = sdk.chat.completions.create(model=name, messages=messages, max_tokens=8)  # type: ignore[arg-type]
         assert answer.choices[0].message.content
         assert answer.usage is not None and answer.usage.completion_tokens == 8
-        stream = sdk.completions.create(
-            model=name, prompt="The sky is", max_tokens=5, stream=True
-        )
+        stream = sdk.completions.create(model=name, prompt="The sky is", max_tokens=5, stream=True)
         chunks = list(stream)
         assert "".join(c.choices[0].text for c in chunks if c.choices).strip()
         [usage] = [c.usage for c in chunks if c.usage is not None]

@@ -5,31 +5,41 @@ the engine tests that have torch at hand."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support.llm import smollm2_gguf
 
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}
+Tensors = Mapping[str, tuple[str, Sequence[int]]]
 TORCH_PYTHON = "BERTH_TEST_TORCH_PYTHON"
 """A Python with torch, transformers and gguf, for the tests of the transformers engine
 (about 3 GB that CI does not download): unset, those tests are skipped."""
 
 
-def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> Path:
-    """A safetensors file whose tensors (name: dtype, shape) hold zeros."""
-    header: dict[str, object] = {}
+def write_safetensors(
+    path: Path, tensors: Tensors, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """A safetensors file: the header length, the JSON header (padded with spaces to 8 bytes,
+    as safetensors writes it), then zeros for the tensors (name: dtype, shape), end to end."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     offset = 0
     for name, (dtype, shape) in tensors.items():
-        size = DTYPE_BYTES[dtype]
-        for dim in shape:
-            size *= dim
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        size = math.prod(shape) * DTYPE_BYTES[dtype]
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
-    encoded = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + bytes(offset))
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
     return path
 
 
@@ -51,7 +61,7 @@ def tiny_folder(root: Path, *, chat_template: str | None = "{{ messages }}") -> 
     (root / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     write_safetensors(
         root / "model.safetensors",
-        {"embed.weight": ("BF16", [16, 8]), "norm.weight": ("BF16", [8])},
+        {"embed.weight": ("BF16", (16, 8)), "norm.weight": ("BF16", (8,))},
     )
     return root
 

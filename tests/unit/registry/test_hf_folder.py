@@ -4,7 +4,6 @@ tokenizer's files, written here byte by byte; malformed and hostile ones refused
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import struct
@@ -17,11 +16,12 @@ import pytest
 from berth.core.errors import InvalidParameter
 from berth.registry.formats import ArtifactFormat, detect
 from berth.registry.hf_folder import describe, is_hf_folder
+from tests.support.hf import Tensors
+from tests.support.hf import write_safetensors as _safetensors
 from tests.support.llm import SMOLLM2_FILE, smollm2_gguf
 
 WHERE = "source 'here'"
 FAKES = Path(__file__).resolve().parents[2] / "fakes" / "models"
-DTYPE_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "I8": 1, "U8": 1}
 TEMPLATE = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
 LLAMA = {
     "architectures": ["LlamaForCausalLM"],
@@ -31,26 +31,6 @@ LLAMA = {
     "torch_dtype": "bfloat16",
 }
 TENSORS = {"model.embed_tokens.weight": ("BF16", (100, 64)), "model.norm.weight": ("F32", (64,))}
-
-Tensors = Mapping[str, tuple[str, tuple[int, ...]]]
-
-
-def _safetensors(path: Path, tensors: Tensors, metadata: Mapping[str, str] | None = None) -> Path:
-    """A safetensors file: the header length, the JSON header (padded with spaces to 8 bytes,
-    as safetensors writes it), then zeros for the tensors, laid end to end."""
-    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
-    offset = 0
-    for name, (dtype, shape) in tensors.items():
-        size = math.prod(shape) * DTYPE_BYTES[dtype]
-        header[name] = {
-            "dtype": dtype,
-            "shape": list(shape),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    return _raw(path, raw, offset)
 
 
 def _raw(path: Path, header: bytes, data: int = 0, length: int | None = None) -> Path:
