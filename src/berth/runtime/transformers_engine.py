@@ -36,7 +36,7 @@ class EngineFailed(RuntimeError):
     """The model could not load or generate its first token."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Step:
     """What a request has generated so far."""
 

@@ -129,9 +129,9 @@ def serve(artifact: Path, socket_path: str, slots: int, drain_seconds: float) ->
     started = time.monotonic()
     argv = vllm_argv(artifact, listen, slots, visible_gpus())
     log.info("starting vLLM: %s", " ".join(argv[2:]))
-    # Its own process group: the replica's stop signal is the replica's to handle (drain
-    # first), not vLLM's; vLLM dies with the replica all the same.
-    child = subprocess.Popen(argv, preexec_fn=_die_with_parent, process_group=0)
+    # Its own session: the replica's stop signal is the replica's to handle (drain first),
+    # not vLLM's; vLLM dies with the replica all the same.
+    child = subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True)
     try:
         _until_answering(child, listen, artifact.name)
         os.replace(listen, socket_path)
