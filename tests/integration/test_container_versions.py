@@ -1,6 +1,6 @@
 """Custom container versions against a real server: registered with and without an artifact,
 in Vertex's snake_case or camelCase, shown back, refused with the field named, and not yet
-servable."""
+servable from an image."""
 
 from __future__ import annotations
 
@@ -204,15 +204,17 @@ def test_an_upload_takes_the_spec_as_a_form_field(
     assert (details["container_spec"], details["task"]) == (STORED, "llm/v1/embeddings")
 
 
-def test_an_endpoint_cannot_serve_a_container_yet(api: httpx.Client) -> None:
+def test_an_endpoint_cannot_serve_a_container_image_yet(api: httpx.Client) -> None:
     name = _model(api)
     _register(api, name, {"container_spec": CAMEL})
     endpoint = unique("ep")
     config = {"served_entities": [entity(name, "1")]}
     answer = api.post("/api/2.0/serving-endpoints", json={"name": endpoint, "config": config})
     assert _refused(answer) == (
-        f"served_entities[0] ({name}-1): model '{name}' version 1 is a custom container, which "
-        "this berth cannot serve yet: serve a version of another format."
+        f"served_entities[0] ({name}-1): model '{name}' version 1 is a custom container image, "
+        "which this berth cannot run yet (it needs podman or docker support, still to come): "
+        "serve a container version without image_uri, which runs as a process in its own "
+        "environment."
     )
     assert api.get(f"/api/2.0/serving-endpoints/{endpoint}").status_code == 404
 

@@ -39,10 +39,13 @@ def check_hardware(session: Session, config: NormalisedConfig, host_gpus: int) -
 
 def _check_format(label: str, version: VersionInfo, gpus: int) -> None:
     what = f"{label}: model '{version.model}' version {version.version} is"
-    if version.format == ArtifactFormat.CONTAINER:
+    if version.format == ArtifactFormat.CONTAINER and version.details["container_spec"].get(
+        "image_uri"
+    ):
         raise InvalidParameter(
-            f"{what} a custom container, which this berth cannot serve yet: serve a version "
-            "of another format."
+            f"{what} a custom container image, which this berth cannot run yet (it needs podman "
+            "or docker support, still to come): serve a container version without image_uri, "
+            "which runs as a process in its own environment."
         )
     if version.format in GPU_FORMATS and gpus == 0:
         raise InvalidParameter(

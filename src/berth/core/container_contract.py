@@ -5,14 +5,17 @@ line that result, and the routes the server answers on.
 ``spec`` is a container version's stored spec (``details["container_spec"]``: snake_case,
 validated and normalised by ``api/schemas/container_spec.py``). Whatever runs a container
 version (a backend starting it, the gateway forwarding to it) reads the contract from here,
-so a process and an image see the same variables. Nothing here starts anything.
+so a process and an image see the same variables. Nothing here starts anything. The replica
+runtime imports this module on the model's own Python, so it keeps to Python 3.9.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 AIP_MODE = "PREDICTION"
@@ -20,6 +23,10 @@ AIP_MODE_VERSION = "1.0.0"
 AIP_FRAMEWORK = "CUSTOM_CONTAINER"
 RAW_INVOKE_PREFIX = "/*"
 """The one ``invoke_route_prefix`` Vertex accepts: every path of the server is reachable."""
+DEFAULT_DEPLOYMENT_TIMEOUT_S = 300.0
+"""How long a replica may take to pass its probes when the spec sets no ``deployment_timeout``:
+berth's own start limit for any replica."""
+PROBE_SOCKET_SUFFIX = ".probe"
 
 _REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
 """``$$`` (an escaped ``$``) or ``$(NAME)``; anything else with a ``$`` is left alone."""
@@ -27,7 +34,7 @@ _REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
 Spec = Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Deployment:
     """Where a container version is served, as Vertex tells its container: the same for
     every replica of one served entity."""
@@ -40,7 +47,7 @@ class Deployment:
     """A ``file://`` URI of the version's artifact; None when the version has none."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Routes:
     """The paths on the server that berth sends predictions and health checks to."""
 
@@ -123,3 +130,21 @@ def command_line(spec: Spec, env: Mapping[str, str]) -> list[str]:
     its ``CMD``; with no command, every item is an argument to the image's own entrypoint.
     """
     return [expand(part, env) for part in (*spec.get("command", ()), *spec.get("args", ()))]
+
+
+def replica_json(spec: Spec, deployment: Deployment) -> str:
+    """What a container replica is told (``--container-json``): its spec and deployment."""
+    return json.dumps({"spec": spec, "deployment": asdict(deployment)}, sort_keys=True)
+
+
+def read_replica_json(text: str) -> tuple[dict[str, Any], Deployment]:
+    """`replica_json`'s spec and deployment back."""
+    told = json.loads(text)
+    return told["spec"], Deployment(**told["deployment"])
+
+
+def probe_socket(socket: str) -> str:
+    """Where a container replica listening on ``socket`` answers berth's health checks: its
+    probes' verdict, apart from the relay to the server (same length as ``socket`` plus one
+    byte, so it fits wherever ``socket`` does)."""
+    return os.path.splitext(socket)[0] + PROBE_SOCKET_SUFFIX
