@@ -186,7 +186,7 @@ class Container:
         while True:
             answer = await self.check(probe)
             if verdict.record(answer.passed):
-                return f"failed {probe['failure_threshold']} times in a row: {answer.text}"
+                return f"failed {probe['failure_threshold']} time(s) in a row: {answer.text}"
             await asyncio.sleep(float(probe["period_seconds"]))
 
 
