@@ -103,10 +103,7 @@ class Relay:
             self._left()
             return
         try:
-            pipes = [_pipe(client_r, server_w), _pipe(server_r, client_w)]
-            await asyncio.wait(
-                [asyncio.ensure_future(p) for p in pipes], return_when=asyncio.FIRST_COMPLETED
-            )
+            await _first(_pipe(client_r, server_w), _pipe(server_r, client_w))
         finally:
             for writer in (client_w, server_w):
                 writer.close()
