@@ -328,7 +328,7 @@ def test_badly_formed_version_requests_are_refused(api: httpx.Client, server: Be
     name = _model(api)
     url = f"{MODELS}/{name}/versions"
     cases = [
-        (api.post(url, json={}), 400, "INVALID_PARAMETER_VALUE", "source: Field required"),
+        (api.post(url, json={}), 400, "INVALID_PARAMETER_VALUE", "Give source (the artifact"),
         (
             api.post(url, content=b"{not json", headers={"content-type": "application/json"}),
             400,

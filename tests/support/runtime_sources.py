@@ -13,5 +13,6 @@ SOURCES = [
     PACKAGE / "__init__.py",
     PACKAGE / "core" / "latency.py",
     PACKAGE / "core" / "heap.py",
+    PACKAGE / "core" / "container_contract.py",
 ]
 CORE_MODULES = {f"berth.core.{p.stem}" for p in SOURCES if p.parent.name == "core"}

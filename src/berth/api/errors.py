@@ -77,7 +77,9 @@ def describe_validation_errors(errors: object) -> tuple[str, str, int]:
         if err.get("type") == "json_invalid":
             detail = err.get("ctx", {}).get("error", "")
             return "BAD_REQUEST", f"Malformed JSON in request body: {detail}".rstrip(": "), 400
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc[:1] in (["body"], ["query"], ["path"]):  # FastAPI's part of the request
+            loc = loc[1:]
         where = ".".join(loc) or "request body"
         parts.append(f"{where}: {err.get('msg', 'invalid value')}")
     return "INVALID_PARAMETER_VALUE", "Invalid request: " + "; ".join(parts), 400

@@ -1,5 +1,5 @@
-"""What a served entity needs of the host: GPUs for a GPU workload type, and a GPU workload
-type for weights that only a GPU engine serves."""
+"""What a served entity needs of the host: GPUs for a GPU workload type, a GPU workload type
+for weights that only a GPU engine serves, and replicas that can run its format at all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 from berth.api.endpoint_config import NormalisedConfig
 from berth.core.errors import InvalidParameter
 from berth.core.gpus import GPUS_PER_WORKLOAD, gpus_for
+from berth.registry.formats import ArtifactFormat
 from berth.store import models
+from berth.store.models import VersionInfo
 
 GPU_FORMATS = frozenset({"huggingface"})
 """Formats whose engine (vLLM, else transformers) runs on GPUs only."""
@@ -20,15 +22,8 @@ def check_hardware(session: Session, config: NormalisedConfig, host_gpus: int) -
         label = f"served_entities[{index}] ({entity.name})"
         needed = gpus_for(entity.workload_type)
         key = entity.registered_model
-        if key is not None and needed == 0:
-            version = models.get_version(session, key[0], int(key[1]))
-            if version.format in GPU_FORMATS:
-                raise InvalidParameter(
-                    f"{label}: model '{key[0]}' version {key[1]} is a Hugging Face-style "
-                    "folder, which berth serves with a GPU engine (vLLM, else transformers): "
-                    f"set workload_type to one of {', '.join(GPUS_PER_WORKLOAD)}, or register "
-                    "a GGUF of the model to serve it on CPUs."
-                )
+        if key is not None:
+            _check_format(label, models.get_version(session, key[0], int(key[1])), needed)
         if needed > host_gpus:
             raise InvalidParameter(
                 f"{label}: workload_type {entity.workload_type} holds {needed} GPU"
@@ -40,3 +35,21 @@ def check_hardware(session: Session, config: NormalisedConfig, host_gpus: int) -
                 )
                 + "; choose a CPU workload type, or serve it where the GPUs are."
             )
+
+
+def _check_format(label: str, version: VersionInfo, gpus: int) -> None:
+    what = f"{label}: model '{version.model}' version {version.version} is"
+    if version.format == ArtifactFormat.CONTAINER and version.details["container_spec"].get(
+        "image_uri"
+    ):
+        raise InvalidParameter(
+            f"{what} a custom container image, which this berth cannot run yet (it needs podman "
+            "or docker support, still to come): serve a container version without image_uri, "
+            "which runs as a process in its own environment."
+        )
+    if version.format in GPU_FORMATS and gpus == 0:
+        raise InvalidParameter(
+            f"{what} a Hugging Face-style folder, which berth serves with a GPU engine (vLLM, "
+            f"else transformers): set workload_type to one of {', '.join(GPUS_PER_WORKLOAD)}, "
+            "or register a GGUF of the model to serve it on CPUs."
+        )

@@ -38,6 +38,9 @@ class ReplicaSpec:
     task: str | None = None
     """An open LLM's task (``llm/v1/chat``, ``completions``, ``embeddings``), from its weights'
     header: an embedding model's engine starts in embedding mode."""
+    container: str | None = None
+    """A custom container's spec and deployment (`core.container_contract.replica_json`): the
+    replica runs that server, probes it and relays to it, and is never forked from a zygote."""
 
     def fingerprint(self) -> str:
         """A short content hash: replicas of an unchanged entity survive config updates."""

@@ -6,7 +6,10 @@ still run and kills none by mistake; the replica itself listens on a Unix socket
 sandbox box (`berth.sandbox`). A supervisor task per replica starts the process
 (forked from a warm zygote when its model version has one), waits for its health check, then
 keeps probing it: a replica that dies, or stops answering for ``failure_threshold`` probes in
-a row (hung, not dead), is killed and restarted at once, later crashes with backoff.
+a row (hung, not dead), is killed and restarted at once, later crashes with backoff. A custom
+container's replica answers health checks on a socket of its own (`probe_socket`) with its
+server's probes' verdict: one whose health probe fails leaves the routes (STARTING, the
+message says why) and comes back when it passes again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.gpus import GpuPool
 from berth.backends.process import Process, Reveal, box_of, read_tail, spawn_replica
 from berth.backends.zygotes import Zygotes
+from berth.core.container_contract import probe_socket, read_replica_json
 from berth.core.errors import BerthError
 from berth.sandbox import Sandbox
 
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 CRASHES_BEFORE_FAILED = 3
 STARTUP_TIMEOUT_S = 300.0
 PROBE_EVERY_S = 0.05
+STARTUP_MARGIN_S = 10.0
+"""Beyond a container's ``deployment_timeout``: its replica says first why it did not start."""
+UNHEALTHY = "unhealthy: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +126,8 @@ class LocalBackend:
         shutil.rmtree(self._root / replica_id, ignore_errors=True)
         if status is not None:
             self._socket(replica_id, status.spec).unlink(missing_ok=True)
-            probe = self._probes.pop(self._address(replica_id, status.spec), None)
+            self._health_socket(replica_id, status.spec).unlink(missing_ok=True)
+            probe = self._probes.pop(f"unix:{self._health_socket(replica_id, status.spec)}", None)
             if probe is not None:
                 await probe.aclose()
 
@@ -129,7 +137,7 @@ class LocalBackend:
     async def keep_warm(self, spec: ReplicaSpec) -> None:
         """A warm zygote for ``spec``'s environment, so a replica forks in a fraction of a
         second when a request comes."""
-        if self._zygotes is not None:
+        if self._zygotes is not None and spec.container is None:
             await self._zygotes.keep(spec)
 
     def logs(self, replica_id: str, max_bytes: int) -> str:
@@ -207,7 +215,8 @@ class LocalBackend:
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
         log_file = folder / "replica.log"
         gpus = self._gpus.take(replica_id, spec.gpus)
-        if self._zygotes is not None and not gpus:  # CUDA does not survive a fork
+        # CUDA does not survive a fork; a container's server is a process of its own anyway
+        if self._zygotes is not None and not gpus and spec.container is None:
             forked = await self._zygotes.fork(replica_id, spec, log_file)
             if forked is not None:
                 return forked
@@ -216,15 +225,17 @@ class LocalBackend:
     async def _until_ready(self, replica_id: str, spec: ReplicaSpec, proc: Process) -> str:
         """'ready', 'failed' (the model failed to load) or 'exited'."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + STARTUP_TIMEOUT_S
+        timeout_s = startup_timeout(spec)
+        deadline = loop.time() + timeout_s
         address = self._address(replica_id, spec)
         socket = self._socket(replica_id, spec)
+        health_socket = self._health_socket(replica_id, spec)
         while loop.time() < deadline:
             if not proc.alive():
                 return "exited"
-            if socket.exists():
-                health = await self._probe(address, 2.0)
-                if health is not None and health[0] == 200:
+            if health_socket.exists():
+                health = await self._probe(f"unix:{health_socket}", 2.0)
+                if health is not None and health[0] == 200 and socket.exists():
                     self._set(replica_id, state=ReplicaState.READY, address=address, message="")
                     return "ready"
                 if health is not None and health[1].get("status") == "failed":
@@ -236,7 +247,7 @@ class LocalBackend:
         self._set(
             replica_id,
             state=ReplicaState.FAILED,
-            message=f"Replica was not ready within {STARTUP_TIMEOUT_S:.0f}s.",
+            message=f"Replica was not ready within {timeout_s:.0f}s.",
         )
         return "failed"
 
@@ -245,6 +256,7 @@ class LocalBackend:
         ``failure_threshold`` times in a row ('hung')."""
         policy = self._liveness
         address = self._address(replica_id, spec)
+        health_at = f"unix:{self._health_socket(replica_id, spec)}"
         exited = asyncio.ensure_future(proc.wait())
         misses = 0
         try:
@@ -252,7 +264,11 @@ class LocalBackend:
                 done, _ = await asyncio.wait({exited}, timeout=policy.period_s)
                 if done:
                     return "exited"
-                health = await self._probe(address, policy.timeout_s)
+                health = await self._probe(health_at, policy.timeout_s)
+                if spec.container is not None and health is not None:
+                    misses = 0
+                    self._route_by(replica_id, address, health)
+                    continue
                 misses = 0 if health is not None and health[0] == 200 else misses + 1
                 if misses >= policy.failure_threshold:
                     log.warning(
@@ -285,8 +301,24 @@ class LocalBackend:
             body = {}
         return response.status_code, body if isinstance(body, dict) else {}
 
+    def _route_by(self, replica_id: str, address: str, health: tuple[int, dict[str, str]]) -> None:
+        """A container replica's health verdict: routed while it passes, not while it fails."""
+        if health[0] == 200:
+            self._set(replica_id, state=ReplicaState.READY, address=address, message="")
+            return
+        why = health[1].get("message") or health[1].get("status") or f"HTTP {health[0]}"
+        if self._status[replica_id].message != UNHEALTHY + why:
+            log.warning("replica %s is unhealthy: %s", replica_id, why)
+        self._set(replica_id, state=ReplicaState.STARTING, address=None, message=UNHEALTHY + why)
+
     def _socket(self, replica_id: str, spec: ReplicaSpec) -> Path:
         return box_of(self._sandbox, spec).socket(replica_id)
+
+    def _health_socket(self, replica_id: str, spec: ReplicaSpec) -> Path:
+        """Where the replica answers health checks: its own socket, or a container's
+        probe socket."""
+        socket = self._socket(replica_id, spec)
+        return socket if spec.container is None else Path(probe_socket(str(socket)))
 
     def _address(self, replica_id: str, spec: ReplicaSpec) -> str:
         return f"unix:{self._socket(replica_id, spec)}"
@@ -299,3 +331,13 @@ class LocalBackend:
         self._status[replica_id] = updated
         if updated.state != status.state and self._on_change is not None:
             self._on_change()
+
+
+def startup_timeout(spec: ReplicaSpec) -> float:
+    """How long a replica may take to become ready: a container's ``deployment_timeout`` (and
+    a margin) where that is longer than berth's own limit."""
+    if spec.container is None:
+        return STARTUP_TIMEOUT_S
+    container_spec, _ = read_replica_json(spec.container)
+    asked = float(container_spec.get("deployment_timeout") or 0.0)
+    return max(STARTUP_TIMEOUT_S, asked + STARTUP_MARGIN_S)

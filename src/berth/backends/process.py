@@ -93,6 +93,8 @@ def runtime_args(spec: ReplicaSpec, socket: Path) -> list[str]:
         args += ["--warmup-json", spec.warmup_json]
     if spec.task:
         args += ["--task", spec.task]
+    if spec.container:
+        args += ["--container-json", spec.container]
     if spec.max_batch_size > 1:
         args += [
             "--max-batch-size",

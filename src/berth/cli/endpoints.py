@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from berth.cli.endpoint_tables import render_endpoint, render_events, render_list
+from berth.cli.files import load_spec
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
@@ -181,36 +181,6 @@ def events(name: Name, output: OutputFormat = OutputOption) -> None:
         print_json(found)
     else:
         render_events(name, found)
-
-
-def load_spec(path: Path) -> Json:
-    """A JSON object from a .json file, or from YAML (which JSON also is) for any other name."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise fail_input(f"cannot read {path}: {reason}") from exc
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise fail_input(f"cannot parse {path}{_where(exc)}") from exc
-    if not isinstance(data, dict):
-        raise fail_input(f"{path} must hold a mapping (JSON object), not {type(data).__name__}")
-    try:
-        json.dumps(data)
-    except TypeError as exc:
-        raise fail_input(f"{path} holds a value JSON cannot carry ({exc}); quote it") from exc
-    return data
-
-
-def _where(exc: ValueError | yaml.YAMLError) -> str:
-    """`` (line L, column C): what the parser expected``, for JSON and YAML alike."""
-    if isinstance(exc, json.JSONDecodeError):
-        return f" (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f" (line {mark.line + 1}, column {mark.column + 1}): {exc.problem}"
-    return f": {exc}"
 
 
 def config_of(spec: Json) -> Json:

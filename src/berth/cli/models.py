@@ -10,18 +10,20 @@ import typer
 from rich.markup import escape
 
 from berth.cli import garden
+from berth.cli.files import load_spec
 from berth.cli.output import (
     OutputFormat,
     OutputOption,
     api_client,
     err_console,
+    fail_input,
     print_fields,
     print_json,
     print_table,
     when,
 )
 from berth.cli.progress import follow_calibration
-from berth.cli.version_views import llm_fields, registered, version_summary
+from berth.cli.version_views import container_fields, llm_fields, registered, version_summary
 
 app = typer.Typer(help="Manage registered models and their versions.", no_args_is_help=True)
 app.add_typer(garden.app, name="garden")
@@ -39,15 +41,15 @@ VERSION_COLUMNS = ["version", "format", "model", "status", "created", "creator",
 def register(
     name: Name,
     path: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             exists=True,
             metavar="PATH",
             help="Artifact folder (MLmodel, score.py, one .gguf file, or a Hugging Face-style "
             "folder: config.json, .safetensors and tokenizer files), a .gguf file, or a "
-            ".tar.gz/.tgz/.zip of a folder.",
+            ".tar.gz/.tgz/.zip of a folder. With --container-spec, any folder, or none.",
         ),
-    ],
+    ] = None,
     description: Annotated[str, typer.Option(help="Description of the version.")] = "",
     upload: Annotated[
         bool, typer.Option(help="Upload a folder even when the server runs on this machine.")
@@ -55,9 +57,32 @@ def register(
     build_env: Annotated[
         bool, typer.Option(help="Build the model's environment now, so deploys never wait.")
     ] = False,
+    container_spec: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            metavar="FILE",
+            help="A model server of your own: Vertex AI's containerSpec (snake_case or "
+            "camelCase) in a JSON or YAML file (.json is read as JSON).",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="With --container-spec: the OpenAI routes its server answers "
+            "(llm/v1/chat, llm/v1/completions or llm/v1/embeddings)."
+        ),
+    ] = None,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Register PATH as the next version of NAME, creating the model if needed."""
+    """Register PATH, or a custom container, as the next version of NAME, creating the model
+    if needed."""
+    if path is None and container_spec is None:
+        raise fail_input("Give PATH, --container-spec FILE, or both.")
+    if task is not None and container_spec is None:
+        raise fail_input("--task says what a custom container answers: give --container-spec.")
+    spec = None if container_spec is None else load_spec(container_spec)
     with (
         api_client() as client,
         err_console.status(
@@ -65,7 +90,13 @@ def register(
         ),
     ):
         version = client.models.register(
-            name, path, description=description, upload=upload, build_env=build_env
+            name,
+            path,
+            description=description,
+            upload=upload,
+            build_env=build_env,
+            container_spec=spec,
+            task=task,
         )
     if output is OutputFormat.json:
         print_json(version)
@@ -111,7 +142,8 @@ def versions(name: Name, output: OutputFormat = OutputOption) -> None:
 @app.command("version")
 def show_version(name: Name, version: Version, output: OutputFormat = OutputOption) -> None:
     """Show one version: its source, and what its artifact holds (an LLM's architecture,
-    parameters, context length and quantization)."""
+    parameters, context length and quantization; a custom container's command, ports, routes
+    and probes)."""
     with api_client() as client:
         found = client.models.get_version(name, version)
     if output is OutputFormat.json:
@@ -128,6 +160,7 @@ def show_version(name: Name, version: Version, output: OutputFormat = OutputOpti
             ("source", found["source"]),
             ("description", found["description"]),
             *llm_fields(found.get("details") or {}),
+            *container_fields(found.get("details") or {}),
         ]
     )
 

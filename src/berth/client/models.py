@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import tarfile
 import tempfile
 from collections.abc import Mapping
@@ -58,34 +60,47 @@ class ModelsApi:
         archive: Path | None = None,
         description: str = "",
         build_env: bool = False,
+        container_spec: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> JsonObject:
         """Register a version from ``source`` (a path or URI the server reads) or ``archive``.
 
         ``archive`` is a file to upload (a ``.tar.gz``/``.tgz``/``.zip``, or a ``.gguf``
         model), or a folder, which is packed into a ``.tar.gz`` first. ``build_env`` builds
-        its environment before answering.
+        its environment before answering. ``container_spec`` (Vertex's ``ModelContainerSpec``,
+        snake_case or camelCase) makes the version a custom container, which needs neither
+        ``source`` nor ``archive``; ``task`` (``llm/v1/chat``, ``llm/v1/completions`` or
+        ``llm/v1/embeddings``) says which OpenAI routes its server answers.
         """
         params = {"build_env": "true"} if build_env else None
-        if (source is None) == (archive is None):
-            raise ValueError("give exactly one of source= and archive=")
-        if source is not None:
-            body = {"source": source, "description": description}
+        if source is not None and archive is not None:
+            raise ValueError("give at most one of source= and archive=")
+        if source is None and archive is None and container_spec is None:
+            raise ValueError("give source=, archive= or container_spec=")
+        container = _container_fields(container_spec, task)
+        if archive is None:
+            body: JsonObject = {"description": description, **container}
+            if source is not None:
+                body["source"] = source
             return self._inner(
                 "POST", _path(name, "versions"), "model_version", json=body, params=params
             )
-        assert archive is not None
+        form = {"description": description}
+        form.update({key: _form_value(value) for key, value in container.items()})
         if archive.is_dir():
             with tempfile.TemporaryDirectory(prefix="berth-pack-") as work:
-                return self._upload(name, _pack(archive, Path(work)), description, params)
-        return self._upload(name, archive, description, params)
+                return self._upload(name, _pack(archive, Path(work)), form, params)
+        return self._upload(name, archive, form, params)
 
     def register(
         self,
         name: str,
-        path: Path,
+        path: Path | None = None,
         description: str = "",
         upload: bool = False,
         build_env: bool = False,
+        container_spec: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> JsonObject:
         """Create the model if it is missing, then register ``path`` as its next version.
 
@@ -93,24 +108,32 @@ class ModelsApi:
         so it reads it in place; otherwise, with ``upload``, or when the server may not read
         that path for this caller, it is uploaded (a folder packed first). Any other file is
         uploaded as an archive. ``description`` goes to the version, and to the model if made
-        here; a model made here is deleted again if its first version is refused.
+        here; a model made here is deleted again if its first version is refused. With
+        ``container_spec`` (and ``task``) the version is a custom container, and ``path`` may
+        be left out: its artifact is then empty.
         """
         created = self._create_if_missing(name, description)
-        path = path.expanduser().resolve()
-        local = urlsplit(self._t.host).hostname in _THIS_MACHINE
+        send = functools.partial(
+            self.create_version,
+            name,
+            description=description,
+            build_env=build_env,
+            container_spec=container_spec,
+            task=task,
+        )
         try:
+            if path is None:
+                return send()
+            path = path.expanduser().resolve()
+            local = urlsplit(self._t.host).hostname in _THIS_MACHINE
             if (path.is_dir() or path.suffix == GGUF_SUFFIX) and local and not upload:
                 try:
-                    return self.create_version(
-                        name, source=str(path), description=description, build_env=build_env
-                    )
+                    return send(source=str(path))
                 except ApiError as exc:
                     if exc.error_code != "PERMISSION_DENIED":
                         raise
                     # The server may not read this path for this caller: send its contents.
-            return self.create_version(
-                name, archive=path, description=description, build_env=build_env
-            )
+            return send(archive=path)
         except ApiError:
             if created:
                 self.delete(name)
@@ -185,7 +208,7 @@ class ModelsApi:
         return True
 
     def _upload(
-        self, name: str, archive: Path, description: str, params: dict[str, str] | None
+        self, name: str, archive: Path, form: dict[str, str], params: dict[str, str] | None
     ) -> JsonObject:
         with archive.open("rb") as fh:
             return self._inner(
@@ -193,7 +216,7 @@ class ModelsApi:
                 _path(name, "versions"),
                 "model_version",
                 files={UPLOAD_FIELD: (archive.name, fh, "application/octet-stream")},
-                data={"description": description},
+                data=form,
                 params=params,
             )
 
@@ -203,6 +226,21 @@ class ModelsApi:
         if not isinstance(inner, dict):
             raise ApiError("INTERNAL_ERROR", f"{method} {path} answered no '{key}' object", 500)
         return inner
+
+
+def _container_fields(spec: Mapping[str, Any] | None, task: str | None) -> JsonObject:
+    """The body fields of a custom container; the server refuses a task without a spec."""
+    fields: JsonObject = {}
+    if spec is not None:
+        fields["container_spec"] = dict(spec)
+    if task is not None:
+        fields["task"] = task
+    return fields
+
+
+def _form_value(value: Any) -> str:
+    """An upload's form fields are text: the spec goes as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _pack(folder: Path, work: Path) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.controller.targets import ConfigTarget, EndpointStates, EndpointTarget, EntityTarget
+from berth.core.container_contract import effective_routes, read_replica_json
 from berth.core.dataplane import (
     EndpointRoute,
     EntityRoute,
@@ -163,8 +164,11 @@ def _route(
 
 def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:
     protocol = ReplicaProtocol.RUNTIME
+    predict_route = None
     if entity.spec is not None:
         protocol = replica_protocol(entity.spec.model_format)
+        if entity.spec.container is not None:
+            predict_route = effective_routes(*read_replica_json(entity.spec.container)).predict
     # The runtime takes a second request per slot, so one is ready when a slot frees; an
     # engine gets only as many as it decodes at once, so the rest wait where berth sees them.
     pipeline = PIPELINE if protocol is ReplicaProtocol.RUNTIME else 1
@@ -189,4 +193,5 @@ def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -
         and (entity.scaling.min_replicas == 0 or starting),
         protocol=protocol,
         provisioned=entity.provisioned,
+        predict_route=predict_route,
     )

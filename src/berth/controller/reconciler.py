@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from berth.backends.base import Backend, ReplicaSpec, ReplicaStatus
@@ -268,7 +269,12 @@ class Controller:
             version = model_store.get_version(session, key[0], int(key[1]))
             environment = version.details.get("environment") or {"hash": None}
             self._artifacts[key] = ArtifactRef(
-                version.artifact_path, version.format, environment, version.details.get("task")
+                version.artifact_path,
+                version.format,
+                environment,
+                version.details.get("task"),
+                version.details.get("container_spec"),
+                Path(version.artifact_path).as_uri() if version.source else None,
             )
 
     def _chunk(self, session: Any, entity: ServedEntity) -> dict[tuple[str, str], int]:
@@ -313,7 +319,13 @@ class Controller:
             if doc is None:
                 return None
             return config_target(
-                record.name, doc, lambda n, v: lookup((n, v)), self._runtime, self._external, chunk
+                record.name,
+                record.id,
+                doc,
+                lambda n, v: lookup((n, v)),
+                self._runtime,
+                self._external,
+                chunk,
             )
 
         return EndpointTarget(

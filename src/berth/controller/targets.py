@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.backends.base import ReplicaSpec
+from berth.core.container_contract import Deployment, replica_json
 from berth.core.dataplane import (
     CALIBRATED_FORMATS,
     ENGINE_FORMATS,
@@ -95,6 +96,10 @@ class ArtifactRef:
     """What registration recorded: ``{"hash": None}`` for berth's own environment."""
     task: str | None = None
     """An open LLM's task, as registration read it from the weights."""
+    container_spec: Mapping[str, Any] | None = None
+    """A custom container version's normalised spec."""
+    storage_uri: str | None = None
+    """A container's ``AIP_STORAGE_URI``: its artifact's ``file://`` URI, when it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +175,7 @@ def replica_concurrency(batch_size: int) -> int:
 
 def config_target(
     endpoint: str,
+    endpoint_id: str,
     document: EndpointConfigDoc,
     artifacts: ArtifactLookup,
     runtimes: RuntimeLookup,
@@ -186,7 +192,8 @@ def config_target(
                 blocked = EntityState(DeploymentState.FAILED, exc.message)
         elif (served := entity.registered_model) is not None:
             artifact = artifacts(*served)
-            spec, blocked = _replica_spec(endpoint, entity, artifact, runtimes)
+            deployment = Deployment(endpoint_id, entity.name, served[0], artifact.storage_uri)
+            spec, blocked = _replica_spec(endpoint, entity, artifact, runtimes, deployment)
             if asks_throughput(entity) and artifact.model_format in CALIBRATED_FORMATS:
                 measured = chunks(*served)
                 if isinstance(measured, EntityState):
@@ -210,9 +217,14 @@ def config_target(
 
 
 def _replica_spec(
-    endpoint: str, entity: ServedEntity, artifact: ArtifactRef, runtimes: RuntimeLookup
+    endpoint: str,
+    entity: ServedEntity,
+    artifact: ArtifactRef,
+    runtimes: RuntimeLookup,
+    deployment: Deployment,
 ) -> tuple[ReplicaSpec | None, EntityState | None]:
-    """The spec of a registered model's replicas, or why they cannot start yet."""
+    """The spec of a registered model's replicas, or why they cannot start yet; a container's
+    replicas are told its spec and where it is deployed (``deployment``)."""
     runtime = runtimes(artifact)
     if runtime.python is None:
         return None, runtime.blocked
@@ -232,6 +244,11 @@ def _replica_spec(
         max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
         gpus=gpus_for(entity.workload_type),
         task=artifact.task if artifact.model_format in ENGINE_FORMATS else None,
+        container=(
+            replica_json(artifact.container_spec, deployment)
+            if artifact.container_spec is not None
+            else None
+        ),
     )
     return spec, runtime.blocked
 

@@ -25,6 +25,8 @@ class ReplicaProtocol(StrEnum):
     OPENAI = "openai"
     """An inference engine answering the OpenAI routes itself (``/v1/chat/completions``,
     ``/v1/completions``, ``/v1/embeddings``): an open LLM's replicas."""
+    CONTAINER = "container"
+    """A custom container's own server: the body as it came, on its predict route."""
 
 
 ENGINE_FORMATS = frozenset({"gguf", "huggingface"})
@@ -37,6 +39,7 @@ hold a GPU of its own."""
 
 
 EMBEDDINGS_TASK = "llm/v1/embeddings"
+CONTAINER_FORMAT = "container"
 
 
 def generates_tokens(model_format: str, details: Mapping[str, Any]) -> bool:
@@ -47,6 +50,8 @@ def generates_tokens(model_format: str, details: Mapping[str, Any]) -> bool:
 
 
 def replica_protocol(model_format: str) -> ReplicaProtocol:
+    if model_format == CONTAINER_FORMAT:
+        return ReplicaProtocol.CONTAINER
     return ReplicaProtocol.OPENAI if model_format in ENGINE_FORMATS else ReplicaProtocol.RUNTIME
 
 
@@ -88,6 +93,8 @@ class EntityRoute:
     protocol: ReplicaProtocol = ReplicaProtocol.RUNTIME
     provisioned: ProvisionedBand | None = None
     """Set for an open LLM served with provisioned throughput."""
+    predict_route: str | None = None
+    """A custom container's: the path its server answers predictions on."""
 
     @property
     def live(self) -> bool:
@@ -183,6 +190,7 @@ class Snapshot:
                             "cold": en.cold,
                             "protocol": en.protocol.value,
                             "provisioned": en.provisioned and en.provisioned.to_json(),
+                            "predict_route": en.predict_route,
                         }
                         for en in ep.entities
                     ],
@@ -208,6 +216,7 @@ class Snapshot:
                         en.get("cold", False),
                         ReplicaProtocol(en.get("protocol", ReplicaProtocol.RUNTIME)),
                         ProvisionedBand(*en["provisioned"]) if en.get("provisioned") else None,
+                        en.get("predict_route"),
                     )
                     for en in ep["entities"]
                 ),

@@ -94,15 +94,17 @@ def current_platform() -> str:
 def resolve_spec(artifact: Path, model_format: str, *, uv: Path | None = None) -> EnvSpec | None:
     """The environment the artifact in ``artifact`` asks for, or None for berth's own.
 
-    ``model_format`` is the registry's format (``mlflow``, ``score_py``, ``gguf`` or
-    ``huggingface``). Raises ``InvalidParameter`` when the artifact asks for an environment
-    berth cannot build, including a Python version that uv cannot find installed here.
+    ``model_format`` is the registry's format (``mlflow``, ``score_py``, ``gguf``,
+    ``huggingface`` or ``container``). Raises ``InvalidParameter`` when the artifact asks for
+    an environment berth cannot build, including a Python version that uv cannot find
+    installed here.
     """
     readers: dict[str, Callable[[Path], EnvSpec | None]] = {
         "mlflow": _mlflow_spec,
         "score_py": _score_py_spec,
         "gguf": lambda _: EnvSpec(own_python(), ENGINE_REQUIREMENTS),
         "huggingface": _huggingface_spec,
+        "container": _container_spec,
     }
     if model_format not in readers:
         raise ValueError(f"unknown artifact format {model_format!r}")
@@ -161,6 +163,18 @@ def _huggingface_spec(root: Path) -> EnvSpec:
     engine = () if VLLM in named else HF_ENGINE_REQUIREMENTS
     added = tuple(line for line in engine if project_name(line) not in named)
     return EnvSpec(own_python(), (*added, *found.requirements), found.constraints)
+
+
+def _container_spec(root: Path) -> EnvSpec | None:
+    """A custom container's process runs on berth's Python with what the artifact's
+    requirements.txt asks for (nothing else describes a server of the user's own); without
+    one, or with nothing in it, in berth's own environment."""
+    if not (root / REQUIREMENTS).is_file():
+        return None
+    found = _requirements_file(root)
+    if not found.requirements:
+        return None
+    return EnvSpec(own_python(), found.requirements, found.constraints)
 
 
 def _inference_env(root: Path) -> tuple[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from berth.gateway.responses import (
     Headers,
     end_stream_with_error,
     ms_since,
+    send_body,
     send_json,
 )
 from berth.gateway.retry import on_a_replica
@@ -291,6 +292,10 @@ class ReplicaPath:
                 served.status = answer.status
                 if answer.status != 200 or answer.content_type != "text/event-stream":
                     payload = await answer.read()
+                    if slot.entity.protocol is ReplicaProtocol.CONTAINER:  # as the server said
+                        content_type = answer.content_type.encode()
+                        await send_body(ex.send, answer.status, payload, content_type, headers)
+                        return served
                     if answer.status != 200 and slot.entity.protocol is ReplicaProtocol.OPENAI:
                         payload = engine_error(answer.status, payload)
                     await send_json(ex.send, answer.status, payload, headers)
@@ -317,13 +322,19 @@ class ReplicaPath:
 
 class _Calls:
     """A request's body as each kind of replica takes it, each made the first time a replica
-    of that kind is picked (an endpoint may split traffic between a model and an open LLM)."""
+    of that kind is picked (an endpoint may split traffic between a model and an open LLM).
+
+    Where a custom container may answer, every answer is read as a stream (aiohttp's client):
+    its server may answer chunked or until it closes, which the whole-answer client (made for
+    berth's own runtime) does not read."""
 
     def __init__(self, ex: Exchange, route: EndpointRoute) -> None:
         self._ex = ex
         self._runtime: ReplicaCall | None = None
         self._engine: ReplicaCall | None = None
-        if any(e.protocol is ReplicaProtocol.OPENAI for e in route.entities):
+        if any(e.protocol is ReplicaProtocol.CONTAINER for e in route.entities):
+            self.stream = True
+        elif any(e.protocol is ReplicaProtocol.OPENAI for e in route.entities):
             request = ex.json_or_none()  # a body only a runtime model takes is no error yet
             self.stream = request is not None and request.get("stream") is True
         else:
@@ -332,9 +343,23 @@ class _Calls:
     def for_slot(self, slot: Slot) -> ReplicaCall:
         if slot.entity.protocol is ReplicaProtocol.RUNTIME:
             return self._runtime_call()
+        if slot.entity.protocol is ReplicaProtocol.CONTAINER:
+            return self._container_call(slot.entity)
         if self._engine is None:
             self._engine = engine_call(self._ex.json_object(), self._ex.operation)
         return self._engine
+
+    def _container_call(self, entity: EntityRoute) -> ReplicaCall:
+        """The body as it came, on the server's predict route."""
+        ex = self._ex
+        if ex.operation is not None:
+            where = ex.route.name if ex.route is not None else "{name}"
+            raise InvalidParameter(
+                f"Served entity '{entity.name}' is a custom container, which answers "
+                f"/serving-endpoints/{where}/invocations only."
+            )
+        assert entity.predict_route is not None
+        return ReplicaCall(ex.body, path=entity.predict_route)
 
     def _runtime_call(self) -> ReplicaCall:
         if self._runtime is None:

@@ -24,9 +24,15 @@ def ms_since(started: float) -> bytes:
 
 
 async def send_json(send: Send, status: int, payload: bytes, headers: Headers) -> None:
+    await send_body(send, status, payload, b"application/json", headers)
+
+
+async def send_body(
+    send: Send, status: int, payload: bytes, content_type: bytes, headers: Headers
+) -> None:
     headers = [
         *headers,
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type),
         (b"content-length", str(len(payload)).encode()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -22,15 +22,45 @@ class ArtifactFormat(StrEnum):
     HUGGINGFACE = "huggingface"
     """An open LLM's weights as a Hugging Face-style folder, served by the GPU engine (vLLM,
     else transformers)."""
+    CONTAINER = "container"
+    """A model server of the user's own (Vertex's custom container, OCI's bring your own
+    container): a process in the artifact's environment, or an image. The version's details
+    hold its ``container_spec``; its artifact is any folder, or none (an empty one)."""
 
 
 GGUF_SUFFIX = ".gguf"
+IMAGE_ENVIRONMENT: Mapping[str, Any] = {
+    "hash": None,
+    "summary": "The container image brings its own environment.",
+}
+"""The environment details of an image-backed container version: berth builds nothing for it,
+whatever requirements.txt its artifact holds (an MLflow model's, say)."""
 
 
 @dataclass(frozen=True, slots=True)
 class DetectedArtifact:
     format: ArtifactFormat
     details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerVersion:
+    """A custom container, as the API validated it: its normalised spec, and the LLM task
+    it answers, if it declares one (a berth extension: ``llm/v1/chat`` and the like)."""
+
+    spec: Mapping[str, Any]
+    task: str | None = None
+
+    @property
+    def uses_image(self) -> bool:
+        return bool(self.spec.get("image_uri"))
+
+    def detected(self) -> DetectedArtifact:
+        """Whatever its artifact holds, the version is this container."""
+        details: dict[str, Any] = {"container_spec": dict(self.spec)}
+        if self.task is not None:
+            details["task"] = self.task
+        return DetectedArtifact(ArtifactFormat.CONTAINER, details)
 
 
 def detect(root: Path, where: str) -> DetectedArtifact:

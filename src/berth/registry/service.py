@@ -12,6 +12,7 @@ from berth.core.clock import Clock
 from berth.core.errors import Conflict, InvalidParameter
 from berth.registry import formats, sources
 from berth.registry.artifacts import ArtifactStore
+from berth.registry.formats import ContainerVersion
 from berth.registry.names import check_model_name, parse_version
 from berth.registry.source_policy import SourcePolicy
 from berth.registry.sources import ArtifactSource
@@ -80,19 +81,24 @@ class Registry:
         description: str,
         creator: str,
         admin: bool = False,
+        container: ContainerVersion | None = None,
     ) -> VersionInfo:
         """Copy, unpack and validate the artifact, then number it and move it into place.
 
+        With ``container`` the version is that custom container, whatever the artifact holds.
         The copy happens outside any store transaction, which would otherwise hold a write
         lock for as long as a download takes.
         """
         self.get_model(name)
         with self._artifacts.staging() as work:
             root = sources.fetch(source, work, self._policy, admin)
-            detected = formats.detect(root, source.label)
+            if container is None:
+                detected = formats.detect(root, source.label)
+            else:
+                detected = container.detected()
             details = {
                 **detected.details,
-                "environment": dict(self._inspect_env(root, detected.format.value)),
+                "environment": self._environment(root, detected, container),
             }
             with self._artifacts.placing() as place, self._db.transaction() as session:
                 now = self._clock.now_ms()
@@ -109,6 +115,13 @@ class Registry:
                     creator=creator,
                 )
                 return models.add_version(session, name, number, new, now)
+
+    def _environment(
+        self, root: Path, detected: formats.DetectedArtifact, container: ContainerVersion | None
+    ) -> dict[str, Any]:
+        if container is not None and container.uses_image:
+            return dict(formats.IMAGE_ENVIRONMENT)
+        return dict(self._inspect_env(root, detected.format.value))
 
     def get_version(self, name: str, version: str) -> VersionInfo:
         number = parse_version(version)

@@ -1,5 +1,5 @@
 """Bringing an artifact into a work folder: a path on this machine, an fsspec URI, an upload,
-or the files of a model garden entry.
+the files of a model garden entry, or nothing (a custom container that needs no files).
 
 Local folders are copied with their links followed, so the stored artifact is whole and
 does not change when the original does. A single ``.gguf`` file, however it comes, is stored
@@ -66,7 +66,15 @@ class PackagedFiles:
     files: Sequence[tuple[Path, str]]
 
 
-ArtifactSource = SourceUri | UploadedArchive | PackagedFiles
+@dataclass(frozen=True, slots=True)
+class NoArtifact:
+    """No files: a custom container whose server needs none gets an empty artifact folder."""
+
+    recorded: str = ""
+    label: str = "no source"
+
+
+ArtifactSource = SourceUri | UploadedArchive | PackagedFiles | NoArtifact
 
 
 def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool) -> Path:
@@ -74,6 +82,10 @@ def fetch(source: ArtifactSource, work: Path, policy: SourcePolicy, admin: bool)
     caller (``admin`` or not); returns the artifact root."""
     if isinstance(source, PackagedFiles):
         return _copy_packaged(source.files, work / "tree")
+    if isinstance(source, NoArtifact):
+        tree = work / "tree"
+        tree.mkdir()
+        return tree
     if isinstance(source, UploadedArchive):
         weights = _gguf_name(source.filename)
         if weights is not None:

@@ -28,7 +28,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
     parser.add_argument("--artifact", type=Path, required=True, help="model artifact folder")
     parser.add_argument(
-        "--format", required=True, choices=["score_py", "mlflow", "gguf", "huggingface"]
+        "--format",
+        required=True,
+        choices=["score_py", "mlflow", "gguf", "huggingface", "container"],
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -39,6 +41,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--drain-seconds", type=float, default=30.0)
     parser.add_argument("--warmup-json", help="a request body scored once before ready")
     parser.add_argument("--task", help="an open LLM's task; llm/v1/embeddings embeds")
+    parser.add_argument(
+        "--container-json", help="a custom container's spec and deployment (format container)"
+    )
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -56,6 +61,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--max-batch-size must be 1 or more")
     if args.max_batch_wait_ms < 0:
         parser.error("--max-batch-wait-ms must not be negative")
+    if (args.format == "container") != (args.container_json is not None):
+        parser.error("--container-json goes with --format container, and only there")
+    if args.format == "container" and not args.socket:
+        parser.error("--format container listens on --socket: give one")
     return args
 
 
@@ -121,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv if argv is not None else sys.argv[1:])
     if args.format == "huggingface":
         return _gpu_engine(args)
+    if args.format == "container":
+        from berth.runtime import container
+
+        return container.serve(args.artifact, args.socket, args.container_json, args.drain_seconds)
     if args.format == "gguf":
         from berth.runtime import engine  # imports the engine, installed in this env only
 

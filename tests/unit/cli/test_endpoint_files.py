@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from berth.cli.endpoints import config_of, load_spec
+from berth.cli.endpoints import config_of
+from berth.cli.files import load_spec
 from berth.cli.main import app
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "endpoints" / "iris.yaml"

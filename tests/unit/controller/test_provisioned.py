@@ -113,6 +113,7 @@ def test_an_entity_whose_chunk_is_being_measured_waits_with_what_it_waits_for() 
     waiting = EntityState(DeploymentState.CREATING, "Measuring the throughput chunk")
     target = config_target(
         "chat",
+        "ep-id",
         llm_document(min_provisioned_throughput=100, max_provisioned_throughput=200),
         lambda _model, _version: ArtifactRef("/artifacts/smol/1", "gguf", ENVIRONMENT),
         lambda _artifact: Runtime("/envs/python"),

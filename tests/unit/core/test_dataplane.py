@@ -34,6 +34,13 @@ SNAPSHOT = Snapshot(
                     protocol=ReplicaProtocol.OPENAI,
                     provisioned=ProvisionedBand(chunk_tps=120, min_tps=0, max_tps=360),
                 ),
+                EntityRoute(
+                    "own-server",
+                    0,
+                    (ReplicaRoute("r2", "unix:/box/r2.sock", 4),),
+                    protocol=ReplicaProtocol.CONTAINER,
+                    predict_route="/v1/models/m:predict",
+                ),
             ),
         )
     },

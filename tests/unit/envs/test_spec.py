@@ -220,6 +220,28 @@ def test_a_hugging_face_folders_requirements_are_checked(make_artifact: MakeArti
     ("files", "expected"),
     [
         (
+            {
+                "requirements.txt": "mlflow==2.17.0\n-c constraints.txt\n",
+                "constraints.txt": "numpy<3\n",
+            },
+            EnvSpec(OWN, ("mlflow==2.17.0",), ("numpy<3",)),
+        ),
+        # Nothing else describes a server of one's own: a conda file or an MLmodel is data.
+        ({"conda.yaml": "dependencies:\n- pip: [six]\n", "MLmodel": "flavors: {}\n"}, None),
+        ({"requirements.txt": "# nothing beyond the standard library\n"}, None),
+        ({}, None),
+    ],
+)
+def test_a_custom_container_runs_in_what_its_requirements_txt_asks_for(
+    make_artifact: MakeArtifact, files: dict[str, str], expected: EnvSpec | None
+) -> None:
+    assert resolve_spec(make_artifact(files), "container") == expected
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
             {"runtime.yaml": runtime_yaml(env_path="oci://bucket@ns/conda_environments/x")},
             "list your packages in requirements.txt (or conda.yaml's pip section)",
         ),

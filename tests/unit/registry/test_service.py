@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute
 from berth.core.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
-from berth.envs import environment_details
+from berth.envs import OWN_ENVIRONMENT, environment_details
+from berth.registry.formats import IMAGE_ENVIRONMENT, ContainerVersion
 from berth.registry.service import Registry
-from berth.registry.sources import SourceUri
+from berth.registry.sources import NoArtifact, SourceUri
 from berth.store.db import Database
 from berth.store.models import ModelTag
 from berth.store.tables import EndpointRow, ModelRow, ModelVersionRow
@@ -160,3 +161,65 @@ def test_unknown_model_is_refused_before_any_copy(registry: Registry, artifacts:
     with pytest.raises(NotFound, match="Model 'ghost' does not exist."):
         _register(registry, "ghost")
     assert not artifacts.exists() or list(artifacts.iterdir()) == []
+
+
+def test_a_container_version_is_its_spec_whatever_its_artifact_holds(
+    registry: Registry, artifacts: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    spec = {"command": ["python", "-m", "server"], "args": [], "env": [], "ports": []}
+    made = registry.create_version(
+        "m",
+        SUM_SCORE,
+        description="",
+        creator="ann",
+        admin=True,
+        container=ContainerVersion(spec, task="llm/v1/chat"),
+    )
+    assert made.format == "container"
+    assert made.details["container_spec"] == spec
+    assert made.details["task"] == "llm/v1/chat"
+    assert (artifacts / "m" / "1" / "score.py").is_file()  # stored as any folder is
+
+
+def test_a_container_without_source_gets_an_empty_artifact(
+    registry: Registry, artifacts: Path
+) -> None:
+    registry.create_model("m", description="", tags=[], creator="ann")
+    made = registry.create_version(
+        "m",
+        NoArtifact(),
+        description="",
+        creator="ann",
+        container=ContainerVersion({"command": ["server"]}),
+    )
+    assert (made.source, made.format) == ("", "container")
+    assert "task" not in made.details
+    assert made.details["environment"] == {"hash": None, "summary": OWN_ENVIRONMENT}
+    assert list((artifacts / "m" / "1").iterdir()) == []
+
+
+def test_an_image_brings_its_own_environment(tmp_path: Path, registry: Registry) -> None:
+    """An MLflow model folder holds a requirements.txt; served by an image, nothing is built."""
+    folder = tmp_path / "mlflow-model"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text("six==1.16.0\n")
+    registry.create_model("m", description="", tags=[], creator="ann")
+    as_process = registry.create_version(
+        "m",
+        SourceUri(str(folder)),
+        description="",
+        creator="ann",
+        admin=True,
+        container=ContainerVersion({"command": ["server"]}),
+    )
+    assert as_process.details["environment"]["spec"]["requirements"] == ["six==1.16.0"]
+    as_image = registry.create_version(
+        "m",
+        SourceUri(str(folder)),
+        description="",
+        creator="ann",
+        admin=True,
+        container=ContainerVersion({"image_uri": "localhost/server:1"}),
+    )
+    assert as_image.details["environment"] == IMAGE_ENVIRONMENT

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from berth import envs
 from berth.api import access, registration
 from berth.api.deps import PrincipalDep, ServicesDep
 from berth.api.schemas.models import (
+    ContainerFields,
     CreateModelRequest,
     CreateVersionRequest,
     ListModelsResponse,
@@ -28,8 +30,9 @@ from berth.api.services import Services
 from berth.core.errors import BadRequest, InvalidParameter
 from berth.core.permissions import effective_level
 from berth.envs import spec_of
+from berth.registry.formats import ContainerVersion
 from berth.registry.names import parse_version
-from berth.registry.sources import ArtifactSource, SourceUri, UploadedArchive
+from berth.registry.sources import ArtifactSource, UploadedArchive
 from berth.store import grants
 from berth.store.models import VersionInfo
 
@@ -37,6 +40,9 @@ router = APIRouter(prefix="/api/2.0/models", tags=["models"])
 MODEL = access.MODEL
 
 UPLOAD_FIELD = "file"
+CONTAINER_FIELDS = ("container_spec", "task")
+"""Form fields of an upload that make it a custom container (the spec as JSON text)."""
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @router.post("")
@@ -87,6 +93,8 @@ async def create_version(
 ) -> ModelVersionResponse:
     """Register a version from ``{"source": ...}`` JSON or a multipart upload of an archive.
 
+    A ``container_spec`` (and its ``task``), in the JSON or as form fields of the upload,
+    makes the version a custom container; in JSON, ``source`` is then optional.
     The body's form decides the parsing, so this route reads it itself, then does the copy
     and the store writes in the threadpool like the plain ``def`` routes. With
     ``build_env=true`` the environment is built before answering, so deploys never wait.
@@ -111,16 +119,18 @@ async def create_version(
                 description=description if isinstance(description, str) else "",
                 creator=principal.name,
                 admin=principal.is_admin,
+                container=_form_container(form),
             )
     elif content_type.startswith("application/json") or not content_type:
-        body = _version_request(await request.body())
+        body = _validated(CreateVersionRequest, await request.body() or b"{}")
         info = await run_in_threadpool(
             services.registry.create_version,
             name,
-            SourceUri(body.source),
+            body.artifact(),
             description=body.description,
             creator=principal.name,
             admin=principal.is_admin,
+            container=body.container(),
         )
     else:
         raise BadRequest(
@@ -191,8 +201,25 @@ def delete_version(
     return {}
 
 
-def _version_request(raw: bytes) -> CreateVersionRequest:
+def _form_container(form: FormData) -> ContainerVersion | None:
+    """An upload's ``container_spec`` (JSON text) and ``task`` form fields, where given."""
+    fields: dict[str, object] = {
+        key: value for key in CONTAINER_FIELDS if isinstance(value := form.get(key), str)
+    }
+    spec = fields.get("container_spec")
+    if isinstance(spec, str):
+        try:
+            fields["container_spec"] = json.loads(spec)
+        except ValueError as exc:
+            raise BadRequest(f"The container_spec form field is not JSON: {exc}.") from exc
+    return _validated(ContainerFields, fields).container()
+
+
+def _validated(model: type[Body], data: bytes | dict[str, object]) -> Body:
+    """``data`` (JSON text or parsed) as ``model``; its errors named as a body's would be."""
     try:
-        return CreateVersionRequest.model_validate_json(raw or b"{}")
+        if isinstance(data, bytes):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from berth.api.schemas.container_spec import ContainerSpec
+from berth.api.schemas.external_models import Task
 from berth.api.schemas.strict import Strict
+from berth.core.errors import InvalidParameter
+from berth.registry.formats import ContainerVersion
+from berth.registry.sources import ArtifactSource, NoArtifact, SourceUri
 from berth.store.models import ModelInfo, ModelTag, VersionInfo
 
 
@@ -25,11 +30,48 @@ class CreateModelRequest(Strict):
         return [ModelTag(tag.key, tag.value) for tag in self.tags]
 
 
-class CreateVersionRequest(Strict):
+class ContainerFields(Strict):
+    """What makes a version a custom container: in a JSON body, or as the form fields of an
+    upload (``container_spec`` then JSON text)."""
+
+    container_spec: ContainerSpec | None = None
+    task: Task | None = None
+    """berth's extension: the OpenAI-style task the container's server answers on its own
+    ``/v1/...`` routes, so berth's OpenAI routes reach it."""
+
+    @model_validator(mode="after")
+    def _task_of_a_container(self) -> Self:
+        if self.task is not None and self.container_spec is None:
+            raise InvalidParameter(
+                f"task {self.task} says what a custom container's server answers: give "
+                "container_spec too, or leave task out (other formats tell their task "
+                "themselves)."
+            )
+        return self
+
+    def container(self) -> ContainerVersion | None:
+        if self.container_spec is None:
+            return None
+        return ContainerVersion(self.container_spec.normalised(), self.task)
+
+
+class CreateVersionRequest(ContainerFields):
     """The JSON form of registering a version; the other form is a multipart upload."""
 
-    source: str = Field(min_length=1)
+    source: str | None = Field(None, min_length=1)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _something_to_register(self) -> Self:
+        if self.source is None and self.container_spec is None:
+            raise InvalidParameter(
+                "Give source (the artifact's path or URI), container_spec (a model server of "
+                "your own), or both."
+            )
+        return self
+
+    def artifact(self) -> ArtifactSource:
+        return NoArtifact() if self.source is None else SourceUri(self.source)
 
 
 class Model(BaseModel):

@@ -1,0 +1,222 @@
+"""Custom containers served as processes: a model server of the test's own (the standard
+library's ``http.server``, told its port and routes by Vertex's variables) deployed behind a
+real berth, its probes deciding when and whether it gets traffic."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.deploy import endpoint, entity, unique, wait_ready, wait_settled
+from tests.support.net import wait_until
+from tests.support.servers import FAST_SCALING, BerthServer
+
+pytestmark = pytest.mark.integration
+
+SERVER_PY = """
+import json, os, sys, time, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+port = int(sys.argv[sys.argv.index("--port") + 1])
+time.sleep(float(os.environ.get("SLEEP_BEFORE_BIND", "0")))
+me = uuid.uuid4().hex  # a pid is 2 in every sandbox
+state = {"healthy": os.environ.get("NEVER_HEALTHY") is None, "alive": True}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == os.environ["AIP_HEALTH_ROUTE"]:
+            self.answer(200 if state["healthy"] else 500, {"healthy": state["healthy"]})
+        elif self.path == "/alive":
+            self.answer(200 if state["alive"] else 500, {"alive": state["alive"]})
+        else:
+            self.answer(404, {"error": "no route " + self.path})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if self.path != os.environ["AIP_PREDICT_ROUTE"]:
+            self.answer(404, {"error": "no route " + self.path})
+            return
+        for flip in body.get("parameters", {}).get("flip", []):
+            state[flip] = False
+        sums = [sum(row) for row in body["instances"]]
+        self.answer(200, {"predictions": sums, "deployedModelId": me})
+
+    def answer(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+SPEC = {
+    "command": ["python", "server.py"],
+    "args": ["--port", "$(AIP_HTTP_PORT)"],
+    "predict_route": "/predict",
+    "health_route": "/health",
+}
+FAST_PROBE = {"period_seconds": 1, "failure_threshold": 1, "success_threshold": 1}
+
+
+@pytest.fixture(scope="module")
+def server(make_server: Callable[..., BerthServer]) -> BerthServer:
+    return make_server(
+        **FAST_SCALING,
+        BERTH_REPLICAS__PROBE_PERIOD_S="0.2",
+        BERTH_REPLICAS__PROBE_TIMEOUT_S="2",
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "server.py").write_text(SERVER_PY)
+    return tmp_path
+
+
+def _register(api: httpx.Client, name: str, folder: Path, **spec: Any) -> str:
+    created = api.post("/api/2.0/models", json={"name": name})
+    assert created.status_code in (200, 409), created.text
+    body = {"source": str(folder), "container_spec": {**SPEC, **spec}}
+    answer = api.post(f"/api/2.0/models/{name}/versions", json=body)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["model_version"]["version"])
+
+
+def _create(api: httpx.Client, name: str, version: str, **extra: Any) -> None:
+    served = entity(name, version, **extra)
+    if "max_provisioned_concurrency" in extra:
+        del served["workload_size"]
+    config = {"served_entities": [served]}
+    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+    assert created.status_code == 200, created.text
+
+
+def _predict(api: httpx.Client, name: str, **parameters: Any) -> httpx.Response:
+    body = {"instances": [[1, 2], [3, 4.5]], "parameters": parameters}
+    return api.post(f"/serving-endpoints/{name}/invocations", json=body)
+
+
+def _server(api: httpx.Client, name: str, **parameters: Any) -> str:
+    answer = _predict(api, name, **parameters)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == [3, 7.5]
+    return str(answer.json()["deployedModelId"])
+
+
+def test_a_server_learns_its_port_and_routes_from_vertexs_variables(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr")
+    _create(api, name, _register(api, name, folder))
+    wait_ready(api, name)
+    answer = _predict(api, name)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["predictions"] == [3, 7.5]
+    assert answer.headers["served-model-name"] == f"{name}-1"
+    logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
+    assert "container ready" in logs["logs"]
+
+
+def test_a_server_that_sleeps_before_it_binds_gets_no_traffic_until_its_probes_pass(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-slow")
+    _create(
+        api,
+        name,
+        _register(api, name, folder),
+        environment_vars={"SLEEP_BEFORE_BIND": "3"},
+    )
+    created = time.monotonic()
+    wait_ready(api, name)
+    assert time.monotonic() - created > 3
+    assert _server(api, name)
+
+
+def test_a_failing_health_route_takes_its_replica_out_of_routing(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-sick")
+    version = _register(
+        api, name, folder, health_probe={**FAST_PROBE, "http_get": {"path": "/health"}}
+    )
+    two = {"min_provisioned_concurrency": 8, "max_provisioned_concurrency": 8}
+    _create(api, name, version, **two)
+    wait_ready(api, name)
+    sick = _server(api, name, flip=["healthy"])
+    wait_until(
+        lambda: "1/2 replicas ready" in _entity(api, name)["state"]["deployment_state_message"],
+        timeout=20,
+        what="the sick replica to leave the routes",
+    )
+    answers = [_predict(api, name) for _ in range(30)]
+    assert [a.status_code for a in answers] == [200] * 30
+    assert sick not in {a.json()["deployedModelId"] for a in answers}
+
+
+def test_a_failing_liveness_probe_restarts_its_replica(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-live")
+    probe = {**FAST_PROBE, "http_get": {"path": "/alive"}}
+    _create(api, name, _register(api, name, folder, liveness_probe=probe))
+    wait_ready(api, name)
+    dead = _server(api, name, flip=["alive"])
+    wait_until(
+        lambda: _answering_server(api, name) not in (None, dead),
+        timeout=30,
+        what="a new server to answer after the liveness failure",
+    )
+    logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
+    assert "the liveness probe failed 1 time(s) in a row" in logs["logs"]
+
+
+def test_a_startup_that_never_passes_fails_the_update_and_the_old_config_serves(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-never")
+    good = _register(api, name, folder)
+    bad = _register(
+        api,
+        name,
+        folder,
+        env=[{"name": "NEVER_HEALTHY", "value": "1"}],
+        deployment_timeout="2s",
+    )
+    _create(api, name, good)
+    wait_ready(api, name)
+    put = api.put(
+        f"/api/2.0/serving-endpoints/{name}/config",
+        json={"served_entities": [entity(name, bad)]},
+    )
+    assert put.status_code == 200, put.text
+    settled = wait_settled(api, name, timeout=60)
+    assert settled["state"]["config_update"] == "UPDATE_FAILED"
+    message = settled["pending_config"]["served_entities"][0]["state"]["deployment_state_message"]
+    assert "within 2s (deployment_timeout)" in message
+    assert 'last probe answer: HTTP 500: {"healthy": false}' in message
+    assert settled["config"]["config_version"] == 1
+    assert _server(api, name)
+
+
+def _entity(api: httpx.Client, name: str) -> dict[str, Any]:
+    served: dict[str, Any] = endpoint(api, name)["config"]["served_entities"][0]
+    return served
+
+
+def _answering_server(api: httpx.Client, name: str) -> str | None:
+    answer = _predict(api, name)
+    return str(answer.json()["deployedModelId"]) if answer.status_code == 200 else None
