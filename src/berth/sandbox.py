@@ -152,7 +152,11 @@ class Sandbox:
                 parts.append(f"runs as {who}, no capabilities")
             else:
                 parts.append("runs as the server's user inside a user namespace")
-            parts.append("network " + ("shared" if self._network else "none"))
+            parts.append(
+                "network "
+                + ("shared" if self._network else "none")
+                + " (a custom container's server: its own loopback only)"
+            )
         else:
             parts.append(
                 f"MISSING filesystem and user isolation ({self.missing}): model code can read "
@@ -199,11 +203,14 @@ class Sandbox:
         tell_pid: bool = True,
         cwd: str | None = None,
         devices: list[str] | None = None,
+        own_network: bool = False,
     ) -> Wrapped:
         """``argv`` as it runs in ``box``, seeing ``readable`` (read-only) and ``writable``
         besides its box, and the host's ``devices`` (a replica's GPUs), in ``cwd`` when that is
         in its view (else its box's home); with ``tell_pid``, bubblewrap says the pid of the
-        process it runs."""
+        process it runs. With ``own_network`` it gets a network namespace of its own (a
+        loopback only) whatever the sandbox's network setting: for a server that listens on
+        TCP, which no other process may reach."""
         env = {**env, "HOME": str(box.home), "TMPDIR": "/tmp" if self.bwrap else str(box.home)}
         if self.bwrap is None:
             return Wrapped(argv, env)
@@ -221,7 +228,7 @@ class Sandbox:
             info_at = len(view) - 1
         if not self._root_user:
             view.append("--unshare-user")
-        if not self._network:
+        if own_network or not self._network:
             view.append("--unshare-net")
         for system in SYSTEM_DIRS:
             view += ["--ro-bind", system, system]

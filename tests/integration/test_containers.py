@@ -4,6 +4,7 @@ real berth, its probes deciding when and whether it gets traffic."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         for flip in body.get("parameters", {}).get("flip", []):
             state[flip] = False
         sums = [sum(row) for row in body["instances"]]
-        self.answer(200, {"predictions": sums, "deployedModelId": me})
+        self.answer(200, {"predictions": sums, "deployedModelId": me, "port": port})
 
     def answer(self, status, payload):
         data = json.dumps(payload).encode()
@@ -128,6 +129,22 @@ def test_a_server_learns_its_port_and_routes_from_vertexs_variables(
     assert answer.headers["served-model-name"] == f"{name}-1"
     logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
     assert "container ready" in logs["logs"]
+
+
+def test_a_servers_port_is_reachable_from_its_own_sandbox_only(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    """The server listens on TCP, not on a private socket: in a network namespace of its own,
+    no other replica (and nothing else on this host) can connect to it."""
+    name = unique("ctr-net")
+    _create(api, name, _register(api, name, folder))
+    wait_ready(api, name)
+    answer = _predict(api, name)
+    assert answer.status_code == 200, answer.text
+    port = answer.json()["port"]
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} answered from outside"
 
 
 def test_a_server_that_sleeps_before_it_binds_gets_no_traffic_until_its_probes_pass(

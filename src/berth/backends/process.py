@@ -141,7 +141,12 @@ async def spawn_replica(
     if spec.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     wrapped = sandbox.command(
-        argv, box, readable=model_view(spec), env=env, devices=device_files(gpus)
+        argv,
+        box,
+        readable=model_view(spec),
+        env=env,
+        devices=device_files(gpus),
+        own_network=spec.container is not None,  # its server listens on TCP
     )
     return await start_in_session(wrapped, box.home, log)
 
