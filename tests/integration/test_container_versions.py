@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from berth.envs import OWN_ENVIRONMENT
+from berth.runtime.probes import PROBE_DEFAULTS  # what the replica assumes
 from tests.support.cli import Cli
 from tests.support.deploy import entity, unique
 from tests.support.servers import BerthServer
@@ -22,13 +23,6 @@ pytestmark = pytest.mark.integration
 
 MODELS = "/api/2.0/models"
 SERVER_PY = "import os\nprint('would listen on', os.environ['AIP_HTTP_PORT'])\n"
-PROBE_DEFAULTS = {
-    "period_seconds": 10,
-    "timeout_seconds": 1,
-    "failure_threshold": 3,
-    "success_threshold": 1,
-    "initial_delay_seconds": 0,
-}
 SPEC = {
     "command": ["python", "server.py"],
     "args": ["--port", "$(AIP_HTTP_PORT)"],

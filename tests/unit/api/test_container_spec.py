@@ -13,6 +13,7 @@ from berth.api.schemas.models import CreateVersionRequest
 from berth.core.errors import InvalidParameter
 from berth.registry.formats import ContainerVersion
 from berth.registry.sources import NoArtifact, SourceUri
+from berth.runtime.probes import PROBE_DEFAULTS  # what the replica assumes
 
 SNAKE = {
     "image_uri": "localhost/triton:24.01",
@@ -43,13 +44,6 @@ CAMEL = {
     "startupProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
     "healthProbe": {"tcpSocket": {}, "periodSeconds": 5},
     "livenessProbe": {"exec": {"command": ["true"]}, "failureThreshold": 6},
-}
-PROBE_DEFAULTS = {
-    "period_seconds": 10,
-    "timeout_seconds": 1,
-    "failure_threshold": 3,
-    "success_threshold": 1,
-    "initial_delay_seconds": 0,
 }
 
 
