@@ -9,7 +9,8 @@ keeps probing it: a replica that dies, or stops answering for ``failure_threshol
 a row (hung, not dead), is killed and restarted at once, later crashes with backoff. A custom
 container's replica answers health checks on a socket of its own (`probe_socket`) with its
 server's probes' verdict: one whose health probe fails leaves the routes (STARTING, the
-message says why) and comes back when it passes again.
+message says why) and comes back when it passes again; one of an image has its container
+removed on stop (`berth.runtime.image`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ what to do."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from berth.core import images
@@ -13,8 +16,8 @@ from berth.core.images import find_image_runtime
 def host(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """A host with podman at /usr/bin/podman, berth running as root; tests change either."""
     found: dict[str, object] = {"podman": "/usr/bin/podman", "uid": 0}
-    monkeypatch.setattr(images.shutil, "which", lambda name: found.get(name))
-    monkeypatch.setattr(images.os, "geteuid", lambda: found["uid"])
+    monkeypatch.setattr(shutil, "which", lambda name: found.get(name))
+    monkeypatch.setattr(os, "geteuid", lambda: found["uid"])
     return found
 
 
