@@ -242,9 +242,7 @@ async def _serve(
         argv = command_line(spec, contract)
     else:
         mount = str(artifact) if deployment.storage_uri is not None else None
-        argv = image.run_command(name, spec, contract, mount)
-        spec = image.in_container(name, spec)
-        await _run(image.remove_command(name, 0))  # one that a killed replica left
+        argv, spec = await _prepare_image(image, name, spec, contract, mount)
     cwd = str(artifact) if deployment.storage_uri is not None else env.get("HOME", "/")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -267,12 +265,28 @@ async def _serve(
             Container(spec, env, port), server, status, stop, socket_path, drain_s
         )
     finally:
-        if image is not None:  # podman run ends once its container is gone
-            await _run(image.remove_command(name, drain_s))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait(), drain_s)
+        if image is not None:
+            await _remove_image(image, name, server, drain_s)
         await _stop_server(server, drain_s)
         probes.close()
+
+
+async def _prepare_image(
+    image: Image, name: str, spec: dict[str, Any], contract: dict[str, str], mount: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """``podman run``'s command line, and ``spec`` with its ``exec`` probes run inside the
+    container; first, a container that a killed replica of the same name left goes."""
+    await _run(image.remove_command(name, 0))
+    return image.run_command(name, spec, contract, mount), image.in_container(name, spec)
+
+
+async def _remove_image(
+    image: Image, name: str, server: asyncio.subprocess.Process, grace_s: float
+) -> None:
+    """Stop and remove the container; ``podman run`` then ends by itself."""
+    await _run(image.remove_command(name, grace_s))
+    with contextlib.suppress(asyncio.TimeoutError):  # noqa: UP041 (not TimeoutError's alias before 3.11)
+        await asyncio.wait_for(server.wait(), grace_s)
 
 
 async def _run(argv: list[str]) -> None:
