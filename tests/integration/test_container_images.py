@@ -183,7 +183,7 @@ def podman_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pod
 
 @pytest.fixture(scope="module")
 def server(
-    make_server: Callable[..., BerthServer], podman_image: tuple[Podman, str]
+    podman_image: tuple[Podman, str], make_server: Callable[..., BerthServer]
 ) -> BerthServer:
     podman, _ = podman_image
     return make_server(BERTH_REPLICAS__CONTAINER_RUNTIME=" ".join(podman.command), **podman.env())
@@ -196,7 +196,7 @@ def _containers(podman: Podman, tag: str) -> list[str]:
 
 
 def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_endpoint(
-    api: httpx.Client, server: BerthServer, podman_image: tuple[Podman, str], tmp_path: Path
+    podman_image: tuple[Podman, str], api: httpx.Client, server: BerthServer, tmp_path: Path
 ) -> None:
     podman, tag = podman_image
     (tmp_path / "weights.json").write_text(json.dumps({"scale": 10}))
@@ -234,6 +234,9 @@ def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_end
         },
     }
     assert len(_containers(podman, tag)) == 1
+    logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
+    assert "container ready" in logs["logs"]
+    assert '"POST /predict HTTP/1.1" 200' in logs["logs"]  # the server's own output
 
     assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
     wait_until(lambda: not _containers(podman, tag), timeout=60, what="the container to go")
