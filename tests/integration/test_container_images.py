@@ -16,6 +16,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
@@ -190,16 +191,15 @@ def server(
 
 
 def _containers(podman: Podman, tag: str) -> list[str]:
-    listed = podman.run("ps", "--all", "--filter", f"ancestor={tag}", "--format", "{{.Names}}")
+    """The ids of the containers of ``tag``, running or not."""
+    listed = podman.run("ps", "--all", "--filter", f"ancestor={tag}", "--format", "{{.ID}}")
     assert listed.returncode == 0, listed.stderr
     return listed.stdout.split()
 
 
-def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_endpoint(
-    podman_image: tuple[Podman, str], api: httpx.Client, server: BerthServer, tmp_path: Path
-) -> None:
-    podman, tag = podman_image
-    (tmp_path / "weights.json").write_text(json.dumps({"scale": 10}))
+def _deploy(api: httpx.Client, tag: str, artifact: Path) -> str:
+    """A new endpoint serving ``tag`` with ``artifact``, READY; its name."""
+    (artifact / "weights.json").write_text(json.dumps({"scale": 10}))
     name = unique("img")
     assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
     spec = {
@@ -212,7 +212,7 @@ def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_end
     }
     version = api.post(
         f"/api/2.0/models/{name}/versions",
-        json={"source": str(tmp_path), "container_spec": spec},
+        json={"source": str(artifact), "container_spec": spec},
     )
     assert version.status_code == 200, version.text
     served = entity(name, "1", environment_vars={"ENTITY_VAR": "given"})
@@ -220,8 +220,31 @@ def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_end
     created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
     assert created.status_code == 200, created.text
     wait_ready(api, name, timeout=120)
+    return name
 
-    answer = api.post(f"/serving-endpoints/{name}/invocations", json={"instances": [[1, 2]]})
+
+def _predict(api: httpx.Client, name: str) -> httpx.Response:
+    return api.post(f"/serving-endpoints/{name}/invocations", json={"instances": [[1, 2]]})
+
+
+def _supervisor(name: str) -> int:
+    """The pid of the replica supervising the container of model ``name``."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--image-json" in argv and f'"model_name": "{name}"'.encode() in b" ".join(argv):
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no replica supervisor runs for {name}")
+
+
+def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_endpoint(
+    podman_image: tuple[Podman, str], api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    podman, tag = podman_image
+    name = _deploy(api, tag, tmp_path)
+    answer = _predict(api, name)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "predictions": [30],
@@ -237,6 +260,24 @@ def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_end
     logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
     assert "container ready" in logs["logs"]
     assert '"POST /predict HTTP/1.1" 200' in logs["logs"]  # the server's own output
+
+    assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+    wait_until(lambda: not _containers(podman, tag), timeout=60, what="the container to go")
+
+
+def test_a_killed_replica_is_replaced_by_one_container_not_two(
+    podman_image: tuple[Podman, str], api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    podman, tag = podman_image
+    name = _deploy(api, tag, tmp_path)
+    killed = _containers(podman, tag)
+    os.kill(_supervisor(name), signal.SIGKILL)  # its container outlives it, under conmon
+    wait_until(
+        lambda: _containers(podman, tag) not in ([], killed) and _predict(api, name).is_success,
+        timeout=60,
+        what="a new container to answer in place of the one the killed replica left",
+    )
+    assert len(_containers(podman, tag)) == 1
 
     assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
     wait_until(lambda: not _containers(podman, tag), timeout=60, what="the container to go")
