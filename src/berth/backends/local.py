@@ -40,7 +40,7 @@ from berth.backends.process import (
 from berth.backends.zygotes import Zygotes
 from berth.core.container_contract import probe_socket, read_replica_json, replica_image
 from berth.core.errors import BerthError
-from berth.core.images import ImageRuntime
+from berth.core.images import NO_IMAGES, ImageRuntime
 from berth.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class LocalBackend:
         self._zygotes = zygotes
         self._liveness = liveness or Liveness()
         self._gpus = GpuPool(gpus)
-        self._images = images or ImageRuntime(missing="this server runs no images")
+        self._images = images or NO_IMAGES
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}

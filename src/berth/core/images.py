@@ -30,6 +30,10 @@ class ImageRuntime:
     """Why images cannot run here and what to do about it; empty when they can."""
 
 
+NO_IMAGES = ImageRuntime(missing="this server was started without an image runtime")
+"""Where nothing was found for a server (parts built alone, in tests)."""
+
+
 def find_image_runtime(setting: str) -> ImageRuntime:
     """The runtime ``setting`` names: ``auto`` (podman on PATH), ``none``, or a podman command
     line with global flags (``podman --runtime runc``)."""
