@@ -265,6 +265,13 @@ class Sandbox:
             ]
         return Wrapped(view + argv, env, info_at)
 
+    def beside(self, argv: list[str], box: Box, env: dict[str, str]) -> Wrapped:
+        """``argv`` as berth's own process beside the model's: ``box``'s home and sockets, but
+        neither the filesystem view nor another user. For the supervisor of an image's
+        container, which podman runs in the host's storage as root (the container is the
+        image's sandbox)."""
+        return Wrapped(argv, {**env, "HOME": str(box.home), "TMPDIR": str(box.home)})
+
     def base_env(self) -> dict[str, str]:
         """What model code inherits from the server's own environment."""
         return {

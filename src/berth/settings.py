@@ -173,7 +173,7 @@ class AccessSettings(BaseModel):
 
 
 class ReplicaSettings(BaseModel):
-    """How replicas are watched once ready, and the GPUs they may hold
+    """How replicas are watched once ready, the GPUs they may hold and what runs images
     (``BERTH_REPLICAS__*``)."""
 
     probe_period_s: float = Field(
@@ -191,6 +191,14 @@ class ReplicaSettings(BaseModel):
         pattern=r"^(auto|none|\d+(,\d+)*)$",
         description="The GPUs replicas of GPU workload types may hold: auto (every "
         "/dev/nvidiaN of this host), none, or their indices, e.g. 0,1.",
+    )
+    container_runtime: str = Field(
+        "auto",
+        min_length=1,
+        description="What runs container versions with an image_uri: auto (podman on PATH, "
+        "when berth runs as root), none, or a podman command line with global flags, e.g. "
+        "'podman --runtime runc'. Images come from the host's own storage (podman load, "
+        "podman import); nothing is pulled.",
     )
 
 

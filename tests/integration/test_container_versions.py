@@ -1,6 +1,6 @@
 """Custom container versions against a real server: registered with and without an artifact,
-in Vertex's snake_case or camelCase, shown back, refused with the field named, and not yet
-servable from an image."""
+in Vertex's snake_case or camelCase, shown back, refused with the field named, and an image
+refused where the host runs none."""
 
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ def test_an_upload_takes_the_spec_as_a_form_field(
     assert (details["container_spec"], details["task"]) == (STORED, "llm/v1/embeddings")
 
 
-def test_an_endpoint_cannot_serve_a_container_image_yet(api: httpx.Client) -> None:
+def test_an_endpoint_refuses_an_image_the_host_cannot_run(api: httpx.Client) -> None:
     name = _model(api)
     _register(api, name, {"container_spec": CAMEL})
     endpoint = unique("ep")
@@ -206,9 +206,9 @@ def test_an_endpoint_cannot_serve_a_container_image_yet(api: httpx.Client) -> No
     answer = api.post("/api/2.0/serving-endpoints", json={"name": endpoint, "config": config})
     assert _refused(answer) == (
         f"served_entities[0] ({name}-1): model '{name}' version 1 is a custom container image, "
-        "which this berth cannot run yet (it needs podman or docker support, still to come): "
-        "serve a container version without image_uri, which runs as a process in its own "
-        "environment."
+        "which this host cannot run: BERTH_REPLICAS__CONTAINER_RUNTIME=none turns image-backed "
+        "replicas off. Or serve a container version without image_uri, which runs as a process "
+        "in its own environment."
     )
     assert api.get(f"/api/2.0/serving-endpoints/{endpoint}").status_code == 404
 

@@ -50,6 +50,8 @@ class BerthServer:
             BERTH_PROVIDERS__ALLOWED_HOSTS="127.0.0.1",
             # The suite runs where CI runs, without GPUs, whatever the developer's host has.
             BERTH_REPLICAS__GPUS="none",
+            # ... and runs no images unless a test asks (test_container_images.py).
+            BERTH_REPLICAS__CONTAINER_RUNTIME="none",
         )
         env.update(self.extra_env)
         if self.database_url:

@@ -99,7 +99,7 @@ class EndpointService:
             quotas.check_endpoint_count(session, principal, settings.quotas)
             if store.get_endpoint(session, body.name) is not None:
                 raise AlreadyExists(f"Endpoint with name '{body.name}' already exists.")
-            check_hardware(session, config, self._host_gpus)
+            check_hardware(session, config, self._host_gpus, self._services.images)
             formats = sized_in_throughput(session, config)
         chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:
@@ -178,7 +178,7 @@ class EndpointService:
             access.check_served(
                 session, config, principal, self._secrets, record.id, access=settings.access
             )
-            check_hardware(session, config, self._host_gpus)
+            check_hardware(session, config, self._host_gpus, self._services.images)
             formats = sized_in_throughput(session, config)
         chunks = self._chunks.checked(config, formats)
         with self._db.transaction() as session:

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
+from berth.core.images import NO_IMAGES, ImageRuntime
 from berth.core.load import LoadReport
 from berth.core.throughput import Calibration, CalibrationProgress
 from berth.identity.tokens import TokenService
@@ -72,3 +73,5 @@ class Services:
     """Where provider URLs may point (checked when a config is stored)."""
     sandbox: Sandbox | None = None
     """Where environment builds at registration run (None: unconfined, in tests of parts)."""
+    images: ImageRuntime = NO_IMAGES
+    """What runs container versions' images here, found once at startup."""

@@ -9,7 +9,8 @@ keeps probing it: a replica that dies, or stops answering for ``failure_threshol
 a row (hung, not dead), is killed and restarted at once, later crashes with backoff. A custom
 container's replica answers health checks on a socket of its own (`probe_socket`) with its
 server's probes' verdict: one whose health probe fails leaves the routes (STARTING, the
-message says why) and comes back when it passes again.
+message says why) and comes back when it passes again; one of an image has its container
+removed on stop (`berth.runtime.image`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ import httpx
 
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.gpus import GpuPool
-from berth.backends.process import Process, Reveal, box_of, read_tail, spawn_replica
+from berth.backends.process import (
+    Process,
+    Reveal,
+    box_of,
+    read_tail,
+    remove_container,
+    spawn_image_replica,
+    spawn_replica,
+)
 from berth.backends.zygotes import Zygotes
-from berth.core.container_contract import probe_socket, read_replica_json
+from berth.core.container_contract import probe_socket, read_replica_json, replica_image
 from berth.core.errors import BerthError
+from berth.core.images import NO_IMAGES, ImageRuntime
 from berth.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -63,10 +73,12 @@ class LocalBackend:
         zygotes: Zygotes | None = None,
         liveness: Liveness | None = None,
         gpus: tuple[str, ...] = (),
+        images: ImageRuntime | None = None,
     ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
         controller, so a replica that became ready is routed to at once); ``reveal`` resolves
-        secret references in environment variables as a replica starts."""
+        secret references in environment variables as a replica starts; ``images`` runs
+        container versions' images (none: they fail to start, saying so)."""
         self._root = root
         self._sandbox = sandbox
         self._on_change = on_change
@@ -74,6 +86,7 @@ class LocalBackend:
         self._zygotes = zygotes
         self._liveness = liveness or Liveness()
         self._gpus = GpuPool(gpus)
+        self._images = images or NO_IMAGES
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -122,6 +135,8 @@ class LocalBackend:
         if proc is not None:
             await proc.terminate()
         status = self._status.pop(replica_id, None)
+        if status is not None and _image(status.spec) and self._images.command:
+            await remove_container(self._images, status.spec, self._sandbox, replica_id)
         self._gpus.release(replica_id)
         shutil.rmtree(self._root / replica_id, ignore_errors=True)
         if status is not None:
@@ -214,6 +229,10 @@ class LocalBackend:
 
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
         log_file = folder / "replica.log"
+        if _image(spec):
+            return await spawn_image_replica(
+                replica_id, spec, self._sandbox, log_file, self._images, self._reveal
+            )
         gpus = self._gpus.take(replica_id, spec.gpus)
         # CUDA does not survive a fork; a container's server is a process of its own anyway
         if self._zygotes is not None and not gpus and spec.container is None:
@@ -331,6 +350,10 @@ class LocalBackend:
         self._status[replica_id] = updated
         if updated.state != status.state and self._on_change is not None:
             self._on_change()
+
+
+def _image(spec: ReplicaSpec) -> bool:
+    return spec.container is not None and replica_image(spec.container) is not None
 
 
 def startup_timeout(spec: ReplicaSpec) -> float:

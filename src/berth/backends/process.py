@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import IO
 
 from berth.backends.base import ReplicaSpec
+from berth.core.container_contract import container_name
+from berth.core.errors import BerthError
 from berth.core.gpus import device_files
+from berth.core.images import ImageRuntime
 from berth.sandbox import Box, Sandbox, Wrapped, python_dirs
 
 POLL_S = 0.2
+PODMAN_ENV_PREFIX = "CONTAINERS_"
+"""podman's own configuration (``CONTAINERS_CONF``, ``CONTAINERS_STORAGE_CONF``)."""
 
 
 class Process:
@@ -149,6 +154,54 @@ async def spawn_replica(
         own_network=spec.container is not None,  # its server listens on TCP
     )
     return await start_in_session(wrapped, box.home, log)
+
+
+async def spawn_image_replica(
+    replica_id: str,
+    spec: ReplicaSpec,
+    sandbox: Sandbox,
+    log: Path,
+    runtime: ImageRuntime,
+    reveal: Reveal | None = None,
+) -> Process:
+    """Start the supervisor of a container version's image (`berth.runtime.image`): it runs
+    the container with ``runtime`` (podman), which reads its configuration from the server's
+    ``CONTAINERS_*`` variables; the entity's variables reach the container by name."""
+    if runtime.missing:
+        raise BerthError(f"This host cannot run the version's image: {runtime.missing}.")
+    box = box_of(sandbox, spec)
+    told = json.dumps({"runtime": list(runtime.command), "env": [name for name, _ in spec.env]})
+    argv = [
+        spec.python,
+        "-m",
+        "berth.runtime",
+        *runtime_args(spec, box.socket(replica_id)),
+        "--image-json",
+        told,
+    ]
+    podman = {k: v for k, v in os.environ.items() if k.startswith(PODMAN_ENV_PREFIX)}
+    env = {**model_env(spec, sandbox, reveal), **podman, "REPLICA_ID": replica_id}
+    return await start_in_session(sandbox.beside(argv, box, env), box.home, log)
+
+
+async def remove_container(
+    runtime: ImageRuntime, spec: ReplicaSpec, sandbox: Sandbox, replica_id: str
+) -> None:
+    """Remove the replica's container at once, if its supervisor was killed before it could."""
+    name = container_name(str(box_of(sandbox, spec).socket(replica_id)))
+    removal = await asyncio.create_subprocess_exec(
+        *runtime.command,
+        "rm",
+        "--force",
+        "--ignore",
+        "--time",
+        "0",
+        name,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await removal.wait()
 
 
 async def start_in_session(

@@ -148,3 +148,15 @@ def probe_socket(socket: str) -> str:
     probes' verdict, apart from the relay to the server (same length as ``socket`` plus one
     byte, so it fits wherever ``socket`` does)."""
     return os.path.splitext(socket)[0] + PROBE_SOCKET_SUFFIX
+
+
+def container_name(socket: str) -> str:
+    """The name of the image container of the replica listening on ``socket``, so the
+    replica's next start and the backend stopping it find a container it left."""
+    return "berth-" + os.path.splitext(os.path.basename(socket))[0]
+
+
+def replica_image(told: str) -> str | None:
+    """The image a container replica runs (``told`` is `replica_json`'s); None: a process."""
+    image = json.loads(told)["spec"].get("image_uri")
+    return str(image) if image else None

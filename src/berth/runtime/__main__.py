@@ -45,6 +45,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--container-json", help="a custom container's spec and deployment (format container)"
     )
     parser.add_argument(
+        "--image-json",
+        help="how to run a container's image: the podman command line and the names of the "
+        "variables the container gets from this environment (format container)",
+    )
+    parser.add_argument(
         "--max-batch-size",
         type=int,
         default=1,
@@ -63,6 +68,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--max-batch-wait-ms must not be negative")
     if (args.format == "container") != (args.container_json is not None):
         parser.error("--container-json goes with --format container, and only there")
+    if args.image_json is not None and args.container_json is None:
+        parser.error("--image-json goes with --container-json")
     if args.format == "container" and not args.socket:
         parser.error("--format container listens on --socket: give one")
     return args
@@ -133,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "container":
         from berth.runtime import container
 
-        return container.serve(args.artifact, args.socket, args.container_json, args.drain_seconds)
+        return container.serve(
+            args.artifact, args.socket, args.container_json, args.drain_seconds, args.image_json
+        )
     if args.format == "gguf":
         from berth.runtime import engine  # imports the engine, installed in this env only
 

@@ -32,11 +32,13 @@ from berth.core.container_contract import (
     aip_variables,
     command_line,
     container_env,
+    container_name,
     effective_routes,
     probe_socket,
     read_replica_json,
 )
 from berth.runtime.http import Request, Response, start_unix_server
+from berth.runtime.image import Image, image_port, private_network
 from berth.runtime.probes import STARTUP_PERIOD_S, Answer, Verdict, check, health_check
 
 log = logging.getLogger("berth.runtime.container")
@@ -228,12 +230,19 @@ async def _first(*aws: Any) -> asyncio.Future[Any]:
     return next(t for t in tasks if t in done)
 
 
-async def _serve(artifact: Path, socket_path: str, told: str, drain_s: float) -> int:
+async def _serve(
+    artifact: Path, socket_path: str, told: str, drain_s: float, image: Image | None
+) -> int:
     spec, deployment = read_replica_json(told)
-    port = free_port()
+    port = free_port() if image is None else image_port(spec)
     contract = container_env(spec, aip_variables(spec, deployment, port=port))
     env = server_env(os.environ, contract)
-    argv = command_line(spec, contract)
+    name = container_name(socket_path)
+    if image is None:
+        argv = command_line(spec, contract)
+    else:
+        mount = str(artifact) if deployment.storage_uri is not None else None
+        argv, spec = await _prepare_image(image, name, spec, contract, mount)
     cwd = str(artifact) if deployment.storage_uri is not None else env.get("HOME", "/")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -256,8 +265,36 @@ async def _serve(artifact: Path, socket_path: str, told: str, drain_s: float) ->
             Container(spec, env, port), server, status, stop, socket_path, drain_s
         )
     finally:
+        if image is not None:
+            await _remove_image(image, name, server, drain_s)
         await _stop_server(server, drain_s)
         probes.close()
+
+
+async def _prepare_image(
+    image: Image, name: str, spec: dict[str, Any], contract: dict[str, str], mount: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """``podman run``'s command line, and ``spec`` with its ``exec`` probes run inside the
+    container; first, a container that a killed replica of the same name left goes."""
+    await _run(image.remove_command(name, 0))
+    return image.run_command(name, spec, contract, mount), image.in_container(name, spec)
+
+
+async def _remove_image(
+    image: Image, name: str, server: asyncio.subprocess.Process, grace_s: float
+) -> None:
+    """Stop and remove the container; ``podman run`` then ends by itself."""
+    await _run(image.remove_command(name, grace_s))
+    with contextlib.suppress(asyncio.TimeoutError):  # noqa: UP041 (not TimeoutError's alias before 3.11)
+        await asyncio.wait_for(server.wait(), grace_s)
+
+
+async def _run(argv: list[str]) -> None:
+    """A podman command to its end, its complaints in the replica's log."""
+    done = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL
+    )
+    await done.wait()
 
 
 async def _supervise(
@@ -322,7 +359,17 @@ async def _listen(relay: Relay, socket_path: str) -> asyncio.AbstractServer:
     return await asyncio.start_unix_server(relay.handle, sock=listener)
 
 
-def serve(artifact: Path, socket_path: str, told: str, drain_seconds: float) -> int:
+def serve(
+    artifact: Path, socket_path: str, told: str, drain_seconds: float, image_json: str | None
+) -> int:
     """Run the container ``told`` describes (`read_replica_json`) until SIGTERM or SIGINT,
-    or until it fails; its exit status."""
-    return asyncio.run(_serve(artifact, socket_path, told, drain_seconds))
+    or until it fails; its exit status. With ``image_json`` (`Image`), the server is that
+    image's container, in a network namespace this process makes first."""
+    image = Image.from_json(image_json) if image_json else None
+    if image is not None:
+        try:
+            private_network()
+        except OSError as exc:
+            log.error("cannot give the image a network of its own (%s): run berth as root", exc)
+            return 1
+    return asyncio.run(_serve(artifact, socket_path, told, drain_seconds, image))

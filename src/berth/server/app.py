@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,7 @@ from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.core.gpus import host_gpus
 from berth.core.heap import freeze_startup_heap
+from berth.core.images import find_image_runtime
 from berth.envs import environment_details, install_package
 from berth.gateway.build import build_gateway
 from berth.identity.tokens import AdminBootstrap, TokenService
@@ -158,6 +160,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
 
     sandbox = sandbox_for(settings)
     probes = settings.replicas
+    images = find_image_runtime(probes.container_runtime)
     backend = LocalBackend(
         settings.home_dir / "replicas",
         sandbox,
@@ -166,6 +169,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         zygotes=Zygotes(settings.home_dir / "zygotes", sandbox, reveal),
         liveness=Liveness(probes.probe_period_s, probes.probe_timeout_s, probes.failure_threshold),
         gpus=host_gpus(probes.gpus),
+        images=images,
     )
     metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
     if workers is not None:
@@ -221,6 +225,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         throughput=calibrations,
         sandbox=sandbox,
         egress=egress_of(settings),
+        images=images,
     )
 
     usage_writer = UsageWriter(gateway.recorder.usage, db)
@@ -228,6 +233,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.log(logging.WARNING if sandbox.missing else logging.INFO, sandbox.describe())
+        log.info("images: %s", images.missing or f"run with {shlex.join(images.command)}")
         await backend.adopt()
         await controller.reconcile()  # routes and tokens are known before the first query
         controller.start()

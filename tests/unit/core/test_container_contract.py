@@ -12,8 +12,11 @@ from berth.core.container_contract import (
     aip_variables,
     command_line,
     container_env,
+    container_name,
     effective_routes,
     expand,
+    replica_image,
+    replica_json,
 )
 
 DEPLOYMENT = Deployment(
@@ -125,3 +128,11 @@ def test_an_image_without_command_passes_only_its_args() -> None:
     spec = {"image_uri": "localhost/server:1", "args": ["--port=$(AIP_HTTP_PORT)"]}
     env = container_env(spec, aip_variables(spec, DEPLOYMENT, port=8080))
     assert command_line(spec, env) == ["--port=8080"]
+
+
+def test_an_image_replica_is_told_apart_and_its_container_named_after_its_socket() -> None:
+    assert replica_image(replica_json({"image_uri": "localhost/x:1"}, DEPLOYMENT)) == (
+        "localhost/x:1"
+    )
+    assert replica_image(replica_json({"command": ["serve"]}, DEPLOYMENT)) is None
+    assert container_name("/home/boxes/0123/ab12cd.sock") == "berth-ab12cd"
