@@ -1,0 +1,114 @@
+"""Model servers no one here wrote, each served as a custom container process: llama.cpp's
+server (through the ``xllamacpp`` package) on the SmolLM2 GGUF, declared an LLM so that
+berth's OpenAI routes reach it. Each server learns its port only from Vertex's variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+
+from berth.envs.spec import ENGINE_REQUIREMENTS
+from tests.support.deploy import entity, unique, wait_ready
+from tests.support.llm import smollm2_gguf
+from tests.support.servers import FAST_SCALING, BerthServer
+
+pytestmark = pytest.mark.integration
+
+CHAT = [{"role": "user", "content": "Name three colors."}]
+SERVE_PY = '''
+"""llama.cpp's server on the GGUF of this version's artifact (``AIP_STORAGE_URI``), on the
+port given as its one argument, until SIGTERM."""
+import os, signal, sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+stop = {signal.SIGTERM, signal.SIGINT}
+signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before llama.cpp's threads inherit it
+import xllamacpp
+
+params = xllamacpp.CommonParams()
+params.model.path = str(next(Path(urlparse(os.environ["AIP_STORAGE_URI"]).path).glob("*.gguf")))
+params.hostnames = ["127.0.0.1"]
+params.port = int(sys.argv[1])
+params.n_parallel = 2
+params.n_ctx = 2 * 2048
+for cpu in (params.cpuparams, params.cpuparams_batch):
+    cpu.n_threads = 1
+    cpu.poll = 0  # no busy-waiting: the cores are shared
+server = xllamacpp.Server(params)
+signal.sigwait(stop)
+del server
+'''
+LLAMA_SPEC = {
+    "command": ["python", "serve.py"],
+    "args": ["$(AIP_HTTP_PORT)"],
+    "health_route": "/health",
+    "predict_route": "/v1/chat/completions",
+}
+
+
+@pytest.fixture(scope="module")
+def server(make_server: Callable[..., BerthServer]) -> BerthServer:
+    return make_server(**FAST_SCALING)
+
+
+@pytest.fixture(scope="module")
+def llama(server: BerthServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An endpoint serving llama.cpp's server as a container version that declares
+    ``llm/v1/chat``: the GGUF (a link: registration copies it), the launcher, and the same
+    xllamacpp that berth's own engine uses, so its environment is the engine's."""
+    folder = tmp_path_factory.mktemp("llama")
+    os.link(smollm2_gguf(), folder / smollm2_gguf().name)
+    (folder / "serve.py").write_text(SERVE_PY)
+    (folder / "requirements.txt").write_text("\n".join(ENGINE_REQUIREMENTS) + "\n")
+    name = unique("llama")
+    with server.client() as api:
+        assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
+        body = {"source": str(folder), "container_spec": LLAMA_SPEC, "task": "llm/v1/chat"}
+        registered = api.post(f"/api/2.0/models/{name}/versions", json=body)
+        assert registered.status_code == 200, registered.text
+        config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, name, timeout=300)
+    return name
+
+
+def test_llama_cpp_chats_through_the_openai_sdk_whole_and_streamed(
+    sdk: openai.OpenAI, llama: str
+) -> None:
+    whole = sdk.chat.completions.create(model=llama, messages=CHAT, max_tokens=8)  # type: ignore[arg-type]
+    assert whole.choices[0].message.content
+    assert whole.usage is not None and whole.usage.completion_tokens > 0
+
+    chunks = list(
+        sdk.chat.completions.create(model=llama, messages=CHAT, max_tokens=8, stream=True)  # type: ignore[arg-type]
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    [usage] = [c.usage for c in chunks if c.usage is not None]
+    assert usage.completion_tokens > 0
+
+
+def test_llama_cpp_completes_through_the_openai_sdk(sdk: openai.OpenAI, llama: str) -> None:
+    answer = sdk.completions.create(model=llama, prompt="Once upon a time", max_tokens=8)
+    assert answer.choices[0].text
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+
+
+def test_llama_cpp_answers_a_databricks_chat_body_on_invocations(
+    api: httpx.Client, llama: str
+) -> None:
+    answer = api.post(
+        f"/serving-endpoints/{llama}/invocations",
+        json={"messages": CHAT, "max_tokens": 8},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["served-model-name"] == f"{llama}-1"
+    assert answer.json()["choices"][0]["message"]["content"]
+    assert answer.json()["usage"]["completion_tokens"] > 0
