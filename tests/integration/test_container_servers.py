@@ -1,18 +1,22 @@
 """Model servers no one here wrote, each served as a custom container process: llama.cpp's
 server (through the ``xllamacpp`` package) on the SmolLM2 GGUF, declared an LLM so that
-berth's OpenAI routes reach it. Each server learns its port only from Vertex's variables."""
+berth's OpenAI routes reach it, and ``mlflow models serve`` on an MLflow model. Each server
+learns its port only from Vertex's variables."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from berth.envs.spec import ENGINE_REQUIREMENTS
-from tests.support.deploy import entity, unique, wait_ready
+from berth.envs.spec import ENGINE_REQUIREMENTS, PYFUNC_IMPORTS
+from tests.support.deploy import FAKES, entity, unique, wait_ready
 from tests.support.llm import smollm2_gguf
 from tests.support.servers import FAST_SCALING, BerthServer
 
@@ -50,6 +54,13 @@ LLAMA_SPEC = {
     "predict_route": "/v1/chat/completions",
 }
 
+MLFLOW_SPEC = {
+    "command": ["mlflow", "models", "serve", "-m", ".", "--env-manager", "local"],
+    "args": ["--host", "127.0.0.1", "--port", "$(AIP_HTTP_PORT)"],
+    "health_route": "/ping",
+    "predict_route": "/invocations",
+}
+
 
 @pytest.fixture(scope="module")
 def server(make_server: Callable[..., BerthServer]) -> BerthServer:
@@ -67,15 +78,21 @@ def llama(server: BerthServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     (folder / "requirements.txt").write_text("\n".join(ENGINE_REQUIREMENTS) + "\n")
     name = unique("llama")
     with server.client() as api:
-        assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
-        body = {"source": str(folder), "container_spec": LLAMA_SPEC, "task": "llm/v1/chat"}
-        registered = api.post(f"/api/2.0/models/{name}/versions", json=body)
-        assert registered.status_code == 200, registered.text
-        config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
-        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
-        assert created.status_code == 200, created.text
-        wait_ready(api, name, timeout=300)
+        serve(api, name, folder, LLAMA_SPEC, task="llm/v1/chat")
     return name
+
+
+def serve(api: httpx.Client, name: str, folder: Path, spec: dict[str, Any], **extra: str) -> None:
+    """Register ``folder`` as a container version of model ``name`` and serve it from an
+    endpoint of the same name, once ready."""
+    assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
+    body = {"source": str(folder), "container_spec": spec, **extra}
+    registered = api.post(f"/api/2.0/models/{name}/versions", json=body)
+    assert registered.status_code == 200, registered.text
+    config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
+    created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+    assert created.status_code == 200, created.text
+    wait_ready(api, name, timeout=300)
 
 
 def test_llama_cpp_chats_through_the_openai_sdk_whole_and_streamed(
@@ -112,3 +129,22 @@ def test_llama_cpp_answers_a_databricks_chat_body_on_invocations(
     assert answer.headers["served-model-name"] == f"{llama}-1"
     assert answer.json()["choices"][0]["message"]["content"]
     assert answer.json()["usage"]["completion_tokens"] > 0
+
+
+def test_mlflow_models_serve_answers_invocations_on_its_own_routes(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    """The MLflow model's folder, its environment MLflow's scoring server with what
+    ``mlflow.pyfunc`` imports (``requirements.txt``)."""
+    folder = tmp_path / "sum"
+    shutil.copytree(FAKES / "sum_mlflow", folder)
+    (folder / "requirements.txt").write_text("\n".join(("mlflow-skinny", *PYFUNC_IMPORTS)) + "\n")
+    name = unique("mlflow-serve")
+    serve(api, name, folder, MLFLOW_SPEC)
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4.5]]}}
+    answer = api.post(f"/serving-endpoints/{name}/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [3.0, 7.5]}
+    refused = api.post(f"/serving-endpoints/{name}/invocations", json={"dataframe_split": 1})
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "BAD_REQUEST"
