@@ -56,6 +56,7 @@ class ReplicaCall:
     """The answer goes back as the server gave it (status, body, content type): a custom
     container's predict route or raw invoke."""
     method: str = "POST"
+    """``GET`` only for a raw invoke that asked it."""
 
 
 def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) -> ReplicaCall:
