@@ -5,6 +5,7 @@ learns its port only from Vertex's variables."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from berth.envs.spec import ENGINE_REQUIREMENTS, PYFUNC_IMPORTS
-from tests.support.deploy import FAKES, entity, unique, wait_ready
+from tests.support.deploy import FAKES, entity, unique, wait_ready, wait_settled
 from tests.support.llm import smollm2_gguf
 from tests.support.servers import FAST_SCALING, BerthServer
 
@@ -51,7 +52,9 @@ LLAMA_SPEC = {
     "command": ["python", "serve.py"],
     "args": ["$(AIP_HTTP_PORT)"],
     "health_route": "/health",
-    "predict_route": "/v1/chat/completions",
+    # llama-server reads Vertex's variables too: it answers Vertex's predict bodies on
+    # AIP_PREDICT_ROUTE, and exits when that is one of its own routes (/v1/chat/completions).
+    "predict_route": "/predict",
 }
 
 MLFLOW_SPEC = {
@@ -92,7 +95,9 @@ def serve(api: httpx.Client, name: str, folder: Path, spec: dict[str, Any], **ex
     config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
     created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
     assert created.status_code == 200, created.text
-    wait_ready(api, name, timeout=300)
+    settled = wait_settled(api, name, timeout=300)
+    assert settled["state"]["config_update"] == "NOT_UPDATING", json.dumps(settled)
+    wait_ready(api, name)
 
 
 def test_llama_cpp_chats_through_the_openai_sdk_whole_and_streamed(
@@ -144,7 +149,7 @@ def test_mlflow_models_serve_answers_invocations_on_its_own_routes(
     body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4.5]]}}
     answer = api.post(f"/serving-endpoints/{name}/invocations", json=body)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"predictions": [3.0, 7.5]}
+    assert answer.json() == {"predictions": [{"0": 3.0}, {"0": 7.5}]}  # MLflow's own shape
     refused = api.post(f"/serving-endpoints/{name}/invocations", json={"dataframe_split": 1})
     assert refused.status_code == 400
     assert refused.json()["error_code"] == "BAD_REQUEST"
