@@ -136,6 +136,19 @@ def test_llama_cpp_answers_a_databricks_chat_body_on_invocations(
     assert answer.json()["usage"]["completion_tokens"] > 0
 
 
+def test_llama_cpp_answers_vertex_predict_bodies_on_its_predict_route(
+    api: httpx.Client, llama: str
+) -> None:
+    """llama-server's own Vertex handler: each instance names the route it is for."""
+    instance = {"@requestFormat": "chatCompletions", "messages": CHAT, "max_tokens": 8}
+    answer = api.post(
+        f"/serving-endpoints/{llama}/invocations", json={"instances": [instance]}, timeout=60
+    )
+    assert answer.status_code == 200, answer.text
+    [prediction] = answer.json()["predictions"]
+    assert prediction["choices"][0]["message"]["content"]
+
+
 def test_mlflow_models_serve_answers_invocations_on_its_own_routes(
     api: httpx.Client, tmp_path: Path
 ) -> None:

@@ -348,7 +348,8 @@ class _Calls:
     Where a custom container may answer, every answer is read as a stream (aiohttp's client):
     its server may answer chunked or until it closes, which the whole-answer client (made for
     berth's own runtime) does not read. A container that declares an LLM task speaks
-    ``OPENAI`` and takes the same bodies as an engine."""
+    ``OPENAI`` and takes the same bodies as an engine; any other ``invocations`` body goes to
+    its predict route as for any container."""
 
     def __init__(self, ex: Exchange, route: EndpointRoute) -> None:
         self._ex = ex
@@ -363,15 +364,26 @@ class _Calls:
             self.stream = self._runtime_call().stream
 
     def for_slot(self, slot: Slot) -> ReplicaCall:
+        entity = slot.entity
         if self._ex.invoke is not None:
-            return self._raw_call(slot.entity)
-        if slot.entity.protocol is ReplicaProtocol.RUNTIME:
+            return self._raw_call(entity)
+        if entity.protocol is ReplicaProtocol.RUNTIME:
             return self._runtime_call()
-        if slot.entity.protocol is ReplicaProtocol.CONTAINER:
-            return self._container_call(slot.entity)
+        if entity.protocol is ReplicaProtocol.CONTAINER or (
+            entity.container is not None and not self._llm_body()
+        ):
+            return self._container_call(entity)
         if self._engine is None:
             self._engine = engine_call(self._ex.json_object(), self._ex.operation)
         return self._engine
+
+    def _llm_body(self) -> bool:
+        """An OpenAI route's body, or one of the Databricks LLM bodies; an LLM container's
+        server takes anything else (Vertex's ``instances``) on its predict route."""
+        if self._ex.operation is not None:
+            return True
+        request = self._ex.json_or_none()
+        return request is not None and any(key in request for _, key in _ENGINE_INPUTS)
 
     def _container_call(self, entity: EntityRoute) -> ReplicaCall:
         """The body as it came, on the server's predict route."""

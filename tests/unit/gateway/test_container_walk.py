@@ -101,7 +101,7 @@ def container_route(*, task: bool, raw_invoke: bool = False) -> EndpointRoute:
         100,
         (ReplicaRoute("ep.own-1.0", "c0", 4),),
         protocol=protocol,
-        container=ContainerRoute("/v1/chat/completions" if task else "/predict", raw_invoke),
+        container=ContainerRoute("/predict", raw_invoke),
     )
     policy = RoutePolicy(queriers=frozenset({"u:alice"}), capture=1.0)
     return EndpointRoute("ep", "ep-id", 1, (entity,), policy)
@@ -111,7 +111,7 @@ def chat(**extra: Any) -> dict[str, Any]:
     return {"model": "ep", "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
-def test_an_llm_container_answers_the_openai_routes_and_its_usage_is_counted(
+def test_an_llm_container_answers_the_openai_routes_and_its_predict_route(
     tmp_path: Path,
 ) -> None:
     server = ServerStandIn()
@@ -125,17 +125,19 @@ def test_an_llm_container_answers_the_openai_routes_and_its_usage_is_counted(
                 await harness.call(
                     "/serving-endpoints/ep/invocations", {"messages": chat()["messages"]}
                 ),
+                await harness.call("/serving-endpoints/ep/invocations", {"instances": [{}]}),
             ]
         finally:
             await harness.close()
 
-    whole, streamed, invoked = asyncio.run(go())
+    whole, streamed, invoked, vertex = asyncio.run(go())
     assert whole[0] == 200 and json.loads(whole[2])["usage"] == USAGE
     assert streamed[0] == 200 and streamed[1]["content-type"] == "text/event-stream"
     assert streamed[2].endswith(b"data: [DONE]\n\n")
     assert invoked[0] == 200 and json.loads(invoked[2])["choices"][0]["message"]["content"] == "hi"
+    assert vertex[0] == 200 and vertex[2] == b"POST /predict"  # any other body: as it came
     sent = [(method, path, json.loads(body)) for method, path, body in server.asked]
-    assert [(m, p) for m, p, _ in sent] == [("POST", "/v1/chat/completions")] * 3
+    assert [(m, p) for m, p, _ in sent[:3]] == [("POST", "/v1/chat/completions")] * 3
     assert "model" not in sent[0][2]
     assert sent[1][2]["stream_options"] == {"include_usage": True}
     metrics = harness.rendered()
