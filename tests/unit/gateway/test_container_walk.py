@@ -22,6 +22,7 @@ from berth.core.dataplane import (
     RoutePolicy,
 )
 from berth.gateway.upstream import Headers, UpstreamResponse
+from berth.inference import read_payloads
 from tests.support.gateway import Harness
 
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
@@ -143,6 +144,11 @@ def test_an_llm_container_answers_the_openai_routes_and_its_predict_route(
     metrics = harness.rendered()
     assert 'berth_tokens_total{direction="in",endpoint="ep",served_entity="own-1"} 12.0' in metrics
     assert 'berth_tokens_total{direction="out",endpoint="ep",served_entity="own-1"} 6.0' in metrics
+    harness.capture.close()
+    rows = read_payloads(tmp_path / "inference", "ep-id")
+    llm = [r for r in rows if "messages" in r["request"]]
+    assert [(r["input_tokens"], r["output_tokens"]) for r in llm] == [(4, 2)] * 3
+    assert streamed[2].decode() in [r["response"] for r in llm], "a stream is captured whole"
 
 
 def test_an_llm_containers_error_comes_back_in_the_databricks_shape(tmp_path: Path) -> None:
