@@ -149,6 +149,33 @@ def test_llama_cpp_answers_vertex_predict_bodies_on_its_predict_route(
     assert prediction["choices"][0]["message"]["content"]
 
 
+def test_a_token_limit_settles_on_the_usage_llama_cpp_streams(
+    api: httpx.Client, llama: str
+) -> None:
+    """The stream asks for its usage, and the limit counts it: without it, nothing would be
+    spent and no request refused."""
+    name = unique("llama-tokens")
+    limit = {"tokens": 40, "key": "endpoint", "renewal_period": "minute"}
+    body = {
+        "name": name,
+        "config": {"served_entities": [entity(llama, "1", scale_to_zero_enabled=False)]},
+        "ai_gateway": {"rate_limits": [limit]},
+    }
+    assert api.post("/api/2.0/serving-endpoints", json=body).status_code == 200
+    wait_ready(api, name, timeout=120)
+    chat = {"messages": CHAT, "max_tokens": 8, "stream": True}
+    used = 0
+    for _ in range(10):
+        answer = api.post(f"/serving-endpoints/{name}/invocations", json=chat, timeout=60)
+        if answer.status_code != 200:
+            break
+        [last] = [e for e in answer.text.split("\n\n") if '"usage"' in e]
+        used += json.loads(last.removeprefix("data: "))["usage"]["total_tokens"]
+    assert answer.status_code == 429, answer.text
+    assert "tokens" in answer.json()["message"]
+    assert 0 < used <= 40 + 8
+
+
 def test_mlflow_models_serve_answers_invocations_on_its_own_routes(
     api: httpx.Client, tmp_path: Path
 ) -> None:
