@@ -95,7 +95,7 @@ class ServerStandIn:
         """Nothing to close."""
 
 
-def container_route(*, task: bool, raw_invoke: bool = False) -> EndpointRoute:
+def container_route(*, task: bool, raw_invoke: bool = False, **policy: Any) -> EndpointRoute:
     protocol = ReplicaProtocol.OPENAI if task else ReplicaProtocol.CONTAINER
     entity = EntityRoute(
         "own-1",
@@ -104,8 +104,8 @@ def container_route(*, task: bool, raw_invoke: bool = False) -> EndpointRoute:
         protocol=protocol,
         container=ContainerRoute("/predict", raw_invoke),
     )
-    policy = RoutePolicy(queriers=frozenset({"u:alice"}), capture=1.0)
-    return EndpointRoute("ep", "ep-id", 1, (entity,), policy)
+    rules = RoutePolicy(queriers=frozenset({"u:alice"}), capture=1.0, **policy)
+    return EndpointRoute("ep", "ep-id", 1, (entity,), rules)
 
 
 def chat(**extra: Any) -> dict[str, Any]:
@@ -204,6 +204,27 @@ def test_raw_invoke_reaches_the_path_named_with_its_method_and_query(tmp_path: P
     assert got[2] == b"GET /v2/models/m?verbose=1&x=%20"
     assert posted[2] == b"POST /v2/models/m/infer"
     assert server.asked[1][2] == b'{"inputs": []}'
+    harness.capture.close()
+    captured = read_payloads(tmp_path / "inference", "ep-id")
+    assert sorted(r["response"] for r in captured) == [got[2].decode(), posted[2].decode()]
+
+
+def test_raw_invoke_counts_against_the_endpoints_rate_limits(tmp_path: Path) -> None:
+    limit = {"calls": 1, "key": "endpoint", "renewal_period": "minute"}
+    route = container_route(task=False, raw_invoke=True, rate_limits=(limit,))
+    harness = Harness(tmp_path, route, apps=[], engine=ServerStandIn())
+
+    async def go() -> list[Answer]:
+        try:
+            return [
+                await harness.call("/serving-endpoints/ep/invoke/a", b"", method="GET"),
+                await harness.call("/serving-endpoints/ep/invocations", {"instances": []}),
+            ]
+        finally:
+            await harness.close()
+
+    invoked, refused = asyncio.run(go())
+    assert (invoked[0], refused[0]) == (200, 429)
 
 
 def test_raw_invoke_of_a_server_that_does_not_allow_it_is_a_404_saying_why(
