@@ -238,7 +238,8 @@ class Sandbox:
                 view += ["--symlink", os.readlink(path), linked]
             elif path.is_dir():
                 view += ["--ro-bind", linked, linked]
-        view += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        # /tmp writable by everyone, as on any host: the box's own uid is not bubblewrap's.
+        view += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
         for device in devices or ():
             view += ["--dev-bind", device, device]
         bound = _outermost(readable)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.deploy import endpoint, entity, unique, wait_ready, wait_settled
+from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.servers import FAST_SCALING, BerthServer
 
@@ -35,18 +36,26 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200 if state["healthy"] else 500, {"healthy": state["healthy"]})
         elif self.path == "/alive":
             self.answer(200 if state["alive"] else 500, {"alive": state["alive"]})
+        elif self.path.startswith("/echo"):
+            self.answer(200, {"method": "GET", "path": self.path})
         else:
             self.answer(404, {"error": "no route " + self.path})
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        raw = self.rfile.read(int(self.headers["content-length"]))
+        if self.path.startswith("/echo"):
+            self.answer(200, {"method": "POST", "path": self.path, "body": raw.decode()})
+            return
+        body = json.loads(raw)
         if self.path != os.environ["AIP_PREDICT_ROUTE"]:
             self.answer(404, {"error": "no route " + self.path})
             return
         for flip in body.get("parameters", {}).get("flip", []):
             state[flip] = False
         sums = [sum(row) for row in body["instances"]]
-        self.answer(200, {"predictions": sums, "deployedModelId": me, "port": port})
+        version = os.environ.get("VERSION")
+        payload = {"predictions": sums, "deployedModelId": me, "version": version, "port": port}
+        self.answer(200, payload)
 
     def answer(self, status, payload):
         data = json.dumps(payload).encode()
@@ -68,6 +77,7 @@ SPEC = {
     "predict_route": "/predict",
     "health_route": "/health",
 }
+PLAIN = {"content-type": "text/plain"}
 FAST_PROBE = {"period_seconds": 1, "failure_threshold": 1, "success_threshold": 1}
 
 
@@ -129,6 +139,53 @@ def test_a_server_learns_its_port_and_routes_from_vertexs_variables(
     assert answer.headers["served-model-name"] == f"{name}-1"
     logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
     assert "container ready" in logs["logs"]
+    no_raw = api.get(f"/serving-endpoints/{name}/invoke/echo")
+    assert no_raw.status_code == 404
+    assert no_raw.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert 'invoke_route_prefix "/*"' in no_raw.json()["message"]
+
+
+def test_raw_invoke_reaches_any_path_of_a_server_that_allows_it(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-raw")
+    _create(api, name, _register(api, name, folder, invoke_route_prefix="/*"))
+    wait_ready(api, name)
+    invoke = f"/serving-endpoints/{name}/invoke"
+    got = api.get(f"{invoke}/echo/a%20b?x=1&y=two")
+    assert got.status_code == 200, got.text
+    assert got.json() == {"method": "GET", "path": "/echo/a%20b?x=1&y=two"}
+    assert got.headers["served-model-name"] == f"{name}-1"
+    posted = api.post(f"{invoke}/echo/infer", content=b"not json", headers=PLAIN)
+    assert posted.json() == {"method": "POST", "path": "/echo/infer", "body": "not json"}
+    missing = api.get(f"{invoke}/nowhere")
+    assert (missing.status_code, missing.json()) == (404, {"error": "no route /nowhere"})
+    anonymous = httpx.get(f"{server.url}{invoke}/echo")
+    assert anonymous.status_code == 401
+
+
+def test_a_version_swap_from_one_container_to_another_under_load_fails_no_request(
+    api: httpx.Client, server: BerthServer, folder: Path
+) -> None:
+    name = unique("ctr-swap")
+    one = _register(api, name, folder, env=[{"name": "VERSION", "value": "1"}])
+    two = _register(api, name, folder, env=[{"name": "VERSION", "value": "2"}])
+    _create(api, name, one)
+    wait_ready(api, name)
+    with Load(server.url, server.token, name) as load:
+        put = api.put(
+            f"/api/2.0/serving-endpoints/{name}/config",
+            json={"served_entities": [entity(name, two)]},
+        )
+        assert put.status_code == 200, put.text
+        assert wait_settled(api, name)["state"]["config_update"] == "NOT_UPDATING"
+        wait_until(
+            lambda: bool(load.failures) or load.versions["2"] >= 4,
+            timeout=30,
+            what="version 2 to answer",
+        )
+    assert load.failures == []
+    assert load.versions["1"] > 0 and load.versions["2"] >= 4
 
 
 def test_a_servers_port_is_reachable_from_its_own_sandbox_only(
@@ -182,6 +239,11 @@ def test_a_failing_health_route_takes_its_replica_out_of_routing(
     answers = [_predict(api, name) for _ in range(30)]
     assert [a.status_code for a in answers] == [200] * 30
     assert sick not in {a.json()["deployedModelId"] for a in answers}
+    wait_until(
+        lambda: any("left routing: unhealthy" in text for text in _health_events(api, name)),
+        timeout=10,
+        what="an event saying the sick replica left routing",
+    )
 
 
 def test_a_failing_liveness_probe_restarts_its_replica(
@@ -199,6 +261,11 @@ def test_a_failing_liveness_probe_restarts_its_replica(
     )
     logs = api.get(f"/api/2.0/serving-endpoints/{name}/served-models/{name}-1/logs").json()
     assert "the liveness probe failed 1 time(s) in a row" in logs["logs"]
+    wait_until(
+        lambda: any("back in routing" in text for text in _health_events(api, name)),
+        timeout=10,
+        what="an event saying the restarted replica is back in routing",
+    )
 
 
 def test_a_startup_that_never_passes_fails_the_update_and_the_old_config_serves(
@@ -237,3 +304,8 @@ def _entity(api: httpx.Client, name: str) -> dict[str, Any]:
 def _answering_server(api: httpx.Client, name: str) -> str | None:
     answer = _predict(api, name)
     return str(answer.json()["deployedModelId"]) if answer.status_code == 200 else None
+
+
+def _health_events(api: httpx.Client, name: str) -> list[str]:
+    events = api.get(f"/api/2.0/serving-endpoints/{name}/events").json()["events"]
+    return [e["message"] for e in events if e["type"] == "REPLICA_HEALTH_CHANGED"]

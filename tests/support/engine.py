@@ -106,7 +106,14 @@ class EngineStandIn:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+        self,
+        address: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        timeout_s: float,
+        *,
+        method: str = "POST",
     ) -> AsyncIterator[_Events]:
         request = await self._take(address, path, body)
         assert request["stream_options"] == {"include_usage": True}

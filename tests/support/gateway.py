@@ -103,7 +103,13 @@ class Harness:
         self.logs = tmp_path / "logs"
 
     async def call(
-        self, path: str, body: Any = None, *, token: str | None = ALICE, method: str = "POST"
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = ALICE,
+        method: str = "POST",
+        query: bytes = b"",
     ) -> tuple[int, dict[str, str], bytes]:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         sent: list[Message] = []
@@ -121,7 +127,13 @@ class Harness:
         headers = [(b"content-type", b"application/json")]
         if token is not None:
             headers.append((b"authorization", f"Bearer {token}".encode()))
-        scope = {"type": "http", "method": method, "path": path, "headers": headers}
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": query,
+            "headers": headers,
+        }
         await self.gateway(scope, receive, send)
         start = next(m for m in sent if m["type"] == "http.response.start")
         answer_headers = {k.decode(): v.decode() for k, v in start["headers"]}

@@ -44,12 +44,14 @@ class InProcessReplicas:
         self.calls: list[str] = []
         """The addresses posted or streamed to, in order."""
 
-    async def _call(self, address: str, path: str, body: bytes, headers: Headers) -> Response:
+    async def _call(
+        self, address: str, path: str, body: bytes, headers: Headers, method: str = "POST"
+    ) -> Response:
         self.calls.append(address)
         app = self.apps.get(address)
         if app is None:
             raise ReplicaUnreachable(f"Replica at {address} refused the connection.")
-        return await app(Request("POST", path, dict(headers), body))
+        return await app(Request(method, path, dict(headers), body))
 
     async def post(
         self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
@@ -68,9 +70,16 @@ class InProcessReplicas:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+        self,
+        address: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        timeout_s: float,
+        *,
+        method: str = "POST",
     ) -> AsyncIterator[StreamedAnswer]:
-        yield _Streamed(await self._call(address, path, body, headers))
+        yield _Streamed(await self._call(address, path, body, headers, method))
 
     def forget(self, addresses: set[str]) -> None:
         """Nothing to close: no connection is held."""

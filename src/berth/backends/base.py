@@ -36,8 +36,9 @@ class ReplicaSpec:
     gpus: int = 0
     """Whole GPUs each replica holds (its workload type's)."""
     task: str | None = None
-    """An open LLM's task (``llm/v1/chat``, ``completions``, ``embeddings``), from its weights'
-    header: an embedding model's engine starts in embedding mode."""
+    """An LLM's task (``llm/v1/chat``, ``completions``, ``embeddings``): an open LLM's from its
+    weights' header (an embedding model's engine starts in embedding mode), a custom
+    container's as registered (its server then answers the OpenAI routes)."""
     container: str | None = None
     """A custom container's spec and deployment (`core.container_contract.replica_json`): the
     replica runs that server, probes it and relays to it, and is never forked from a zygote."""

@@ -1,7 +1,11 @@
-"""Readable events for the endpoint changes the controller makes."""
+"""Readable events for the endpoint changes the controller makes, and for what its replicas
+do on their own: leave routing (a failed health check, an exit) and come back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from berth.backends.base import ReplicaState, ReplicaStatus
 from berth.controller.planner import FailUpdate, Promote, Transition
 from berth.controller.targets import stored_states
 from berth.core.states import EventType
@@ -51,3 +55,49 @@ def transition_events(transition: Transition, record: EndpointRecord) -> list[Ev
             (EventType.READINESS_CHANGED, f"Endpoint is {transition.states.ready.value}.", None)
         )
     return events
+
+
+class ReplicaHealth:
+    """Each replica's last observed status, so a pass can tell what changed since the last.
+
+    A replica that served and stops being ready left routing (its message says why: a health
+    probe's verdict, an exit and restart); one that served before and is ready again is back.
+    A replica's first start is its entity's state change, and a replica the controller stops
+    disappears without an event: both are the controller's own doing, recorded already."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, ReplicaStatus] = {}
+        self._served: set[str] = set()
+        """Replicas seen READY at least once."""
+
+    def events(self, observed: Iterable[ReplicaStatus]) -> list[tuple[str, Event]]:
+        """The events of the replicas' changes since the last call, each with its endpoint."""
+        found: list[tuple[str, Event]] = []
+        now = {status.replica_id: status for status in observed}
+        for rid, status in now.items():
+            text = self._change(self._last.get(rid), status)
+            if text is not None:
+                who = f"Replica {rid} of served entity '{status.spec.served_entity}'"
+                found.append(
+                    (
+                        status.spec.endpoint,
+                        (EventType.REPLICA_HEALTH_CHANGED, f"{who} {text}", None),
+                    )
+                )
+            if status.state == ReplicaState.READY:
+                self._served.add(rid)
+        self._last = now
+        self._served &= set(now)
+        return found
+
+    def _change(self, before: ReplicaStatus | None, now: ReplicaStatus) -> str | None:
+        if now.state == ReplicaState.STOPPING:  # the controller's own doing
+            return None
+        ready = now.state == ReplicaState.READY
+        if before is None or ready == (before.state == ReplicaState.READY):
+            if before is not None and now.restarts > before.restarts and ready:
+                return "restarted and is back in routing."  # between two passes
+            return None
+        if not ready:
+            return f"left routing: {now.message or now.state.value}."
+        return "is back in routing." if now.replica_id in self._served else None

@@ -17,6 +17,7 @@ from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.controller.targets import ConfigTarget, EndpointStates, EndpointTarget, EntityTarget
 from berth.core.container_contract import effective_routes, read_replica_json
 from berth.core.dataplane import (
+    ContainerRoute,
     EndpointRoute,
     EntityRoute,
     ReplicaProtocol,
@@ -164,11 +165,12 @@ def _route(
 
 def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -> EntityRoute:
     protocol = ReplicaProtocol.RUNTIME
-    predict_route = None
+    container = None
     if entity.spec is not None:
-        protocol = replica_protocol(entity.spec.model_format)
+        protocol = replica_protocol(entity.spec.model_format, entity.spec.task)
         if entity.spec.container is not None:
-            predict_route = effective_routes(*read_replica_json(entity.spec.container)).predict
+            routes = effective_routes(*read_replica_json(entity.spec.container))
+            container = ContainerRoute(routes.predict, routes.raw_invoke)
     # The runtime takes a second request per slot, so one is ready when a slot frees; an
     # engine gets only as many as it decodes at once, so the rest wait where berth sees them.
     pipeline = PIPELINE if protocol is ReplicaProtocol.RUNTIME else 1
@@ -193,5 +195,5 @@ def _entity_route(entity: EntityTarget, observed: Mapping[str, ReplicaStatus]) -
         and (entity.scaling.min_replicas == 0 or starting),
         protocol=protocol,
         provisioned=entity.provisioned,
-        predict_route=predict_route,
+        container=container,
     )

@@ -23,7 +23,7 @@ from berth.controller.autoscaler import Autoscaler, Policy
 from berth.controller.calibration import Calibrations
 from berth.controller.catch_up import CatchUp, Followers
 from berth.controller.environments import Environments, EnvReady
-from berth.controller.events import transition_events
+from berth.controller.events import Event, ReplicaHealth, transition_events
 from berth.controller.load_board import LoadBoard
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
 from berth.controller.retirements import Drain as Drain
@@ -115,6 +115,7 @@ class Controller:
         self._metrics = metrics
         self._stages = Stages(metrics)
         self._retirements = Retirements(backend, drain, self._stages)
+        self._health = ReplicaHealth()
         self._reveal = reveal
         self._tick_s = tick_s
         self._catch_up = None if followers is None else CatchUp(followers, self._stages, self.nudge)
@@ -230,13 +231,18 @@ class Controller:
         # version. Should recording then lose a race, the next pass routes by the store again.
         with self._stages.run("publish") as publishing:
             self._publish(decided.routes, read.tokens, desired.held)
-        if decided.transitions and not publishing.failed:
+        replica_events = self._health.events(self._backend.replicas())
+        if (decided.transitions or replica_events) and not publishing.failed:
             with self._stages.run("record"):
                 # Recorded once every gateway routes by it; until then, a later pass records.
                 version = self._bus.current.version
-                if self._catch_up is None or self._catch_up.holds(version):
+                if decided.transitions and (
+                    self._catch_up is None or self._catch_up.holds(version)
+                ):
                     by_id = {r.id: r for r in read.records}
                     await asyncio.to_thread(self._record, decided.transitions, by_id)
+                if replica_events:
+                    await asyncio.to_thread(self._record_replicas, replica_events, read.records)
         with self._stages.run("retire"):
             self._retirements.retire(decided.stop, self._bus.current)
 
@@ -387,6 +393,19 @@ class Controller:
                 for event_type, message, version in transition_events(transition, record):
                     endpoint_store.add_event(
                         session, record.id, event_type, message, now_ms=now, config_version=version
+                    )
+
+    def _record_replicas(
+        self, events: list[tuple[str, Event]], records: list[EndpointRecord]
+    ) -> None:
+        """Replicas' own transitions, on the endpoints (by name) that still exist."""
+        now = self._clock.now_ms()
+        ids = {r.name: r.id for r in records}
+        with self._db.transaction() as session:
+            for endpoint, (event_type, message, _) in events:
+                if endpoint in ids:
+                    endpoint_store.add_event(
+                        session, ids[endpoint], event_type, message, now_ms=now
                     )
 
     @staticmethod

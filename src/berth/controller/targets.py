@@ -11,6 +11,7 @@ from berth.core.container_contract import Deployment, replica_json
 from berth.core.dataplane import (
     CALIBRATED_FORMATS,
     ENGINE_FORMATS,
+    TASK_FORMATS,
     ProvisionedBand,
     RoutePolicy,
 )
@@ -95,7 +96,8 @@ class ArtifactRef:
     environment: Mapping[str, Any]
     """What registration recorded: ``{"hash": None}`` for berth's own environment."""
     task: str | None = None
-    """An open LLM's task, as registration read it from the weights."""
+    """An LLM's task: an open LLM's as registration read it from the weights, a custom
+    container's as registered."""
     container_spec: Mapping[str, Any] | None = None
     """A custom container version's normalised spec."""
     storage_uri: str | None = None
@@ -243,7 +245,7 @@ def _replica_spec(
         max_batch_size=batch,
         max_batch_wait_ms=_batch_wait(entity) if batch > 1 else 0.0,
         gpus=gpus_for(entity.workload_type),
-        task=artifact.task if artifact.model_format in ENGINE_FORMATS else None,
+        task=artifact.task if artifact.model_format in TASK_FORMATS else None,
         container=(
             replica_json(artifact.container_spec, deployment)
             if artifact.container_spec is not None

@@ -26,7 +26,9 @@ class ReplicaProtocol(StrEnum):
     """An inference engine answering the OpenAI routes itself (``/v1/chat/completions``,
     ``/v1/completions``, ``/v1/embeddings``): an open LLM's replicas."""
     CONTAINER = "container"
-    """A custom container's own server: the body as it came, on its predict route."""
+    """A custom container's own server: the body as it came, on its predict route. A
+    container version that declares an LLM task speaks ``OPENAI`` instead (its server answers
+    the OpenAI routes itself); either way its route has a `ContainerRoute`."""
 
 
 ENGINE_FORMATS = frozenset({"gguf", "huggingface"})
@@ -40,6 +42,9 @@ hold a GPU of its own."""
 
 EMBEDDINGS_TASK = "llm/v1/embeddings"
 CONTAINER_FORMAT = "container"
+TASK_FORMATS = ENGINE_FORMATS | {CONTAINER_FORMAT}
+"""Formats whose replicas know an LLM task: an engine's read from its weights, a custom
+container's as registered (berth's ``task`` beside ``container_spec``)."""
 
 
 def generates_tokens(model_format: str, details: Mapping[str, Any]) -> bool:
@@ -49,9 +54,11 @@ def generates_tokens(model_format: str, details: Mapping[str, Any]) -> bool:
     return model_format in CALIBRATED_FORMATS and details.get("task") != EMBEDDINGS_TASK
 
 
-def replica_protocol(model_format: str) -> ReplicaProtocol:
+def replica_protocol(model_format: str, task: str | None = None) -> ReplicaProtocol:
+    """What a version's replicas speak; a container's server speaks the OpenAI routes when
+    the version declares an LLM ``task`` (the only tasks a container may declare)."""
     if model_format == CONTAINER_FORMAT:
-        return ReplicaProtocol.CONTAINER
+        return ReplicaProtocol.CONTAINER if task is None else ReplicaProtocol.OPENAI
     return ReplicaProtocol.OPENAI if model_format in ENGINE_FORMATS else ReplicaProtocol.RUNTIME
 
 
@@ -60,6 +67,20 @@ class ReplicaRoute:
     replica_id: str
     address: str
     max_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRoute:
+    """What the gateway needs of a custom container's server, besides its protocol."""
+
+    predict_route: str
+    """Where ``invocations`` bodies go when the server is not an LLM's."""
+    raw_invoke: bool = False
+    """``invoke_route_prefix: "/*"``: ``/serving-endpoints/{name}/invoke/{path}`` reaches
+    ``/{path}`` on the server."""
+
+    def to_json(self) -> list[Any]:
+        return [self.predict_route, self.raw_invoke]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +114,9 @@ class EntityRoute:
     protocol: ReplicaProtocol = ReplicaProtocol.RUNTIME
     provisioned: ProvisionedBand | None = None
     """Set for an open LLM served with provisioned throughput."""
-    predict_route: str | None = None
-    """A custom container's: the path its server answers predictions on."""
+    container: ContainerRoute | None = None
+    """Set for a custom container's server, whose answers are read as streams (it may
+    answer chunked or until it closes) and which raw invoke may reach."""
 
     @property
     def live(self) -> bool:
@@ -190,7 +212,7 @@ class Snapshot:
                             "cold": en.cold,
                             "protocol": en.protocol.value,
                             "provisioned": en.provisioned and en.provisioned.to_json(),
-                            "predict_route": en.predict_route,
+                            "container": en.container and en.container.to_json(),
                         }
                         for en in ep.entities
                     ],
@@ -216,7 +238,7 @@ class Snapshot:
                         en.get("cold", False),
                         ReplicaProtocol(en.get("protocol", ReplicaProtocol.RUNTIME)),
                         ProvisionedBand(*en["provisioned"]) if en.get("provisioned") else None,
-                        en.get("predict_route"),
+                        ContainerRoute(*en["container"]) if en.get("container") else None,
                     )
                     for en in ep["entities"]
                 ),

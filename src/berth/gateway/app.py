@@ -1,5 +1,6 @@
 """The gateway's ASGI application: ``/serving-endpoints/{name}/invocations`` (and ``/predict``),
-the OpenAI routes and the models list.
+a custom container's raw invoke (``/serving-endpoints/{name}/invoke/{path}``), the OpenAI routes
+and the models list.
 
 A raw ASGI callable rather than framework routes: the hot path parses one path, checks one
 hash in memory, and copies bytes through. Each query is an `Exchange` walked through
@@ -34,7 +35,7 @@ from berth.gateway.llm import MODELS_PATH, OPENAI_ALIASES, Llm, models_list
 from berth.gateway.openai_request import check_request
 from berth.gateway.ratelimit_headers import LimitExceeded, quota_headers
 from berth.gateway.recording import Recorder
-from berth.gateway.replicas import ReplicaPath
+from berth.gateway.replicas import ReplicaPath, no_raw_invoke
 from berth.gateway.responses import Headers, send_error, send_json
 from berth.gateway.token_estimate import estimate_tokens
 from berth.gateway.upstream import ReplicaTransport
@@ -42,6 +43,7 @@ from berth.metrics import Metrics
 
 PREFIX = "/serving-endpoints/"
 ACTIONS = {"invocations", "predict"}
+INVOKE = "invoke"
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,7 @@ class Gateway:
         if path in OPENAI_ALIASES or path == MODELS_PATH:
             return True
         parts = path[len(PREFIX) :].split("/") if path.startswith(PREFIX) else []
-        return len(parts) == 2 and parts[1] in ACTIONS
+        return (len(parts) == 2 and parts[1] in ACTIONS) or (len(parts) > 2 and parts[1] == INVOKE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ex = Exchange(scope, receive, send)
@@ -177,10 +179,12 @@ class Gateway:
     async def _route(self, ex: Exchange, principal: Principal) -> EndpointRoute:
         """The endpoint the query is for, once the caller may query it; its body is read,
         checked on the OpenAI routes, and passed through the endpoint's guardrails."""
-        if ex.scope["method"] != "POST":
-            raise BadRequest(f"Use POST on {ex.path}.")
-        await ex.read_body(self._max_body)
         ex.operation = OPENAI_ALIASES.get(ex.path)
+        if ex.operation is None:
+            ex.invoke = _invoke_path(ex.scope)
+        if ex.scope["method"] != "POST" and (ex.invoke is None or ex.scope["method"] != "GET"):
+            raise BadRequest(f"Use {'GET or ' if ex.invoke else ''}POST on {ex.path}.")
+        await ex.read_body(self._max_body)
         if ex.operation is not None:
             request = ex.json_object()
             model = request.get("model")
@@ -192,6 +196,8 @@ class Gateway:
             check_request(ex.operation, request)
         else:
             route = self._permitted(ex.path[len(PREFIX) :].split("/", 1)[0], principal)
+            if ex.invoke is not None:
+                _check_raw_invoke(route)
         ex.route = route
         if route.policy.guardrails:
             body, parsed, ex.send = guardrails.apply(
@@ -257,3 +263,21 @@ class Gateway:
         await self.llm.close()
         await self.limiter.aclose()
         await self.recorder.close()
+
+
+def _invoke_path(scope: Scope) -> str | None:
+    """On ``/serving-endpoints/{name}/invoke/{path}``: ``/{path}`` as the caller encoded it,
+    with its query string; None on any other route."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    parts = raw.split(b"/", 4)
+    if len(parts) < 5 or parts[3] != INVOKE.encode():
+        return None
+    query: bytes = scope.get("query_string", b"")
+    return "/" + (parts[4] + (b"?" + query if query else b"")).decode("latin-1")
+
+
+def _check_raw_invoke(route: EndpointRoute) -> None:
+    """Raw invoke is for custom containers that allow it; an endpoint with none is a 404
+    before any limit counts it (a traffic split with some is checked per replica)."""
+    if not any(e.container is not None and e.container.raw_invoke for e in route.entities):
+        raise no_raw_invoke(route.name)

@@ -72,6 +72,7 @@ class Exchange:
         "principal",
         "route",
         "operation",
+        "invoke",
         "body",
         "_json",
         "served",
@@ -92,6 +93,9 @@ class Exchange:
         self.route: EndpointRoute | None = None
         self.operation: str | None = None
         """``chat``, ``completions`` or ``embeddings`` on an OpenAI route; None on invocations."""
+        self.invoke: str | None = None
+        """On ``/serving-endpoints/{name}/invoke/{path}``: ``/{path}`` and its query string,
+        where a custom container's server is asked (Vertex's raw invoke)."""
         self.body = b""
         self._json: Any = _UNPARSED
         self.served = Served()

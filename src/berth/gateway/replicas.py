@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaProtocol
-from berth.core.errors import BerthError, DeadlineExceeded, InvalidParameter
+from berth.core.errors import BerthError, DeadlineExceeded, InvalidParameter, NotFound
 from berth.gateway import json_body, stages
 from berth.gateway.admission import Admission, Slot
 from berth.gateway.band import Bands, Reservation
@@ -52,6 +52,11 @@ class ReplicaCall:
     base64: bool = False
     """The caller asked for base64 embeddings; models answer floats."""
     path: str = RUNTIME_PATH
+    verbatim: bool = False
+    """The answer goes back as the server gave it (status, body, content type): a custom
+    container's predict route or raw invoke."""
+    method: str = "POST"
+    """``GET`` only for a raw invoke that asked it."""
 
 
 def replica_call(body: bytes, parsed: dict[str, Any] | None, *, openai: bool) -> ReplicaCall:
@@ -120,6 +125,19 @@ def engine_error(status: int, payload: bytes) -> bytes:
     return json.dumps(
         {"error_code": code, "message": f"The model engine refused: {message}"}
     ).encode()
+
+
+def whole_answer(
+    served: Served, protocol: ReplicaProtocol, call: ReplicaCall, status: int, payload: bytes
+) -> bytes:
+    """A whole answer as the caller gets it: an engine's error in the Databricks shape, the
+    usage it reports counted on ``served``, embeddings in base64 where asked."""
+    if status != 200 and protocol is ReplicaProtocol.OPENAI:
+        payload = engine_error(status, payload)
+    served.count_json(payload)
+    if call.base64 and status == 200:
+        payload = base64_embeddings(payload)
+    return payload
 
 
 def base64_embeddings(payload: bytes) -> bytes:
@@ -236,12 +254,7 @@ class ReplicaPath:
         if upstream_ms is None:  # a replica that does not time itself
             upstream_ms = (time.perf_counter() - sent) * 1000
         served = Served(slot.entity.name, answer.status)
-        payload = answer.body
-        if answer.status != 200 and slot.entity.protocol is ReplicaProtocol.OPENAI:
-            payload = engine_error(answer.status, payload)
-        served.count_json(payload)
-        if call.base64 and answer.status == 200:
-            payload = base64_embeddings(payload)
+        payload = whole_answer(served, slot.entity.protocol, call, answer.status, answer.body)
         elapsed_ms = ex.elapsed_ms()
         if served.output_tokens:
             served.ttft_ms = elapsed_ms  # every token comes with the answer
@@ -286,18 +299,26 @@ class ReplicaPath:
         try:
             opened = time.perf_counter()
             async with self.transport.stream(
-                slot.replica.address, call.path, call.body, forwarded, self._timeout
+                slot.replica.address,
+                call.path,
+                call.body,
+                forwarded,
+                self._timeout,
+                method=call.method,
             ) as answer:
                 stages.add("upstream", time.perf_counter() - opened)
                 served.status = answer.status
                 if answer.status != 200 or answer.content_type != "text/event-stream":
                     payload = await answer.read()
-                    if slot.entity.protocol is ReplicaProtocol.CONTAINER:  # as the server said
+                    if call.verbatim:
                         content_type = answer.content_type.encode()
                         await send_body(ex.send, answer.status, payload, content_type, headers)
                         return served
-                    if answer.status != 200 and slot.entity.protocol is ReplicaProtocol.OPENAI:
-                        payload = engine_error(answer.status, payload)
+                    payload = whole_answer(
+                        served, slot.entity.protocol, call, answer.status, payload
+                    )
+                    if served.output_tokens:
+                        served.ttft_ms = ex.elapsed_ms()  # every token came with the answer
                     await send_json(ex.send, answer.status, payload, headers)
                     return served
                 start = {"type": "http.response.start", "status": 200}
@@ -326,13 +347,15 @@ class _Calls:
 
     Where a custom container may answer, every answer is read as a stream (aiohttp's client):
     its server may answer chunked or until it closes, which the whole-answer client (made for
-    berth's own runtime) does not read."""
+    berth's own runtime) does not read. A container that declares an LLM task speaks
+    ``OPENAI`` and takes the same bodies as an engine; any other ``invocations`` body goes to
+    its predict route as for any container."""
 
     def __init__(self, ex: Exchange, route: EndpointRoute) -> None:
         self._ex = ex
         self._runtime: ReplicaCall | None = None
         self._engine: ReplicaCall | None = None
-        if any(e.protocol is ReplicaProtocol.CONTAINER for e in route.entities):
+        if ex.invoke is not None or any(e.container is not None for e in route.entities):
             self.stream = True
         elif any(e.protocol is ReplicaProtocol.OPENAI for e in route.entities):
             request = ex.json_or_none()  # a body only a runtime model takes is no error yet
@@ -341,31 +364,69 @@ class _Calls:
             self.stream = self._runtime_call().stream
 
     def for_slot(self, slot: Slot) -> ReplicaCall:
-        if slot.entity.protocol is ReplicaProtocol.RUNTIME:
+        entity = slot.entity
+        if self._ex.invoke is not None:
+            return self._raw_call(entity)
+        if entity.protocol is ReplicaProtocol.RUNTIME:
             return self._runtime_call()
-        if slot.entity.protocol is ReplicaProtocol.CONTAINER:
-            return self._container_call(slot.entity)
+        if entity.protocol is ReplicaProtocol.CONTAINER or (
+            entity.container is not None and not self._llm_body()
+        ):
+            return self._container_call(entity)
         if self._engine is None:
             self._engine = engine_call(self._ex.json_object(), self._ex.operation)
         return self._engine
+
+    def _llm_body(self) -> bool:
+        """An OpenAI route's body, or one of the Databricks LLM bodies; an LLM container's
+        server takes anything else (Vertex's ``instances``) on its predict route."""
+        if self._ex.operation is not None:
+            return True
+        request = self._ex.json_or_none()
+        return request is not None and any(key in request for _, key in _ENGINE_INPUTS)
 
     def _container_call(self, entity: EntityRoute) -> ReplicaCall:
         """The body as it came, on the server's predict route."""
         ex = self._ex
         if ex.operation is not None:
-            where = ex.route.name if ex.route is not None else "{name}"
             raise InvalidParameter(
-                f"Served entity '{entity.name}' is a custom container, which answers "
-                f"/serving-endpoints/{where}/invocations only."
+                f"Served entity '{entity.name}' is a custom container that declares no LLM "
+                f"task, so it answers /serving-endpoints/{_endpoint(ex)}/invocations only; "
+                "register its version with task llm/v1/chat, llm/v1/completions or "
+                "llm/v1/embeddings to use the OpenAI routes."
             )
-        assert entity.predict_route is not None
-        return ReplicaCall(ex.body, path=entity.predict_route)
+        assert entity.container is not None
+        return ReplicaCall(ex.body, path=entity.container.predict_route, verbatim=True)
+
+    def _raw_call(self, entity: EntityRoute) -> ReplicaCall:
+        """The request as it came, on the path it named on the server."""
+        ex = self._ex
+        if entity.container is None or not entity.container.raw_invoke:
+            raise no_raw_invoke(_endpoint(ex), entity.name)
+        assert ex.invoke is not None
+        method = str(ex.scope["method"])
+        return ReplicaCall(ex.body, path=ex.invoke, verbatim=True, method=method)
 
     def _runtime_call(self) -> ReplicaCall:
         if self._runtime is None:
             ex = self._ex
             self._runtime = replica_call(ex.body, ex.parsed(), openai=ex.operation is not None)
         return self._runtime
+
+
+def no_raw_invoke(endpoint: str, entity: str | None = None) -> NotFound:
+    """Raw invoke asked of ``entity`` (or of an endpoint with no entity that takes it)."""
+    subject = f"Served entity '{entity}' of '{endpoint}'" if entity else f"Endpoint '{endpoint}'"
+    return NotFound(
+        f"{subject} takes no raw invoke: only a custom container registered with "
+        'container_spec.invoke_route_prefix "/*" answers '
+        f"/serving-endpoints/{endpoint}/invoke/{{path}}; query "
+        f"/serving-endpoints/{endpoint}/invocations instead."
+    )
+
+
+def _endpoint(ex: Exchange) -> str:
+    return ex.route.name if ex.route is not None else "{name}"
 
 
 def _replica_headers(ex: Exchange, route: EndpointRoute) -> dict[str, str]:

@@ -61,7 +61,14 @@ class ReplicaTransport(Protocol):
     ) -> UpstreamResponse: ...
 
     def stream(
-        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+        self,
+        address: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        timeout_s: float,
+        *,
+        method: str = "POST",
     ) -> contextlib.AbstractAsyncContextManager[StreamedAnswer]: ...
 
     def forget(self, addresses: set[str]) -> None: ...
@@ -162,16 +169,24 @@ class Upstream:
         )
 
     def stream(
-        self, address: str, path: str, body: bytes, headers: Headers, timeout_s: float
+        self,
+        address: str,
+        path: str,
+        body: bytes,
+        headers: Headers,
+        timeout_s: float,
+        *,
+        method: str = "POST",
     ) -> contextlib.AbstractAsyncContextManager[StreamedAnswer]:
         """The replica's answer, to be read as it arrives; ``timeout_s`` bounds each wait for
-        bytes, not the whole stream."""
+        bytes, not the whole stream. Only a custom container's raw invoke sends a ``GET``."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
-        return self._request(address, path, body, headers, timeout)
+        return self._request(method, address, path, body, headers, timeout)
 
     @contextlib.asynccontextmanager
     async def _request(
         self,
+        method: str,
         address: str,
         path: str,
         body: bytes,
@@ -182,7 +197,8 @@ class Upstream:
         self._streaming[session] = self._streaming.get(session, 0) + 1
         try:
             with _replica_errors(address, timeout.total or timeout.sock_read or 0.0):
-                async with session.post(
+                async with session.request(
+                    method,
                     f"{base}{path}",
                     data=body,
                     headers=headers,

@@ -14,6 +14,8 @@ from berth.controller.targets import (
     Scaling,
     scaling,
 )
+from berth.core.container_contract import Deployment, replica_json
+from berth.core.dataplane import ContainerRoute, ReplicaProtocol
 from berth.core.endpoint_config import EntityState, ServedEntity
 from berth.core.states import DeploymentState, EndpointReady
 
@@ -179,3 +181,17 @@ def test_an_entity_waiting_for_its_environment_starts_nothing_and_says_why() -> 
     )
     (failure,) = plan([target(None, ConfigTarget(1, (failed,)))], []).transitions
     assert isinstance(failure, FailUpdate) and "uv failed: x" in failure.reason
+
+
+def test_a_containers_route_says_its_protocol_predict_route_and_raw_invoke() -> None:
+    deployment = Deployment("id1", "c-1", "c")
+    spec_json = replica_json({"command": ["serve"], "invoke_route_prefix": "/*"}, deployment)
+    plain = replace(spec("/a", "c-1"), model_format="container", container=spec_json)
+    llm = replace(plain, served_entity="c-2", task="llm/v1/chat")
+    current = ConfigTarget(1, (EntityTarget("c-1", 50, plain, 1), EntityTarget("c-2", 50, llm, 1)))
+    observed = [status(s.replica_id(0), s, ReplicaState.READY) for s in (plain, llm)]
+    first, second = plan([target(current)], observed).routes["ep"].entities
+    assert first.protocol is ReplicaProtocol.CONTAINER
+    assert second.protocol is ReplicaProtocol.OPENAI
+    predict = "/v1/endpoints/id1/deployedModels/c-1:predict"
+    assert first.container == ContainerRoute(predict, raw_invoke=True)

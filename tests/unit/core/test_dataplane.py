@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 
 from berth.core.dataplane import (
+    ContainerRoute,
     EndpointRoute,
     EntityRoute,
     ProvisionedBand,
@@ -14,6 +15,7 @@ from berth.core.dataplane import (
     RoutePolicy,
     Snapshot,
     SnapshotBus,
+    replica_protocol,
 )
 from berth.core.principal import Principal, PrincipalKind
 
@@ -39,7 +41,14 @@ SNAPSHOT = Snapshot(
                     0,
                     (ReplicaRoute("r2", "unix:/box/r2.sock", 4),),
                     protocol=ReplicaProtocol.CONTAINER,
-                    predict_route="/v1/models/m:predict",
+                    container=ContainerRoute("/v1/models/m:predict"),
+                ),
+                EntityRoute(
+                    "own-llm",
+                    0,
+                    (ReplicaRoute("r3", "unix:/box/r3.sock", 4),),
+                    protocol=ReplicaProtocol.OPENAI,
+                    container=ContainerRoute("/v1/chat/completions", raw_invoke=True),
                 ),
             ),
         )
@@ -95,3 +104,10 @@ def test_bus_long_poll_returns_as_soon_as_a_newer_snapshot_is_published() -> Non
 def test_a_provisioned_band_stays_between_its_bounds() -> None:
     band = ProvisionedBand(chunk_tps=100, min_tps=100, max_tps=300)
     assert [band.current(n) for n in range(5)] == [100, 100, 200, 300, 300]
+
+
+def test_a_container_that_declares_an_llm_task_speaks_the_openai_routes() -> None:
+    assert replica_protocol("container") is ReplicaProtocol.CONTAINER
+    assert replica_protocol("container", "llm/v1/chat") is ReplicaProtocol.OPENAI
+    assert replica_protocol("gguf", "llm/v1/chat") is ReplicaProtocol.OPENAI
+    assert replica_protocol("sklearn") is ReplicaProtocol.RUNTIME
