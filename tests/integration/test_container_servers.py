@@ -57,11 +57,39 @@ LLAMA_SPEC = {
     "predict_route": "/predict",
 }
 
+MLSERVER = "mlserver==1.7.1"
 MLFLOW_SPEC = {
     "command": ["mlflow", "models", "serve", "-m", ".", "--env-manager", "local"],
     "args": ["--host", "127.0.0.1", "--port", "$(AIP_HTTP_PORT)"],
     "health_route": "/ping",
     "predict_route": "/invocations",
+}
+
+MLSERVER_MODEL = """
+from mlserver import MLModel
+from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+
+
+class RowSums(MLModel):
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        tensor = payload.inputs[0]
+        rows, columns = tensor.shape
+        data = list(tensor.data)
+        sums = [sum(data[r * columns : (r + 1) * columns]) for r in range(rows)]
+        output = ResponseOutput(name="sum", shape=[rows], datatype="FP64", data=sums)
+        return InferenceResponse(model_name=self.name, outputs=[output])
+"""
+MLSERVER_SPEC = {
+    "command": ["mlserver", "start", "."],
+    # MLServer reads its settings from MLSERVER_* variables: its port from Vertex's.
+    "env": [
+        {"name": "MLSERVER_HTTP_PORT", "value": "$(AIP_HTTP_PORT)"},
+        {"name": "MLSERVER_HOST", "value": "127.0.0.1"},
+        {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
+        {"name": "MLSERVER_METRICS_DIR", "value": "/tmp"},
+    ],
+    "health_route": "/v2/health/ready",
+    "predict_route": "/v2/models/sums/infer",
 }
 
 
@@ -193,3 +221,25 @@ def test_mlflow_models_serve_answers_invocations_on_its_own_routes(
     refused = api.post(f"/serving-endpoints/{name}/invocations", json={"dataframe_split": 1})
     assert refused.status_code == 400
     assert refused.json()["error_code"] == "BAD_REQUEST"
+
+
+def test_mlservers_v2_server_answers_its_inference_protocol(
+    api: httpx.Client, tmp_path: Path
+) -> None:
+    """Seldon's MLServer with a model class of the test's own, on the V2 inference protocol
+    (predict ``/v2/models/{name}/infer``, health ``/v2/health/ready``)."""
+    folder = tmp_path / "sums"
+    folder.mkdir()
+    (folder / "models.py").write_text(MLSERVER_MODEL)
+    settings = {"name": "sums", "implementation": "models.RowSums"}
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    (folder / "requirements.txt").write_text(f"{MLSERVER}\n")
+    name = unique("mlserver")
+    serve(api, name, folder, MLSERVER_SPEC)
+    tensor = {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4.5]}
+    answer = api.post(f"/serving-endpoints/{name}/invocations", json={"inputs": [tensor]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_name"] == "sums"
+    assert answer.json()["outputs"][0]["data"] == [3, 7.5]
+    wrong = api.post(f"/serving-endpoints/{name}/invocations", json={"inputs": "none"})
+    assert wrong.status_code == 422, wrong.text  # MLServer's own validation
