@@ -156,6 +156,42 @@ def test_create_get_list_delete(
     assert name not in cli.ok("list")
 
 
+def test_list_filters_by_state_and_by_tag_in_the_api_and_the_cli(
+    cli: Cli, api: httpx.Client, echo_model: str, tmp_path: Path
+) -> None:
+    """berth's ``state`` (any given) and ``tag`` (all given) on the list; the Databricks
+    clients send neither and get every endpoint as before."""
+    search, ads = unique("cli-search"), unique("cli-ads")
+    _create(cli, tmp_path, search, echo_model, tags=[{"key": "team", "value": "search"}])
+    _create(cli, tmp_path, ads, echo_model, tags=[{"key": "team", "value": "ads"}, {"key": "x"}])
+    wait_ready(api, search)
+    wait_ready(api, ads)
+
+    def names(**query: str | list[str]) -> set[str]:
+        answer = api.get("/api/2.0/serving-endpoints", params=query)
+        assert answer.status_code == 200, answer.text
+        return {e["name"] for e in answer.json()["endpoints"]} & {search, ads}
+
+    assert names() == {search, ads}
+    assert names(tag="team=search") == {search}
+    assert names(tag=["team", "x"]) == {ads}
+    assert names(tag="team=nobody") == set()
+    assert names(state="READY", tag="team") == {search, ads}
+    assert names(state=["IN_PROGRESS", "UPDATE_FAILED"]) == set()
+    refused = api.get("/api/2.0/serving-endpoints", params={"state": "RUNNING"})
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "filter by READY, NOT_READY" in refused.json()["message"]
+
+    listed = cli.ok("list", "--state", "READY", "--tag", "team=search")
+    assert search in listed and ads not in listed
+    as_json = cli.json("list", "--tag", "team", "--tag", "x")
+    assert [e["name"] for e in as_json] == [ads]
+    bad = cli("list", "--state", "RUNNING")
+    assert bad.returncode == 1
+    assert "Unknown state RUNNING" in bad.stderr
+
+
 def test_create_from_json_and_a_taken_name_is_refused(
     cli: Cli, echo_model: str, tmp_path: Path
 ) -> None:

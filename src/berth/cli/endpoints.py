@@ -63,10 +63,24 @@ def get(name: Name, output: OutputFormat = OutputOption) -> None:
 
 
 @app.command("list")
-def list_endpoints(output: OutputFormat = OutputOption) -> None:
-    """List endpoints."""
+def list_endpoints(
+    state: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only endpoints in this state (READY, NOT_READY, IN_PROGRESS, ...); repeatable."
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only endpoints with this tag, KEY or KEY=VALUE; repeatable, all must match."
+        ),
+    ] = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List endpoints, optionally only those in some states and with some tags."""
     with api_client() as client:
-        endpoints = client.endpoints.list()
+        endpoints = client.endpoints.list(state or (), tag or ())
     if output is OutputFormat.json:
         print_json(endpoints)
     else:

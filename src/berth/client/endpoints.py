@@ -28,8 +28,11 @@ class EndpointsApi:
     def get(self, name: str) -> JsonObject:
         return self._object("GET", _path(name))
 
-    def list(self) -> JsonObjects:
-        items: JsonObjects = self._object("GET", BASE).get("endpoints", [])
+    def list(self, states: Sequence[str] = (), tags: Sequence[str] = ()) -> JsonObjects:
+        """The endpoints the token may view: those in any of ``states`` (``READY``,
+        ``IN_PROGRESS``, ...) that carry every one of ``tags`` (``key`` or ``key=value``)."""
+        params = [("state", state) for state in states] + [("tag", tag) for tag in tags]
+        items: JsonObjects = self._object("GET", BASE, params=params).get("endpoints", [])
         return items
 
     def update_config(self, name: str, config: JsonObject) -> JsonObject:

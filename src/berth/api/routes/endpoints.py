@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 
 from berth.api import endpoint_views as views
 from berth.api.deps import EndpointsDep, PrincipalDep
+from berth.api.endpoint_filters import EndpointFilter
 from berth.api.endpoint_service import ENDPOINT
 from berth.api.schemas.endpoints import (
     AiGatewayConfig,
@@ -49,9 +50,17 @@ def create_endpoint(
 
 @router.get(BASE)
 @router.get(BASE + "/", include_in_schema=False)
-def list_endpoints(endpoints: EndpointsDep, principal: PrincipalDep) -> Json:
-    """The endpoints the caller may view."""
-    return {"endpoints": [views.summary(record) for record in endpoints.list_visible(principal)]}
+def list_endpoints(
+    endpoints: EndpointsDep,
+    principal: PrincipalDep,
+    state: Annotated[list[str] | None, Query(description="READY, NOT_READY, ...")] = None,
+    tag: Annotated[list[str] | None, Query(description="key, or key=value")] = None,
+) -> Json:
+    """The endpoints the caller may view; berth's ``state`` (any of them) and ``tag`` (all of
+    them) narrow the list."""
+    wanted = EndpointFilter.parse(state or [], tag or [])
+    visible = endpoints.list_visible(principal)
+    return {"endpoints": [views.summary(record) for record in visible if wanted.matches(record)]}
 
 
 @router.get(BASE + "/{name}")
