@@ -54,6 +54,11 @@ class Image:
         """``podman run`` for the server: ``contract`` (Vertex's variables and the spec's
         ``env``) and the entity's variables passed by name, ``mount`` (the artifact) read-only.
         ``command`` replaces the image's entrypoint and ``args`` its ``CMD``, each expanded."""
+        image = spec["image_uri"]
+        if image.startswith("-") or any(c.isspace() for c in image):
+            # The API refuses such a spec; one that reaches here anyway must not become an
+            # option of podman's own (--privileged, a volume of the host's).
+            raise ValueError(f"{image!r} is not an image reference")
         argv = [*self.runtime, "run", "--rm", "--init", "--pull", "never", "--name", name]
         argv += ["--network", "host"]
         shm = spec.get("shared_memory_size_mb")
@@ -66,7 +71,7 @@ class Image:
         command = [expand(part, contract) for part in spec.get("command", ())]
         if command:
             argv += ["--entrypoint", json.dumps(command)]
-        return [*argv, spec["image_uri"], *(expand(a, contract) for a in spec.get("args", ()))]
+        return [*argv, image, *(expand(a, contract) for a in spec.get("args", ()))]
 
     def remove_command(self, name: str, grace_s: float) -> list[str]:
         """Stop (SIGTERM, SIGKILL past ``grace_s``) and remove the container, if any."""

@@ -115,6 +115,15 @@ def test_task_and_source_go_with_the_spec() -> None:
             {"args": ["--port=8080"]},
             "container_spec.command: give the command that starts the server",
         ),
+        (  # podman would read it as its own option: --privileged, a host volume...
+            {"image_uri": "--privileged"},
+            "container_spec.image_uri: must be an image reference",
+        ),
+        ({"image_uri": "localhost/server:1 --rm"}, "container_spec.image_uri: must be an image"),
+        (
+            {"image_uri": "x", "liveness_probe": {"exec": {"command": ["--privileged", "sh"]}}},
+            "container_spec.liveness_probe.exec.command: must start with a program",
+        ),
         (
             {"image_uri": "x", "startup_probe": {"period_seconds": 5}},
             "container_spec.startup_probe: give exactly one of http_get, tcp_socket or exec",

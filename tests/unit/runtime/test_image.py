@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from berth.core.container_contract import aip_variables, container_env
 from berth.runtime.image import Image, image_port
 from tests.unit.core.test_container_contract import DEPLOYMENT
@@ -75,3 +77,12 @@ def test_a_stop_removes_the_container_after_a_grace() -> None:
 
 def test_vertexs_port_when_the_spec_declares_none() -> None:
     assert image_port({"image_uri": "x"}) == 8080
+
+
+def test_an_image_that_looks_like_an_option_never_reaches_podmans_command_line() -> None:
+    """The API refuses it; a spec stored before that check, or edited on disk, is refused here
+    too, rather than read by podman as ``--privileged`` or a host volume."""
+    image = Image(["podman"], [])
+    spec = {"image_uri": "--volume=/:/host", "command": ["python3"]}
+    with pytest.raises(ValueError, match="not an image reference"):
+        image.run_command("berth-x", spec, {"AIP_HTTP_PORT": "8080"}, None)

@@ -31,6 +31,10 @@ LARGEST_SHM_MB = 1 << 20
 PROBE_ACTIONS = ("http_get", "tcp_socket", "exec")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d{1,9})?)s$")
+IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}$")
+"""An image name as the OCI runtimes take it (``[host[:port]/]path[:tag][@digest]``). A value
+that starts with ``-`` or holds a space would reach podman's command line as an option of its
+own (``--privileged``, a host volume), so it is refused here, before anything is stored."""
 
 
 class VertexMessage(Strict):
@@ -61,6 +65,17 @@ class TcpSocket(VertexMessage):
 
 class Exec(VertexMessage):
     command: list[str] = Field(min_length=1)
+
+    @field_validator("command")
+    @classmethod
+    def _program_first(cls, command: list[str]) -> list[str]:
+        """For an image it runs as ``podman exec NAME COMMAND...``: an option there would be
+        podman's."""
+        if command[0].startswith("-") or not command[0].strip():
+            raise PydanticCustomError(
+                "exec", "must start with a program to run, not an option or a blank"
+            )
+        return command
 
 
 class Probe(VertexMessage):
@@ -136,6 +151,17 @@ class ContainerSpec(VertexMessage):
     liveness_probe: Probe | None = None
 
     _routes = field_validator("predict_route", "health_route")(_route)
+
+    @field_validator("image_uri")
+    @classmethod
+    def _image_reference(cls, image: str | None) -> str | None:
+        if image is not None and not IMAGE_REFERENCE.match(image):
+            raise PydanticCustomError(
+                "image_uri",
+                "must be an image reference such as localhost/server:1 (letters, digits and "
+                "._/:@-, not starting with '-', no spaces)",
+            )
+        return image
 
     @field_validator("command")
     @classmethod
