@@ -71,7 +71,8 @@ class Image:
         command = [expand(part, contract) for part in spec.get("command", ())]
         if command:
             argv += ["--entrypoint", json.dumps(command)]
-        return [*argv, image, *(expand(a, contract) for a in spec.get("args", ()))]
+        # "--": whatever follows is the image and its arguments, never podman's options.
+        return [*argv, "--", image, *(expand(a, contract) for a in spec.get("args", ()))]
 
     def remove_command(self, name: str, grace_s: float) -> list[str]:
         """Stop (SIGTERM, SIGKILL past ``grace_s``) and remove the container, if any."""

@@ -38,7 +38,7 @@ def test_the_server_runs_with_its_limits_mount_and_variables_by_name() -> None:
     assert not any("=" in name for name in passed)  # values stay in the environment
     entrypoint = argv[argv.index("--entrypoint") + 1]
     assert json.loads(entrypoint) == ["/bin/serve", "--model=file:///a/1"]
-    assert argv[-3:] == ["localhost/server:1", "--port", "8080"]
+    assert argv[-4:] == ["--", "localhost/server:1", "--port", "8080"]
 
 
 def test_an_image_without_command_mount_or_shm_keeps_its_entrypoint() -> None:
@@ -47,7 +47,7 @@ def test_an_image_without_command_mount_or_shm_keeps_its_entrypoint() -> None:
     argv = Image(PODMAN, []).run_command("berth-abc", spec, contract, None)
     assert contract["AIP_HTTP_PORT"] == "9000"
     assert not {"--entrypoint", "--shm-size", "--volume"} & set(argv)
-    assert argv[-1] == "localhost/server:1"
+    assert argv[-2:] == ["--", "localhost/server:1"]
 
 
 def test_exec_probes_run_inside_the_container() -> None:
