@@ -58,6 +58,8 @@ def seen():
         "artifact_writable": artifact_writable,
         "greeting": os.environ.get("GREETING"),
         "entity_var": os.environ.get("ENTITY_VAR"),
+        "containers_conf": os.environ.get("CONTAINERS_CONF"),
+        "storage_conf": os.environ.get("CONTAINERS_STORAGE_CONF"),
     }
 
 
@@ -197,8 +199,10 @@ def _containers(podman: Podman, tag: str) -> list[str]:
     return listed.stdout.split()
 
 
-def _deploy(api: httpx.Client, tag: str, artifact: Path) -> str:
-    """A new endpoint serving ``tag`` with ``artifact``, READY; its name."""
+def _deploy(api: httpx.Client, tag: str, artifact: Path, **hostile: str) -> str:
+    """A new endpoint serving ``tag`` with ``artifact``, READY; its name. ``hostile`` are
+    variables that would configure podman itself, were they in its environment: the spec's
+    ``CONTAINERS_CONF`` and the entity's ``CONTAINERS_STORAGE_CONF``."""
     (artifact / "weights.json").write_text(json.dumps({"scale": 10}))
     name = unique("img")
     assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
@@ -210,12 +214,17 @@ def _deploy(api: httpx.Client, tag: str, artifact: Path) -> str:
         "shared_memory_size_mb": 64,
         "env": [{"name": "GREETING", "value": "hello from $(AIP_MODEL_NAME)"}],
     }
+    if "containers_conf" in hostile:
+        spec["env"].append({"name": "CONTAINERS_CONF", "value": hostile["containers_conf"]})
     version = api.post(
         f"/api/2.0/models/{name}/versions",
         json={"source": str(artifact), "container_spec": spec},
     )
     assert version.status_code == 200, version.text
-    served = entity(name, "1", environment_vars={"ENTITY_VAR": "given"})
+    variables = {"ENTITY_VAR": "given"}
+    if "storage_conf" in hostile:
+        variables["CONTAINERS_STORAGE_CONF"] = hostile["storage_conf"]
+    served = entity(name, "1", environment_vars=variables)
     config = {"served_entities": [served]}
     created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
     assert created.status_code == 200, created.text
@@ -254,6 +263,8 @@ def test_an_image_serves_on_its_own_loopback_and_its_container_goes_with_the_end
             "artifact_writable": False,
             "greeting": f"hello from {name}",
             "entity_var": "given",
+            "containers_conf": None,
+            "storage_conf": None,
         },
     }
     assert len(_containers(podman, tag)) == 1
@@ -279,5 +290,26 @@ def test_a_killed_replica_is_replaced_by_one_container_not_two(
     )
     assert len(_containers(podman, tag)) == 1
 
+    assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+    wait_until(lambda: not _containers(podman, tag), timeout=60, what="the container to go")
+
+
+def test_the_variables_a_user_sets_reach_the_container_never_podman(
+    podman_image: tuple[Podman, str], api: httpx.Client, server: BerthServer, tmp_path: Path
+) -> None:
+    """podman runs as root outside the sandbox: a variable of the spec or of the entity in its
+    environment could configure it (``CONTAINERS_CONF``: hooks, mounts) or load code into it
+    (``LD_PRELOAD``). These two would make it fail before the container starts."""
+    podman, tag = podman_image
+    name = _deploy(
+        api,
+        tag,
+        tmp_path,
+        containers_conf="/nonexistent/containers.conf",
+        storage_conf="/nonexistent/storage.conf",
+    )
+    seen = _predict(api, name).json()["seen"]
+    assert seen["containers_conf"] == "/nonexistent/containers.conf"
+    assert seen["storage_conf"] == "/nonexistent/storage.conf"
     assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
     wait_until(lambda: not _containers(podman, tag), timeout=60, what="the container to go")

@@ -110,12 +110,16 @@ def runtime_args(spec: ReplicaSpec, socket: Path) -> list[str]:
     return args
 
 
+def model_variables(spec: ReplicaSpec, reveal: Reveal | None) -> dict[str, str]:
+    """The entity's own variables. Secret references in ``spec.env`` are resolved here only,
+    never written anywhere (``state.json`` keeps the references)."""
+    return {k: (reveal(v) if reveal else None) or v for k, v in spec.env}
+
+
 def model_env(spec: ReplicaSpec, sandbox: Sandbox, reveal: Reveal | None) -> dict[str, str]:
     """The environment of a process running model code: the sandbox's allow-list, then the
-    entity's own variables. Secret references in ``spec.env`` are resolved here only, never
-    written anywhere (``state.json`` keeps the references)."""
-    given = {k: (reveal(v) if reveal else None) or v for k, v in spec.env}
-    env = {**sandbox.base_env(), **given, "PYTHONUNBUFFERED": "1"}
+    entity's own variables."""
+    env = {**sandbox.base_env(), **model_variables(spec, reveal), "PYTHONUNBUFFERED": "1"}
     if spec.pythonpath is not None:
         env["PYTHONPATH"] = spec.pythonpath
     return env
@@ -166,11 +170,18 @@ async def spawn_image_replica(
 ) -> Process:
     """Start the supervisor of a container version's image (`berth.runtime.image`): it runs
     the container with ``runtime`` (podman), which reads its configuration from the server's
-    ``CONTAINERS_*`` variables; the entity's variables reach the container by name."""
+    ``CONTAINERS_*`` variables.
+
+    The supervisor and podman run as berth's user beside the sandbox, not in it, so neither
+    may have a variable of the user's in its environment (``LD_PRELOAD``, ``CONTAINERS_CONF``,
+    ``PYTHONPATH`` would run code or configure podman): the entity's variables, secrets
+    revealed, reach the supervisor on a pipe, and the container through ``--env-file``."""
     if runtime.missing:
         raise BerthError(f"This host cannot run the version's image: {runtime.missing}.")
     box = box_of(sandbox, spec)
-    told = json.dumps({"runtime": list(runtime.command), "env": [name for name, _ in spec.env]})
+    given = json.dumps(model_variables(spec, reveal)).encode()
+    read_end, write_end = os.pipe()
+    told = json.dumps({"runtime": list(runtime.command), "env_fd": read_end})
     argv = [
         spec.python,
         "-m",
@@ -180,8 +191,27 @@ async def spawn_image_replica(
         told,
     ]
     podman = {k: v for k, v in os.environ.items() if k.startswith(PODMAN_ENV_PREFIX)}
-    env = {**model_env(spec, sandbox, reveal), **podman, "REPLICA_ID": replica_id}
-    return await start_in_session(sandbox.beside(argv, box, env), box.home, log)
+    env = {**sandbox.base_env(), **podman, "PYTHONUNBUFFERED": "1", "REPLICA_ID": replica_id}
+    if spec.pythonpath is not None:
+        env["PYTHONPATH"] = spec.pythonpath
+    try:
+        process = await start_in_session(
+            sandbox.beside(argv, box, env), box.home, log, keep_fds=(read_end,)
+        )
+    finally:
+        os.close(read_end)
+    await asyncio.to_thread(_write_all, write_end, given)
+    return process
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to the pipe ``fd``, then its end (the reader takes it all)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 async def remove_container(

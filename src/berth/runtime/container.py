@@ -136,8 +136,10 @@ class Container:
     """One server's probes: Vertex's defaults (an ``http_get`` on the health route) where the
     spec has none."""
 
-    def __init__(self, spec: Mapping[str, Any], env: Mapping[str, str], port: int) -> None:
-        health_route = env["AIP_HEALTH_ROUTE"]
+    def __init__(
+        self, spec: Mapping[str, Any], env: Mapping[str, str], port: int, health_route: str
+    ) -> None:
+        """``env`` is what an ``exec`` probe runs with."""
         self.port = port
         self.env = env
         self.timeout_s = float(spec.get("deployment_timeout") or DEFAULT_DEPLOYMENT_TIMEOUT_S)
@@ -195,18 +197,25 @@ def _die_with_parent() -> None:
 
 
 async def _start_server(
-    argv: list[str], env: Mapping[str, str], cwd: str
+    argv: list[str], env: Mapping[str, str], cwd: str, given: bytes | None = None
 ) -> asyncio.subprocess.Process:
     """The server in a session of its own, so the replica's stop signal is the replica's to
-    handle (drain the relay first); its output is the replica's."""
-    return await asyncio.create_subprocess_exec(
+    handle (drain the relay first); its output is the replica's. ``given`` is written to its
+    standard input, then closed (an image's variables, for ``podman run``)."""
+    server = await asyncio.create_subprocess_exec(
         *argv,
         env=dict(env),
         cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if given is None else asyncio.subprocess.PIPE,
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
+    if given is not None and server.stdin is not None:
+        server.stdin.write(given)
+        with contextlib.suppress(ConnectionError):  # podman gave up before reading
+            await server.stdin.drain()
+        server.stdin.close()
+    return server
 
 
 async def _stop_server(server: asyncio.subprocess.Process, grace_s: float) -> None:
@@ -236,11 +245,16 @@ async def _serve(
     spec, deployment = read_replica_json(told)
     port = free_port() if image is None else image_port(spec)
     contract = container_env(spec, aip_variables(spec, deployment, port=port))
-    env = server_env(os.environ, contract)
     name = container_name(socket_path)
+    given: bytes | None = None
     if image is None:
+        env = server_env(os.environ, contract)
         argv = command_line(spec, contract)
     else:
+        # podman (and an exec probe's podman exec) gets this process's own environment, which
+        # holds none of the user's variables; the container gets them on podman's stdin.
+        env = dict(os.environ)
+        given = image.env_file(contract)
         mount = str(artifact) if deployment.storage_uri is not None else None
         argv, spec = await _prepare_image(image, name, spec, contract, mount)
     cwd = str(artifact) if deployment.storage_uri is not None else env.get("HOME", "/")
@@ -255,14 +269,19 @@ async def _serve(
         "starting %s on port %d (predict %s, health %s)", argv, port, routes.predict, routes.health
     )
     try:
-        server = await _start_server(argv, env, cwd)
+        server = await _start_server(argv, env, cwd, given)
     except OSError as exc:
         log.error("could not start %s: %s", argv, exc)
         probes.close()
         return 1
     try:
         return await _supervise(
-            Container(spec, env, port), server, status, stop, socket_path, drain_s
+            Container(spec, env, port, contract["AIP_HEALTH_ROUTE"]),
+            server,
+            status,
+            stop,
+            socket_path,
+            drain_s,
         )
     finally:
         if image is not None:

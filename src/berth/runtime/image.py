@@ -21,7 +21,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from berth.core.container_contract import expand
@@ -33,27 +33,49 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 _IFREQ = "16sH14x"
 
 
+ENV_FILE = "/dev/stdin"
+"""Where ``podman run`` reads the container's variables: a pipe from the supervisor, so no
+value is on a command line, on disk, or in podman's own environment."""
+
+
 class Image:
     """How this replica runs its image: the podman command line berth found on the host
-    (`berth.core.images`) and the names of the entity's own variables, which the container
-    gets besides Vertex's (their values are in this process's environment, never on a
-    command line)."""
+    (`berth.core.images`) and the entity's own variables, which the container gets besides
+    Vertex's. This process and podman run beside the sandbox as berth's user, so those
+    variables are never in their environment (``LD_PRELOAD`` or ``CONTAINERS_CONF`` there
+    would run code as that user or configure podman): the backend sends them on a pipe."""
 
-    def __init__(self, runtime: list[str], env_names: list[str]) -> None:
+    def __init__(self, runtime: list[str], variables: Mapping[str, str]) -> None:
         self.runtime = runtime
-        self.env_names = env_names
+        self.variables = dict(variables)
 
     @classmethod
     def from_json(cls, text: str) -> Image:
+        """``told`` by the backend: the runtime, and the pipe holding the entity's variables
+        (read whole, then closed)."""
         told = json.loads(text)
-        return cls(list(told["runtime"]), list(told["env"]))
+        with os.fdopen(int(told["env_fd"]), "rb") as pipe:
+            variables = json.loads(pipe.read() or b"{}")
+        return cls(list(told["runtime"]), variables)
+
+    def env_file(self, contract: Mapping[str, str]) -> bytes:
+        """The container's variables as ``podman run --env-file`` reads them: the entity's,
+        then Vertex's and the spec's (which win), one ``NAME=VALUE`` a line."""
+        variables = {**self.variables, **contract}
+        broken = sorted(name for name, value in variables.items() if "\n" in value)
+        if broken:
+            raise ValueError(
+                f"{', '.join(broken)} hold a line break, which an image's variables cannot "
+                "carry (podman reads them one a line)"
+            )
+        return "".join(f"{name}={value}\n" for name, value in variables.items()).encode()
 
     def run_command(
         self, name: str, spec: Mapping[str, Any], contract: Mapping[str, str], mount: str | None
     ) -> list[str]:
-        """``podman run`` for the server: ``contract`` (Vertex's variables and the spec's
-        ``env``) and the entity's variables passed by name, ``mount`` (the artifact) read-only.
-        ``command`` replaces the image's entrypoint and ``args`` its ``CMD``, each expanded."""
+        """``podman run`` for the server: its variables read from its standard input (`env_file`
+        writes them), ``mount`` (the artifact) read-only. ``command`` replaces the image's
+        entrypoint and ``args`` its ``CMD``, each expanded with ``contract``."""
         image = spec["image_uri"]
         if image.startswith("-") or any(c.isspace() for c in image):
             # The API refuses such a spec; one that reaches here anyway must not become an
@@ -66,8 +88,7 @@ class Image:
             argv += ["--shm-size", f"{shm}m"]
         if mount is not None:
             argv += ["--volume", f"{mount}:{mount}:ro"]
-        for variable in _unique([*self.env_names, *contract]):
-            argv += ["--env", variable]
+        argv += ["--env-file", ENV_FILE]
         command = [expand(part, contract) for part in spec.get("command", ())]
         if command:
             argv += ["--entrypoint", json.dumps(command)]
@@ -106,7 +127,3 @@ def private_network() -> None:
         asked = struct.pack(_IFREQ, b"lo", 0)
         flags = struct.unpack(_IFREQ, fcntl.ioctl(control, SIOCGIFFLAGS, asked))[1]
         fcntl.ioctl(control, SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | IFF_UP))
-
-
-def _unique(names: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(names))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -22,7 +23,8 @@ def test_the_server_runs_with_its_limits_mount_and_variables_by_name() -> None:
         "shared_memory_size_mb": 256,
     }
     contract = container_env(spec, aip_variables(spec, DEPLOYMENT, port=image_port(spec)))
-    argv = Image(PODMAN, ["TOKEN", "MODE"]).run_command("berth-abc", spec, contract, "/a/1")
+    image = Image(PODMAN, {"TOKEN": "s3cret", "MODE": "slow"})
+    argv = image.run_command("berth-abc", spec, contract, "/a/1")
     head = [*PODMAN, "run", "--rm", "--init", "--pull", "never", "--name", "berth-abc"]
     assert argv[: len(head)] == head
     assert argv[len(head) :][:6] == [
@@ -33,9 +35,11 @@ def test_the_server_runs_with_its_limits_mount_and_variables_by_name() -> None:
         "--volume",
         "/a/1:/a/1:ro",
     ]
-    passed = [argv[i + 1] for i, part in enumerate(argv) if part == "--env"]
-    assert passed == ["TOKEN", "MODE", *[k for k in contract if k != "MODE"]]
-    assert not any("=" in name for name in passed)  # values stay in the environment
+    assert argv[argv.index("--env-file") + 1] == "/dev/stdin"
+    assert "--env" not in argv and "s3cret" not in " ".join(argv)  # no value on the line
+    lines = image.env_file(contract).decode().splitlines()
+    assert lines[:2] == ["TOKEN=s3cret", "MODE=fast"]  # the spec's MODE wins over the entity's
+    assert "AIP_HTTP_PORT=8080" in lines
     entrypoint = argv[argv.index("--entrypoint") + 1]
     assert json.loads(entrypoint) == ["/bin/serve", "--model=file:///a/1"]
     assert argv[-4:] == ["--", "localhost/server:1", "--port", "8080"]
@@ -44,7 +48,7 @@ def test_the_server_runs_with_its_limits_mount_and_variables_by_name() -> None:
 def test_an_image_without_command_mount_or_shm_keeps_its_entrypoint() -> None:
     spec = {"image_uri": "localhost/server:1", "ports": [{"container_port": 9000}]}
     contract = container_env(spec, aip_variables(spec, DEPLOYMENT, port=image_port(spec)))
-    argv = Image(PODMAN, []).run_command("berth-abc", spec, contract, None)
+    argv = Image(PODMAN, {}).run_command("berth-abc", spec, contract, None)
     assert contract["AIP_HTTP_PORT"] == "9000"
     assert not {"--entrypoint", "--shm-size", "--volume"} & set(argv)
     assert argv[-2:] == ["--", "localhost/server:1"]
@@ -54,7 +58,7 @@ def test_exec_probes_run_inside_the_container() -> None:
     probe = {"exec": {"command": ["cat", "/ready"]}, "period_seconds": 1}
     http = {"http_get": {"path": "/health"}, "period_seconds": 1}
     spec = {"image_uri": "x", "startup_probe": probe, "health_probe": http}
-    inside = Image(PODMAN, []).in_container("berth-abc", spec)
+    inside = Image(PODMAN, {}).in_container("berth-abc", spec)
     assert inside["startup_probe"] == {
         "exec": {"command": [*PODMAN, "exec", "berth-abc", "cat", "/ready"]},
         "period_seconds": 1,
@@ -64,7 +68,7 @@ def test_exec_probes_run_inside_the_container() -> None:
 
 
 def test_a_stop_removes_the_container_after_a_grace() -> None:
-    assert Image(PODMAN, []).remove_command("berth-abc", 30.0) == [
+    assert Image(PODMAN, {}).remove_command("berth-abc", 30.0) == [
         *PODMAN,
         "rm",
         "--force",
@@ -82,7 +86,21 @@ def test_vertexs_port_when_the_spec_declares_none() -> None:
 def test_an_image_that_looks_like_an_option_never_reaches_podmans_command_line() -> None:
     """The API refuses it; a spec stored before that check, or edited on disk, is refused here
     too, rather than read by podman as ``--privileged`` or a host volume."""
-    image = Image(["podman"], [])
+    image = Image(["podman"], {})
     spec = {"image_uri": "--volume=/:/host", "command": ["python3"]}
     with pytest.raises(ValueError, match="not an image reference"):
         image.run_command("berth-x", spec, {"AIP_HTTP_PORT": "8080"}, None)
+
+
+def test_a_variable_with_a_line_break_is_refused_rather_than_split_into_two() -> None:
+    image = Image(PODMAN, {"NOTE": "one\nEVIL=two"})
+    with pytest.raises(ValueError, match="NOTE hold a line break"):
+        image.env_file({"AIP_HTTP_PORT": "8080"})
+
+
+def test_the_entitys_variables_come_on_the_pipe_the_backend_wrote() -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, json.dumps({"TOKEN": "s3cret"}).encode())
+    os.close(write_end)
+    image = Image.from_json(json.dumps({"runtime": PODMAN, "env_fd": read_end}))
+    assert (image.runtime, image.variables) == (PODMAN, {"TOKEN": "s3cret"})
