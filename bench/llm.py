@@ -50,7 +50,9 @@ from peer_bench.common import (  # noqa: E402
     concurrencies,
     free_port,
     launch,
+    log,
     log_tail,
+    run,
     wait_until,
 )
 from peer_bench.others import Others  # noqa: E402
@@ -72,10 +74,6 @@ IDLE_S = 3.0
 TOK_S_FLOOR, ADDED_TTFT_CEILING_MS = 0.95, 2.0
 """The issue's goals: berth's output tokens/s at least this share of the engine's, and at most
 this much time to first token added at the p50."""
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -330,14 +328,6 @@ def verdict(cells: dict[int, dict[str, Cell]]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    try:
-        benchmark()
-    except KeyboardInterrupt:
-        log("interrupted: every server started was stopped")
-        sys.exit(130)
-
-
 def benchmark() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -522,4 +512,4 @@ def benchmark() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(benchmark)

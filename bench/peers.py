@@ -31,16 +31,12 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_bench import profile, report  # noqa: E402
 from peer_bench.berth_run import BerthFigures, BerthRun  # noqa: E402
-from peer_bench.common import APPS, ServerResult, concurrencies  # noqa: E402
+from peer_bench.common import APPS, ServerResult, concurrencies, log, run  # noqa: E402
 from peer_bench.peers import PEERS, measure_peer  # noqa: E402
 from peer_bench.venvs import CACHE, MODEL_STACK, ensure_venv  # noqa: E402
 from wrk import ensure_wrk  # noqa: E402
 
 SERVERS = ("berth", *PEERS)
-
-
-def log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def train(scratch: Path) -> Path:
@@ -68,14 +64,6 @@ def _only(text: str) -> list[str]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {', '.join(SERVERS)}")
     return chosen
-
-
-def main() -> None:
-    try:
-        benchmark()
-    except KeyboardInterrupt:
-        log("interrupted: every server started was stopped")
-        sys.exit(130)
 
 
 def benchmark() -> None:
@@ -186,4 +174,4 @@ def benchmark() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(benchmark)

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -152,3 +153,16 @@ def concurrencies(text: str) -> list[int]:
     if not values or values[0] < 1:
         raise argparse.ArgumentTypeError("concurrencies are positive integers, e.g. 1,4,16")
     return values
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(benchmark: Callable[[], None]) -> None:
+    """``benchmark`` to its end; interrupted (its servers stop on the way out), exit 130."""
+    try:
+        benchmark()
+    except KeyboardInterrupt:
+        log("interrupted: every server started was stopped")
+        sys.exit(130)

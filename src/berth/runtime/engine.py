@@ -11,10 +11,12 @@ been generated, so "the socket answers" means "ready", as for every other replic
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -85,24 +87,34 @@ def first_answer(server: Any, embeddings: bool) -> dict[str, Any]:
     return answer
 
 
+LLAMA_IN_FLIGHT = ("llamacpp:requests_processing", "llamacpp:requests_deferred")
+
+
+def metric_total(text: str, names: Collection[str]) -> int:
+    """The samples of the metrics ``names`` added up, from Prometheus text (with labels or
+    without): what an engine says it is decoding or holding."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.split("{", 1)[0].split(" ", 1)[0] in names:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def in_flight(server: Any) -> int:
-    """Requests the engine is decoding or holding for a free slot, from its own metrics."""
-    count = 0
-    for line in server.handle_metrics().splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("llamacpp:requests_processing", "llamacpp:requests_deferred"):
-            count += int(float(value))
-    return count
+    """Requests llama.cpp is decoding or holding for a free slot, from its own metrics."""
+    return metric_total(server.handle_metrics(), LLAMA_IN_FLIGHT)
 
 
-def drain(server: Any, seconds: float) -> bool:
-    """Wait until the engine has finished every request it took, at most ``seconds``.
+def drain(busy: Callable[[], int], seconds: float) -> bool:
+    """Wait until an engine has finished every request it took (``busy`` counts them), at
+    most ``seconds``.
 
-    llama.cpp's own shutdown stops decoding at once and then waits for its connections to
-    close, so a stream still in flight would hang, sending nothing, until its client gave up.
+    An engine's own shutdown (llama.cpp's, vLLM's) stops decoding at once and then waits for
+    its connections to close, so a stream still in flight would hang, sending nothing, until
+    its client gave up.
     """
     deadline = time.monotonic() + seconds
-    while in_flight(server):
+    while busy():
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -146,7 +158,7 @@ def serve(
     )
     signal.sigwait(stop)
     os.unlink(socket_path)  # no new connection; the open ones are still answered
-    if not drain(server, drain_seconds):
+    if not drain(functools.partial(in_flight, server), drain_seconds):
         log.warning("stopping with %d request(s) still in flight", in_flight(server))
     log.info("stopping")
     del server  # llama.cpp's destructor ends its loop, then waits for its connections

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from berth.runtime.engine import drain, metric_total
+
 log = logging.getLogger("berth.runtime.vllm_engine")
 
 PR_SET_PDEATHSIG = 1
@@ -86,14 +88,7 @@ def call(
 def in_flight(path: str) -> int:
     """Requests vLLM is decoding or holding, from its Prometheus metrics."""
     status, text = call(path, "GET", "/metrics")
-    if status != 200:
-        return 0
-    count = 0.0
-    for line in text.decode(errors="replace").splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in IN_FLIGHT_METRICS:
-            count += float(line.rsplit(" ", 1)[1])
-    return int(count)
+    return metric_total(text.decode(errors="replace"), IN_FLIGHT_METRICS) if status == 200 else 0
 
 
 def _die_with_parent() -> None:
@@ -140,9 +135,7 @@ def serve(artifact: Path, socket_path: str, slots: int, drain_seconds: float) ->
         # Back to the private name: no new connection from the gateway, and the metrics
         # still answer on it.
         os.replace(socket_path, listen)
-        deadline = time.monotonic() + drain_seconds
-        while in_flight(listen) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        drain(lambda: in_flight(listen), drain_seconds)
     finally:
         child.terminate()
         try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.runtime.vllm_engine import visible_gpus, vllm_argv
+from berth.runtime.engine import metric_total
+from berth.runtime.vllm_engine import IN_FLIGHT_METRICS, visible_gpus, vllm_argv
 
 
 def test_vllm_serves_the_folder_on_the_loading_socket_over_the_replicas_gpus() -> None:
@@ -32,3 +33,18 @@ def test_the_gpus_berth_gave_the_replica_are_counted(
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert visible_gpus() == count
+
+
+def test_the_requests_an_engine_holds_are_summed_from_its_metrics_with_or_without_labels() -> None:
+    text = "\n".join(
+        (
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            'vllm:num_requests_running{model_name="3"} 2.0',
+            'vllm:num_requests_waiting{model_name="3"} 1.0',
+            "vllm:num_requests_swapped 7.0",
+            "llamacpp:requests_processing 3",
+        )
+    )
+    assert metric_total(text, IN_FLIGHT_METRICS) == 3
+    assert metric_total(text, ("llamacpp:requests_processing",)) == 3
+    assert metric_total("", IN_FLIGHT_METRICS) == 0
