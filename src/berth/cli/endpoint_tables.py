@@ -1,8 +1,10 @@
-"""Endpoints as people read them: the list, one endpoint's detail, its events."""
+"""Endpoints as people read them: the list, one endpoint's detail, its events, its metrics
+history."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from berth.cli.output import print_fields, print_table, when
@@ -21,6 +23,15 @@ ENTITY_COLUMNS = [
     "message",
 ]
 THROUGHPUT_COLUMNS = ["served entity", "band now", "band", "chunk (measured)", "calibrated", "host"]
+HISTORY_COLUMNS = [
+    "minute (UTC)",
+    "req/s",
+    "err/s",
+    "p50 ms",
+    "p99 ms",
+    "tokens/s in/out",
+    "replicas",
+]
 
 
 def render_list(endpoints: Sequence[Json]) -> None:
@@ -182,3 +193,34 @@ def _traffic(config: Json) -> list[tuple[Any, str]]:
         )
         for r in routes
     ]
+
+
+def render_history(name: str, history: Json, entity: str | None) -> None:
+    """One row a minute of the metrics history: ``entity``'s series, else the total."""
+    series: Json = history["total"] if entity is None else history["series"][entity]
+    rows = [
+        (
+            datetime.fromtimestamp(minute / 1000, UTC).strftime("%H:%M"),
+            _figure(series["requests_per_s"][i]),
+            _figure(series["errors_per_s"][i]),
+            _figure(series["p50_ms"][i]),
+            _figure(series["p99_ms"][i]),
+            f"{_figure(series['input_tokens_per_s'][i])}/{_figure(series['output_tokens_per_s'][i])}",
+            _replicas_at(series, i),
+        )
+        for i, minute in enumerate(history["minutes"])
+    ]
+    print_table(f"{name}: {entity or 'all served entities'}, per minute", HISTORY_COLUMNS, rows)
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _replicas_at(series: Json, index: int) -> str:
+    current = series["replicas_current"][index]
+    if current is None:
+        return "-"
+    return f"{current}/{series['replicas_desired'][index]}"

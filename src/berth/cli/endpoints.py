@@ -9,7 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from berth.cli.endpoint_tables import render_endpoint, render_events, render_list
+from berth.cli.endpoint_tables import (
+    render_endpoint,
+    render_events,
+    render_history,
+    render_list,
+)
 from berth.cli.files import load_spec
 from berth.cli.output import (
     OutputFormat,
@@ -195,6 +200,27 @@ def events(name: Name, output: OutputFormat = OutputOption) -> None:
         print_json(found)
     else:
         render_events(name, found)
+
+
+@app.command()
+def metrics(
+    name: Name,
+    minutes: Annotated[int, typer.Option(help="How many minutes, the current one last.")] = 10,
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="One served entity rather than the total.")
+    ] = None,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Show requests/s, errors/s, p50/p99 latency, tokens/s and replicas, one row a minute."""
+    with api_client() as client:
+        found = client.endpoints.metrics_history(name, minutes)
+    if output is OutputFormat.json:
+        print_json(found)
+    elif entity is not None and entity not in found["series"]:
+        known = ", ".join(found["series"]) or "none"
+        raise fail_input(f"Endpoint {name} has no served entity '{entity}': {known}.")
+    else:
+        render_history(name, found, entity)
 
 
 def config_of(spec: Json) -> Json:

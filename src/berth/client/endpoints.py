@@ -68,6 +68,15 @@ class EndpointsApi:
         found = self._object("GET", _path(name, "served-models", quote(served_entity), "logs"))
         return str(found.get("logs", ""))
 
+    def metrics_history(self, name: str, minutes: int = 60) -> JsonObject:
+        """The last ``minutes`` minutes (at most 1440), one point a minute per served entity
+        and in total: ``{step_s, now_ms, minutes, last_minute_s, series: {entity: SERIES},
+        total: SERIES}``, SERIES holding lists of ``requests``, ``errors``,
+        ``requests_per_s``, ``errors_per_s``, ``server_errors_per_s``, ``p50_ms``,
+        ``p99_ms``, ``input_tokens_per_s``, ``output_tokens_per_s``, ``replicas_current``
+        and ``replicas_desired`` (berth's extension; see the route's documentation)."""
+        return self._object("GET", _path(name, "metrics-history"), params={"minutes": minutes})
+
     def query(self, name: str, body: JsonObject) -> JsonObject:
         """Score ``body`` (any MLflow scoring format, or an OpenAI-style body)."""
         path = "/serving-endpoints/" + quote(name, safe="") + "/invocations"

@@ -26,6 +26,7 @@ from berth.controller.environments import Environments, EnvReady
 from berth.controller.events import Event, ReplicaHealth, transition_events
 from berth.controller.load_board import LoadBoard
 from berth.controller.planner import FailUpdate, Plan, Promote, SaveStates, Transition, plan
+from berth.controller.replica_history import ReplicaHistory, entity_counts
 from berth.controller.retirements import Drain as Drain
 from berth.controller.retirements import Retirements
 from berth.controller.sizing import ReplicaCount, Sizing
@@ -124,6 +125,7 @@ class Controller:
         self._loop_task: asyncio.Task[None] | None = None
         self.load = load or LoadBoard()
         self._sizing = Sizing(Autoscaler(policy or Policy()), self.load, metrics)
+        self._history = ReplicaHistory(db, clock)
 
     def start(self) -> None:
         self.calibrations.start()
@@ -224,7 +226,7 @@ class Controller:
         return decided
 
     async def _act(self, read: _Read, desired: _Desired, decided: Plan) -> None:
-        """The execute, publish, record and retire stages."""
+        """The execute, publish, record, retire and history stages."""
         with self._stages.run("execute"):
             await self._execute(decided, desired.targets)
         # Routes first: once a client reads NOT_UPDATING, the gateway already serves the new
@@ -245,6 +247,9 @@ class Controller:
                     await asyncio.to_thread(self._record_replicas, replica_events, read.records)
         with self._stages.run("retire"):
             self._retirements.retire(decided.stop, self._bus.current)
+        with self._stages.run("history"):
+            serving = [r for r in self._backend.replicas() if r.replica_id not in self._retirements]
+            await self._history.record(entity_counts(desired.targets, serving))
 
     def _read(self) -> _Read:
         """The store's view, in one transaction; one endpoint's unreadable config document or

@@ -1,5 +1,6 @@
 """What the gateway keeps of each answered query: the access log, the captured payload, the
-Prometheus figures and the usage sums. Runs once per request, after its answer is sent."""
+Prometheus figures and the per-minute usage sums (the metrics history's too). Runs once per
+request, after its answer is sent."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Protocol
 
 from berth.core.access_log import AccessLog
 from berth.core.dataplane import EndpointRoute, ReplicaProtocol
-from berth.core.usage import Outcome
+from berth.core.usage import UNATTRIBUTED, Outcome
 from berth.gateway.exchange import Exchange
 from berth.gateway.usage import UsageMeter
 from berth.inference import CaptureWriter, PayloadRecord, sampled
@@ -65,19 +66,20 @@ class Recorder:
         self._measure(ex, route, latency_ms)
         self.metrics.queue_depth.labels(route.name).set(queues.queue_depth(route.name))
         self._engine_gauges(ex, route, queues)
-        if ex.principal is not None and route.policy.track_usage:
-            served = ex.served
-            self.usage.record(
-                Outcome(
-                    route.endpoint_id,
-                    served.entity,
-                    ex.principal.name,
-                    served.status,
-                    latency_ms,
-                    served.input_tokens,
-                    served.output_tokens,
-                )
+        # Every request counts for the metrics history; only tracked ones name their caller.
+        served = ex.served
+        caller = ex.principal
+        self.usage.record(
+            Outcome(
+                route.endpoint_id,
+                served.entity,
+                caller.name if caller is not None and route.policy.track_usage else UNATTRIBUTED,
+                served.status,
+                latency_ms,
+                served.input_tokens,
+                served.output_tokens,
             )
+        )
 
     def _log_access(self, ex: Exchange, route: EndpointRoute, latency_ms: float) -> None:
         assert self.access_log is not None

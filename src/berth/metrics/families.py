@@ -25,10 +25,13 @@ TOKEN_GAP_BOUNDS = (
 )  # fmt: skip
 """Upper bounds in seconds of the gap between two generated tokens."""
 
-PASS_STAGES = ("read", "target", "autoscale", "plan", "execute", "publish", "record", "retire")
+PASS_STAGES = (
+    "read", "target", "autoscale", "plan", "execute", "publish", "record", "retire", "history",
+)  # fmt: skip
 """The stages of one controller pass: reading the store, building each endpoint's target,
 sizing entities, observing replicas and planning, starting replicas, publishing routes,
-recording rollout transitions, retiring replicas nobody routes to."""
+recording rollout transitions, retiring replicas nobody routes to, keeping replica counts per
+minute."""
 
 
 class Metrics:

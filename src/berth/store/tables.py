@@ -230,6 +230,24 @@ class UsageRow(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     """The sum of the requests' latencies; divide by ``requests`` for the mean."""
+    latency_buckets: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    """Requests per bucket of ``berth.core.latency``; null in rows written before it was kept."""
+
+
+class ReplicaHistoryRow(Base):
+    """A served entity's replicas in one minute, as of the controller's last pass in it.
+
+    Written on the first pass of each minute and when a count changes, not on every pass.
+    """
+
+    __tablename__ = "replica_history"
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Epoch milliseconds at the start of the minute (UTC)."""
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    """The endpoint's id."""
+    served_entity: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ready: Mapped[int] = mapped_column(Integer)
+    desired: Mapped[int] = mapped_column(Integer)
 
 
 class AuditRow(Base):

@@ -1,15 +1,17 @@
-"""Per-minute usage sums: added to in batches, summarised by endpoint, principal and day."""
+"""Per-minute usage sums: added to in batches, summarised by endpoint, principal and day, and
+read back per minute for the metrics history."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from berth.core.usage import UsageKey, UsageSum
+from berth.core.latency import BUCKETS
+from berth.core.usage import UNATTRIBUTED, UsageKey, UsageSum
 from berth.store.tables import UsageRow
 
 
@@ -48,6 +50,34 @@ def add(session: Session, sums: Mapping[UsageKey, UsageSum]) -> None:
         row.input_tokens += value.input_tokens
         row.output_tokens += value.output_tokens
         row.latency_ms += value.latency_ms
+        # A new list, not one changed in place: SQLAlchemy sees a JSON column change only so.
+        row.latency_buckets = [
+            a + b
+            for a, b in zip(
+                row.latency_buckets or [0] * BUCKETS, value.latency_buckets, strict=True
+            )
+        ]
+
+
+def per_minute(
+    session: Session, endpoint: str, since_ms: int, until_ms: int
+) -> Iterator[tuple[UsageKey, UsageSum]]:
+    """The stored sums of ``endpoint`` (its id) over ``[since_ms, until_ms)``, callers
+    attributed or not; a row written before latency buckets were kept reads as none counted."""
+    query = select(UsageRow).where(
+        UsageRow.endpoint == endpoint, UsageRow.minute >= since_ms, UsageRow.minute < until_ms
+    )
+    for row in session.scalars(query):
+        yield (
+            UsageKey(row.minute, row.endpoint, row.served_entity, row.principal, row.status),
+            UsageSum(
+                row.requests,
+                row.input_tokens,
+                row.output_tokens,
+                row.latency_ms,
+                list(row.latency_buckets or [0] * BUCKETS),
+            ),
+        )
 
 
 def summarise(
@@ -61,8 +91,12 @@ def summarise(
 ) -> list[UsageSummary]:
     """Sums over ``[since_ms, until_ms)`` grouped by any of ``endpoint``, ``principal``,
     ``day`` (UTC); only ``endpoint``'s rows when given, and only rows ``visible(endpoint,
-    principal)`` allows."""
-    query = select(UsageRow).where(UsageRow.minute >= since_ms, UsageRow.minute < until_ms)
+    principal)`` allows. Sums kept for the metrics history alone (no caller) are left out."""
+    query = select(UsageRow).where(
+        UsageRow.minute >= since_ms,
+        UsageRow.minute < until_ms,
+        UsageRow.principal != UNATTRIBUTED,
+    )
     if endpoint is not None:
         query = query.where(UsageRow.endpoint == endpoint)
     groups: dict[tuple[str | None, str | None, str | None], list[UsageRow]] = {}

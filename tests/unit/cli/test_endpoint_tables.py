@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from berth.cli.endpoint_tables import render_endpoint, render_events, render_list
+from berth.cli.endpoint_tables import render_endpoint, render_events, render_history, render_list
 
 T0 = 1_700_000_000_000
 LONG_NAME = "an-endpoint-name-long-enough-to-be-cut-in-a-narrow-column-0123456789"
@@ -203,3 +203,25 @@ def test_get_shows_no_throughput_table_for_entities_sized_in_concurrency(
 ) -> None:
     render_endpoint(_endpoint())
     assert "Provisioned throughput" not in capsys.readouterr().out
+
+
+def test_metrics_shows_a_row_a_minute_with_dashes_where_nothing_was_measured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    series = {
+        "requests_per_s": [0.0, 12.5],
+        "errors_per_s": [0.0, 0.25],
+        "p50_ms": [None, 4.375],
+        "p99_ms": [None, 1234.5],
+        "input_tokens_per_s": [0.0, 30.0],
+        "output_tokens_per_s": [0.0, 90.0],
+        "replicas_current": [None, 2],
+        "replicas_desired": [None, 3],
+    }
+    history = {"minutes": [T0 - 60_000, T0], "series": {"a": series}, "total": series}
+    render_history("chat", history, "a")
+    out = capsys.readouterr().out
+    assert "chat: a, per minute" in out
+    first, second = (line for line in out.splitlines() if re.search(r"\d\d:\d\d ", line))
+    assert re.findall(r"[\w./-]+", first)[2:] == ["0", "0", "-", "-", "0/0", "-"]
+    assert re.findall(r"[\w./-]+", second)[2:] == ["12.5", "0.25", "4.38", "1234", "30/90", "2/3"]

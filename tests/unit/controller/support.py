@@ -220,7 +220,7 @@ class World:
         self.drained: list[str] = []
         self.undrainable: set[str] = set()
         """Replica ids whose draining fails (a gateway that cannot be reached)."""
-        clock = StepClock()
+        self.clock = clock = StepClock()
         environments = Environments(
             envs, "/usr/bin/python3", lambda: self.controller.nudge(), self.metrics
         )

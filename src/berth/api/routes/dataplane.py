@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from berth.api.deps import PrincipalDep, ServicesDep
 from berth.core.errors import InvalidParameter, PermissionDenied
+from berth.core.latency import BUCKETS
 from berth.core.load import report_from_json
 from berth.core.usage import UsageKey, UsageSum
 from berth.secrets.sealed_snapshot import seal_externals
@@ -61,6 +62,10 @@ class UsageRow(BaseModel):
     input_tokens: int = COUNT
     output_tokens: int = COUNT
     latency_ms: float = Field(ge=0, le=1e15, allow_inf_nan=False)
+    latency_buckets: list[Annotated[int, COUNT]] | None = Field(
+        default=None, min_length=BUCKETS, max_length=BUCKETS
+    )
+    """Requests per latency bucket; a gateway of a berth before the metrics history sends none."""
 
 
 class UsageReport(BaseModel):
@@ -76,7 +81,11 @@ def report_usage(
         raise PermissionDenied("Only admins (gateway processes) may report usage.")
     sums = {
         UsageKey(r.minute, r.endpoint, r.served_entity, r.principal, r.status): UsageSum(
-            r.requests, r.input_tokens, r.output_tokens, r.latency_ms
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            r.latency_ms,
+            r.latency_buckets or [0] * BUCKETS,
         )
         for r in body.usage
     }
