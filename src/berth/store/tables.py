@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -219,6 +220,8 @@ class UsageRow(Base):
     """
 
     __tablename__ = "usage"
+    # The metrics history reads one endpoint's recent minutes.
+    __table_args__ = (Index("ix_usage_endpoint_minute", "endpoint", "minute"),)
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     """Epoch milliseconds at the start of the minute (UTC)."""
     endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -241,6 +244,8 @@ class ReplicaHistoryRow(Base):
     """
 
     __tablename__ = "replica_history"
+    # Keyed by minute first for dropping old samples, indexed by endpoint for reading them.
+    __table_args__ = (Index("ix_replica_history_endpoint_minute", "endpoint", "minute"),)
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     """Epoch milliseconds at the start of the minute (UTC)."""
     endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)

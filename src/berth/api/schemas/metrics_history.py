@@ -28,8 +28,9 @@ class Series(BaseModel):
     output_tokens_per_s: list[float] = Field(description="Generated tokens, for LLM endpoints.")
     replicas_current: list[int | None] = Field(
         description="Replicas ready as of the minute's end (a rollout shows both versions'); "
-        "null where none was recorded: an external model, an entity not yet running, or a "
-        "minute the controller did not run. In total, the entities' sum."
+        "null where none was recorded: an external model, an entity whose environment is "
+        "still being built, or a minute the controller did not run. In total, the entities' "
+        "sum."
     )
     replicas_desired: list[int | None] = Field(
         description="Replicas the autoscaler wanted as of the minute's end, as replicas_current."

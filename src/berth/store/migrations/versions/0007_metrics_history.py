@@ -1,4 +1,5 @@
-"""metrics history: latency buckets on usage rows, replica counts per minute
+"""metrics history: latency buckets on usage rows, replica counts per minute, both indexed by
+endpoint and minute
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("usage") as batch:
         batch.add_column(sa.Column("latency_buckets", sa.JSON(), nullable=True))
+    op.create_index("ix_usage_endpoint_minute", "usage", ["endpoint", "minute"])
     op.create_table(
         "replica_history",
         sa.Column("minute", sa.BigInteger(), primary_key=True),
@@ -25,9 +27,11 @@ def upgrade() -> None:
         sa.Column("ready", sa.Integer(), nullable=False),
         sa.Column("desired", sa.Integer(), nullable=False),
     )
+    op.create_index("ix_replica_history_endpoint_minute", "replica_history", ["endpoint", "minute"])
 
 
 def downgrade() -> None:
     op.drop_table("replica_history")
+    op.drop_index("ix_usage_endpoint_minute", "usage")
     with op.batch_alter_table("usage") as batch:
         batch.drop_column("latency_buckets")
