@@ -20,7 +20,12 @@ from tests.support.system import ensure_installed
 STORES = ("sqlite", "postgresql")
 DEFAULT_STORES = ("sqlite",)
 INTEGRATION = Path(__file__).parent / "integration"
-pytest_plugins = ["tests.support.llm", "tests.support.redis", "tests.support.trainer"]
+pytest_plugins = [
+    "tests.support.browser",
+    "tests.support.llm",
+    "tests.support.redis",
+    "tests.support.trainer",
+]
 CHILDREN = Children()
 
 

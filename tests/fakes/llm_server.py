@@ -133,16 +133,20 @@ class FakeLlmServer:
         self._holds.append(seconds)
 
     def start(self) -> FakeLlmServer:
+        """Listen on a free port, serving from a thread of its own (the loop never runs on
+        the caller's thread, which may already run one: Playwright's, in the console tests)."""
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=0.1)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
         return self
+
+    async def _listen(self) -> None:
+        self._runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
 
     def stop(self) -> None:
         assert self._loop is not None and self._runner is not None and self._thread

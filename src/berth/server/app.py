@@ -38,6 +38,7 @@ from berth.api.services import Services
 from berth.backends.base import ReplicaState
 from berth.backends.local import Liveness, LocalBackend
 from berth.backends.zygotes import Zygotes
+from berth.console import mount_console
 from berth.controller.autoscaler import Policy
 from berth.controller.calibration import Calibrations
 from berth.controller.environments import Environments
@@ -274,6 +275,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     protected.include_router(scim.router)
     protected.include_router(token_routes.router)
     api.include_router(protected)
+    mount_console(api)
     return Server(
         app=Dispatch(
             gateway,
