@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -79,8 +80,26 @@ class EndpointsApi:
 
     def query(self, name: str, body: JsonObject) -> JsonObject:
         """Score ``body`` (any MLflow scoring format, or an OpenAI-style body)."""
-        path = "/serving-endpoints/" + quote(name, safe="") + "/invocations"
-        return self._object("POST", path, json=body)
+        return self._object("POST", _invocations(name), json=body)
+
+    def query_stream(self, name: str, body: JsonObject) -> Iterator[JsonObject]:
+        """Score ``body`` with ``"stream": true``: each event's JSON as it arrives, until
+        ``data: [DONE]``. An error event (a stream that failed after it began) raises
+        ``ApiError`` with the answer's status, 200."""
+        streamed = {**body, "stream": True}
+        with self._t.stream_lines("POST", _invocations(name), json=streamed) as lines:
+            for line in lines:
+                field, _, value = line.partition(":")
+                if field != "data":
+                    continue  # the blank line between events
+                if value.strip() == "[DONE]":
+                    return
+                event = json.loads(value)
+                error = event.get("error") if isinstance(event, dict) else None
+                if isinstance(error, dict):
+                    code = error.get("error_code") or error.get("code") or "INTERNAL_ERROR"
+                    raise ApiError(str(code), str(error.get("message", "")), 200)
+                yield event
 
     def wait(
         self,
@@ -122,6 +141,10 @@ def settled(endpoint: JsonObject) -> bool:
     if state.get("config_update") == "IN_PROGRESS":
         return False
     return bool(state.get("ready") == "READY" or state.get("config_update") != "NOT_UPDATING")
+
+
+def _invocations(name: str) -> str:
+    return "/serving-endpoints/" + quote(name, safe="") + "/invocations"
 
 
 def _path(name: str, *rest: str) -> str:

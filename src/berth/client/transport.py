@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -43,20 +45,35 @@ class Transport:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(
-                "TEMPORARILY_UNAVAILABLE",
-                f"Cannot reach berth at {self.host}: {exc}. Is 'berth serve' running "
-                "and BERTH_HOST set to its address?",
-                503,
-            ) from exc
+            raise self._unreachable(exc) from exc
         if response.is_error:
             raise _as_api_error(response)
         if not response.content:
             return {}
         return response.json()
 
+    @contextmanager
+    def stream_lines(self, method: str, path: str, **kwargs: Any) -> Iterator[Iterator[str]]:
+        """The answer's lines as they arrive; an error answer raises before any line."""
+        try:
+            with self._http.stream(method, path, **kwargs) as response:
+                if response.is_error:
+                    response.read()
+                    raise _as_api_error(response)
+                yield response.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
     def close(self) -> None:
         self._http.close()
+
+    def _unreachable(self, exc: httpx.TransportError) -> ApiError:
+        return ApiError(
+            "TEMPORARILY_UNAVAILABLE",
+            f"Cannot reach berth at {self.host}: {exc}. Is 'berth serve' running "
+            "and BERTH_HOST set to its address?",
+            503,
+        )
 
 
 def _as_api_error(response: httpx.Response) -> ApiError:
