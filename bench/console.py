@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving import TOKEN, start_berth  # noqa: E402
@@ -48,6 +48,19 @@ def create_endpoints(api: httpx.Client, count: int) -> None:
                 ],
             },
         ).raise_for_status()
+
+
+def signed_in(driver: Playwright, url: str) -> tuple[Browser, Page]:
+    """Debian's Chromium on a laptop-sized page, signed in to the console at ``url``."""
+    browser = driver.chromium.launch(
+        executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+        args=["--no-sandbox", "--disable-dev-shm-usage"],
+    )
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{url}/console/")
+    page.get_by_label("Token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    return browser, page
 
 
 def shown(page: Page, count: int) -> None:
@@ -81,14 +94,7 @@ def main() -> None:
             return time.perf_counter() - begin
 
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                args=["--no-sandbox", "--disable-dev-shm-usage"],
-            )
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(f"{url}/console/")
-            page.get_by_label("Token").fill(TOKEN)
-            page.get_by_role("button", name="Sign in").click()
+            browser, page = signed_in(driver, url)
             shown(page, count)
 
             opened, filtered, searched = [], [], []

@@ -37,9 +37,13 @@ def unique(prefix: str) -> str:
 
 
 def create(
-    api: httpx.Client, name: str, served: dict[str, Any], tags: list[dict[str, str]] | None = None
+    api: httpx.Client,
+    name: str,
+    served: dict[str, Any],
+    tags: list[dict[str, str]] | None = None,
+    **config: Any,
 ) -> None:
-    body: dict[str, Any] = {"name": name, "config": {"served_entities": [served]}}
+    body: dict[str, Any] = {"name": name, "config": {"served_entities": [served], **config}}
     if tags:
         body["tags"] = tags
     answer = api.post("/api/2.0/serving-endpoints", json=body)
@@ -117,7 +121,12 @@ def test_an_endpoint_page_shows_events_charts_logs_and_answers_queries(
     console: Console, api: httpx.Client
 ) -> None:
     name = unique("page")
-    create(api, name, entity(register_model(api, ECHO), "1"))
+    create(
+        api,
+        name,
+        entity(register_model(api, ECHO), "1"),
+        auto_capture_config={"enabled": True},
+    )
     wait_ready(api, name)
     page = console.sign_in()
     page.get_by_role("link", name=name, exact=True).click()
@@ -152,6 +161,13 @@ def test_an_endpoint_page_shows_events_charts_logs_and_answers_queries(
 
     page.get_by_role("tab", name="Logs").click()
     expect(page.get_by_label("Log lines")).to_contain_text("model loaded")
+
+    # The captured requests, newest first: the last good one, then the four before it.
+    page.get_by_role("tab", name="Inference table").click()
+    captured = page.get_by_label("Captured requests").locator("tbody tr")
+    expect(captured).to_have_count(5, timeout=30_000)
+    expect(captured.first).to_contain_text("[[1,2,3]]")
+    expect(captured.first).to_contain_text("200")
     page.get_by_role("tab", name="Overview").click()
     console.screenshot("console-endpoint")
 

@@ -60,7 +60,9 @@ export function MetricsCharts({ endpoint }) {
   const times = data.minutes;
   const total = data.total ?? {};
   const entities = Object.entries(data.series ?? {});
-  const llm = entities.some(([, s]) => (s.output_tokens_per_s ?? []).some((v) => v > 0));
+  const llm =
+    (endpoint.task ?? "").startsWith("llm/") ||
+    entities.some(([, s]) => (s.output_tokens_per_s ?? []).some((v) => v > 0));
   return html`<section aria-label="Metrics" class="charts">
     <label>Window <select value=${minutes} onChange=${(e) => setMinutes(Number(e.target.value))}>
       <option value="60">Last hour</option><option value="360">Last 6 hours</option>

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "../vendor/preact-htm.js";
 import yaml from "../vendor/js-yaml.js";
 import { endpointPath, put } from "./api.js";
-import { ErrorBox, html } from "./ui.js";
+import { ErrorBox, html, WORKLOAD_SIZES, WORKLOAD_TYPES } from "./ui.js";
 
 const ENTITY_INPUTS = [
   "name", "entity_name", "entity_version", "external_model", "workload_size", "workload_type",
@@ -12,8 +12,6 @@ const ENTITY_INPUTS = [
   "provisioned_model_units", "burst_scaling_enabled", "environment_vars", "instance_profile_arn",
   "max_batch_size", "max_batch_wait_ms",
 ];
-const SIZES = ["Small", "Medium", "Large"];
-const TYPES = ["CPU", "CPU_SMALL", "CPU_MEDIUM", "CPU_LARGE", "GPU_SMALL", "GPU_MEDIUM", "GPU_LARGE", "GPU_XLARGE", "MULTIGPU_MEDIUM", "GPU_XLARGE_8"];
 
 /** The config as PUT takes it: GET's answer without what the server fills in. */
 export function editableConfig(config = {}) {
@@ -57,12 +55,12 @@ function EntityFields({ entity, index, onChange, error }) {
     <label>Workload size <select name=${field("workload_size")} value=${entity.workload_size ?? ""}
       aria-invalid=${invalid("workload_size")} onChange=${(e) => set("workload_size", e.target.value || undefined)}>
       <option value="">(provisioned concurrency or throughput)</option>
-      ${SIZES.map((s) => html`<option value=${s}>${s}</option>`)}
+      ${WORKLOAD_SIZES.map((s) => html`<option value=${s}>${s}</option>`)}
     </select></label>
     <${FieldError} error=${error} field=${field("workload_size")} />
     <label>Workload type <select name=${field("workload_type")} value=${entity.workload_type ?? "CPU"}
       aria-invalid=${invalid("workload_type")} onChange=${(e) => set("workload_type", e.target.value)}>
-      ${TYPES.map((t) => html`<option value=${t}>${t}</option>`)}
+      ${WORKLOAD_TYPES.map((t) => html`<option value=${t}>${t}</option>`)}
     </select></label>
     <${FieldError} error=${error} field=${field("workload_type")} />
     <label class="check"><input type="checkbox" name=${field("scale_to_zero_enabled")}

@@ -143,9 +143,11 @@ function Payloads({ name }) {
       empty="No captured request: turn on auto_capture_config in the config to capture them."
       columns=${[
         ["Time", (r) => html`<${Time} ms=${r.timestamp_ms} />`],
-        ["Entity", (r) => r.served_entity_name ?? r.served_entity_id ?? ""],
+        ["Entity", (r) => r.served_entity],
+        ["Caller", (r) => r.principal],
         ["Status", (r) => r.status_code],
-        ["Latency", (r) => (r.execution_time_ms !== undefined ? `${r.execution_time_ms} ms` : "")],
+        ["Latency", (r) => `${Math.round(r.latency_ms)} ms`],
+        ["Tokens", (r) => (r.input_tokens || r.output_tokens ? `${r.input_tokens} in, ${r.output_tokens} out` : "—")],
         ["Request", (r) => html`<code class="clip">${r.request}</code>`],
         ["Response", (r) => html`<code class="clip">${r.response}</code>`],
       ]}

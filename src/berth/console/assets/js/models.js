@@ -15,6 +15,8 @@ import {
   Time,
   useLoad,
   useLocation,
+  WORKLOAD_SIZES,
+  WORKLOAD_TYPES,
 } from "./ui.js";
 
 const modelPath = (name) => `/api/2.0/models/${enc(name)}`;
@@ -22,19 +24,6 @@ const modelHref = (name) => `/console/models/${enc(name)}`;
 const optimizationPath = (name, version) =>
   `/api/2.0/serving-endpoints/get-model-optimization-info/${enc(name)}/${enc(version)}`;
 
-const WORKLOAD_SIZES = ["Small", "Medium", "Large"];
-// The workload types the API accepts (WorkloadType in berth/api/schemas/endpoints.py).
-const WORKLOAD_TYPES = [
-  "CPU",
-  "CPU_MEDIUM",
-  "CPU_LARGE",
-  "GPU_SMALL",
-  "GPU_MEDIUM",
-  "GPU_LARGE",
-  "GPU_XLARGE",
-  "GPU_XLARGE_8",
-  "MULTIGPU_MEDIUM",
-];
 
 function VersionStatus({ status }) {
   const kind = status === "READY" ? "ready" : /FAIL/.test(status ?? "") ? "failed" : "updating";

@@ -3,6 +3,20 @@ import { html, useCallback, useEffect, useRef, useState } from "../vendor/preact
 
 export { html };
 
+export const WORKLOAD_SIZES = ["Small", "Medium", "Large"];
+// The workload types the API accepts (WorkloadType in berth/api/schemas/endpoints.py).
+export const WORKLOAD_TYPES = [
+  "CPU",
+  "CPU_MEDIUM",
+  "CPU_LARGE",
+  "GPU_SMALL",
+  "GPU_MEDIUM",
+  "GPU_LARGE",
+  "GPU_XLARGE",
+  "GPU_XLARGE_8",
+  "MULTIGPU_MEDIUM",
+];
+
 const routeListeners = new Set();
 
 /** Go to `href` inside the console without reloading the page. */
