@@ -7,6 +7,7 @@ Run: ``./uvw run python docs/console_screenshots.py [MINUTES]`` (default 4 minut
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -167,6 +168,8 @@ def main() -> None:
             page.locator("#chart-latency canvas").wait_for()
             shoot(page, "console-endpoint-metrics")
             page.goto(f"{url}/console/endpoints/iris-demo?tab=query")
+            page.get_by_label("dataframe_records").check()
+            page.get_by_label("Request body").fill(json.dumps({"dataframe_records": [ROW]}, indent=2))
             page.get_by_role("button", name="Send request").click()
             page.get_by_label("Response").wait_for()
             shoot(page, "console-query")
