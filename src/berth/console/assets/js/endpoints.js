@@ -21,7 +21,7 @@ function servedSummary(endpoint) {
       if (e.external_model) return `${e.name} → ${e.external_model.provider}:${e.external_model.name}`;
       return e.entity_version ? `${e.entity_name} v${e.entity_version}` : e.name;
     })
-    .join(", ");
+    .join(", ") || "—";
 }
 
 function withQuery(query, changes) {
