@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -214,6 +214,37 @@ class CalibrationSettings(BaseModel):
     )
 
 
+class LeaderSettings(BaseModel):
+    """The controller lease that servers sharing one store hold in turn (``BERTH_LEADER__*``)."""
+
+    lease_s: float = Field(
+        6.0,
+        gt=0,
+        le=300,
+        description="How long the lease holds without a renewal: when the leading server dies, "
+        "another takes over the controller after at most this (plus one follow_s).",
+    )
+    renew_s: float = Field(
+        2.0, gt=0, le=100, description="How often the leading server renews its lease."
+    )
+    follow_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a server that does not lead looks for the leader's newest "
+        "routes in the store, and tries for the lease.",
+    )
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> LeaderSettings:
+        if self.renew_s * 2 > self.lease_s:
+            raise ValueError(
+                f"BERTH_LEADER__RENEW_S ({self.renew_s}) must be at most half of "
+                f"BERTH_LEADER__LEASE_S ({self.lease_s}), so one missed renewal loses no lease"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BERTH_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -255,6 +286,7 @@ class Settings(BaseSettings):
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
 
     @property
     def home_dir(self) -> Path:
@@ -296,6 +328,12 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.home_dir / "admin-token"
+
+    @property
+    def server_id_file(self) -> Path:
+        """This server's id in the controller lease, kept across restarts: a server that
+        restarts takes its own lease back at once, and the replicas with it."""
+        return self.home_dir / "server-id"
 
     @property
     def secret_key_file(self) -> Path:

@@ -75,3 +75,5 @@ class Services:
     """Where environment builds at registration run (None: unconfined, in tests of parts)."""
     images: ImageRuntime = NO_IMAGES
     """What runs container versions' images here, found once at startup."""
+    server_id: str = ""
+    """This server's id in the controller lease (``$BERTH_HOME/server-id``)."""

@@ -68,6 +68,10 @@ class Backend(Protocol):
     """Runs replicas. Calls are idempotent: starting a known id or stopping an unknown one is
     a no-op, so the controller can apply a plan twice."""
 
+    async def adopt(self) -> None:
+        """Take over the replicas still running that an earlier holder of this backend
+        started (this server before a restart, or the server that led before)."""
+
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None: ...
 
     async def stop(self, replica_id: str) -> None: ...
@@ -80,4 +84,5 @@ class Backend(Protocol):
     def logs(self, replica_id: str, max_bytes: int) -> str: ...
 
     async def close(self) -> None:
-        """Stop every replica (server shutdown)."""
+        """Stop every replica (server shutdown, or this server no longer leads); ``adopt`` and
+        ``start`` may follow (it leads again)."""

@@ -162,7 +162,8 @@ class LocalBackend:
         await asyncio.gather(*(self.stop(rid) for rid in list(self._tasks)))
         if self._zygotes is not None:
             await self._zygotes.close()
-        for probe in self._probes.values():
+        probes, self._probes = list(self._probes.values()), {}
+        for probe in probes:
             await probe.aclose()
 
     async def _supervise(self, replica_id: str, spec: ReplicaSpec, proc: Process | None) -> None:

@@ -45,6 +45,7 @@ from berth.controller.targets import (
 from berth.core.clock import Clock
 from berth.core.dataplane import CALIBRATED_FORMATS, EndpointRoute, Snapshot, SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
+from berth.core.errors import LeaseLost
 from berth.core.load import LoadReport
 from berth.core.permissions import Grant, ObjectType, keys_at_least
 from berth.core.principal import Principal
@@ -55,8 +56,8 @@ from berth.store import endpoints as endpoint_store
 from berth.store import grants, rollouts
 from berth.store import models as model_store
 from berth.store import tokens as token_store
-from berth.store.db import Database
 from berth.store.endpoints import EndpointRecord
+from berth.store.fencing import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ Reveal = Callable[[str], str | None]
 class Controller:
     def __init__(
         self,
-        db: Database,
+        db: Transactions,
         backend: Backend,
         bus: SnapshotBus,
         clock: Clock,
@@ -106,7 +107,8 @@ class Controller:
         """``environments`` builds what model versions run in, ``calibrations`` measures
         open LLMs' throughput chunks (both tell ``nudge`` when one is done); ``load`` is the
         gateways' demand the autoscaler sizes entities by; ``followers`` returns once
-        gateways in other processes hold a snapshot version."""
+        gateways in other processes hold a snapshot version. With several servers, ``db`` is
+        fenced (`berth.store.fencing`): once another server leads, every pass is refused."""
         self._db = db
         self._backend = backend
         self._bus = bus
@@ -131,21 +133,41 @@ class Controller:
         self.calibrations.start()
         self._loop_task = asyncio.create_task(self._run(), name="berth-controller")
 
+    async def lead(self) -> None:
+        """Start controlling (this server acquired the lease): take over the replicas the
+        backend still runs, reconcile once so routes and tokens are known, then loop."""
+        await self._backend.adopt()
+        await self.reconcile()
+        self.start()
+
+    async def stop(self) -> None:
+        """Stop controlling (the lease is lost, or the server stops): the loop and the work
+        beside it end, and the backend lets go of its replicas as on a shutdown: local ones
+        stop, since the server that leads next starts its own."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        await self._retirements.close()
+        if self._catch_up is not None:
+            await self._catch_up.close()
+        await self._backend.close()
+
+    async def drop_leftovers(self) -> None:
+        """Let go of the replicas an earlier life of this server left running, when another
+        server leads now and runs its own."""
+        await self._backend.adopt()
+        await self._backend.close()
+
     def nudge(self) -> None:
         """Reconcile now rather than at the next tick (a config was written)."""
         self._wake.set()
 
     async def close(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        await self._retirements.close()
-        if self._catch_up is not None:
-            await self._catch_up.close()
+        await self.stop()
         await self.calibrations.close()
         await self._envs.close()
-        await self._backend.close()
 
     def logs(self, endpoint: str, served_entity: str, max_bytes: int = 64 * 1024) -> str | None:
         """The tail of what each replica of one served entity printed; None if it has none."""
@@ -166,6 +188,9 @@ class Controller:
         while True:
             try:
                 await self.reconcile()
+            except LeaseLost as exc:
+                log.warning("the controller stops: %s", exc.message)
+                return
             except Exception:
                 log.exception("reconcile pass failed; retrying on the next tick")
             with contextlib.suppress(TimeoutError):
@@ -460,6 +485,8 @@ class Controller:
 
     async def _execute(self, decided: Plan, targets: Iterable[EndpointTarget]) -> None:
         """Start the replicas the plan wants; keep scaled-to-zero entities warm."""
+        if decided.start:  # a fenced store refuses a stale leader here, before it starts any
+            await asyncio.to_thread(self._confirm_lease)
         for replica_id, spec in decided.start:
             if replica_id not in self._retirements:
                 what = "endpoint %s: starting replica %s"
@@ -469,6 +496,10 @@ class Controller:
             what = "endpoint %s: keeping %s warm"
             with self._stages.guard("execute", what, spec.endpoint, spec.served_entity):
                 await self._backend.keep_warm(spec)
+
+    def _confirm_lease(self) -> None:
+        with self._db.transaction():
+            pass
 
     def _publish(
         self,

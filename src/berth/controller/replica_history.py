@@ -18,7 +18,7 @@ from berth.controller.targets import EndpointTarget
 from berth.core.clock import Clock
 from berth.core.usage import MINUTE_MS, minute_of
 from berth.store import replica_history
-from berth.store.db import Database
+from berth.store.fencing import Transactions
 from berth.store.replica_history import ReplicaSample
 
 RETAIN_MS = 7 * 24 * 60 * MINUTE_MS
@@ -47,7 +47,7 @@ def entity_counts(
 
 
 class ReplicaHistory:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Transactions, clock: Clock) -> None:
         self._db = db
         self._clock = clock
         self._written: dict[EntityKey, tuple[int, ReplicaCount]] = {}

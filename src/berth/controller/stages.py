@@ -3,7 +3,8 @@
 A stage that raises is logged and counted (``berth_controller_stage_failures``) and the pass
 goes on: later stages run on what earlier ones did produce, and skip only what needs a result
 that is missing. A failure confined to one endpoint or replica is guarded on its own, so it
-costs that one alone. Cancellation and other ``BaseException``s are never swallowed.
+costs that one alone. Cancellation and other ``BaseException``s are never swallowed, nor is
+`LeaseLost`: a server that no longer leads must stop the pass, not go on without a stage.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from berth.core.errors import LeaseLost
 from berth.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class Stages:
 
 
 class Guard:
-    """A context manager: inside it, an ``Exception`` is logged, counted and swallowed."""
+    """A context manager: inside it, an ``Exception`` (but `LeaseLost`) is logged, counted and
+    swallowed."""
 
     def __init__(
         self,
@@ -74,7 +77,7 @@ class Guard:
     ) -> bool:
         if self._now is not None:
             self._stages.observe(self._stage, self._now() - self._started)
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception) or isinstance(exc, LeaseLost):
             return False
         self.failed = True
         self._stages.failed(self._stage, self._message, self._args, exc)

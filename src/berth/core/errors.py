@@ -14,6 +14,7 @@ single handler turns any of them into ``{"error_code": ..., "message": ...}``::
     ├── Conflict (409 RESOURCE_CONFLICT)
     ├── RateLimited (429 REQUEST_LIMIT_EXCEEDED, Retry-After)
     ├── Unavailable (503 TEMPORARILY_UNAVAILABLE, Retry-After)
+    │   └── LeaseLost                            this server no longer holds the controller lease
     └── DeadlineExceeded (504 DEADLINE_EXCEEDED)
 
 Lower-level errors (SQLAlchemy, httpx, uv) are translated where they are caught and chained
@@ -86,6 +87,10 @@ class RateLimited(BerthError):
 class Unavailable(BerthError):
     error_code = "TEMPORARILY_UNAVAILABLE"
     http_status = 503
+
+
+class LeaseLost(Unavailable):
+    """A controller write refused: another server acquired the lease since (fencing)."""
 
 
 class DeadlineExceeded(BerthError):

@@ -24,6 +24,7 @@ from berth.api.routes import (
     envs,
     garden,
     health,
+    leader,
     models,
     payloads,
     permissions,
@@ -62,10 +63,13 @@ from berth.sandbox import Sandbox
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
 from berth.server.dispatch import Dispatch
+from berth.server.leadership import Leadership, server_id
 from berth.server.usage_writer import UsageWriter
 from berth.server.workers import WorkerPool
 from berth.settings import Settings
+from berth.store import leases
 from berth.store.db import Database
+from berth.store.fencing import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +192,9 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         lambda: controller.nudge(),
         measure_s=settings.calibration.measure_s,
     )
+    fenced = Fenced(db, leases.CONTROLLER)
     controller = Controller(
-        db,
+        fenced,
         backend,
         bus,
         clock,
@@ -207,6 +212,10 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
             scale_to_zero_idle_s=scaling.scale_to_zero_idle_s,
         ),
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
+    )
+    holder = server_id(settings.server_id_file)
+    leadership = Leadership(
+        db, fenced, controller, bus, secret_store.cipher, holder, clock, settings.leader
     )
     registry = Registry(
         db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
@@ -227,6 +236,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         sandbox=sandbox,
         egress=egress_of(settings),
         images=images,
+        server_id=holder,
     )
 
     usage_writer = UsageWriter(gateway.recorder.usage, db)
@@ -235,14 +245,14 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.log(logging.WARNING if sandbox.missing else logging.INFO, sandbox.describe())
         log.info("images: %s", images.missing or f"run with {shlex.join(images.command)}")
-        await backend.adopt()
-        await controller.reconcile()  # routes and tokens are known before the first query
-        controller.start()
+        calibrations.start()  # asked by the API on every server, leading or not
+        await leadership.start()  # a leader's routes and tokens are known before a query
         usage_writer.start()
         freeze_startup_heap()
         try:
             yield
         finally:
+            await leadership.close()
             await controller.close()
             await gateway.close()
             await usage_writer.close()
@@ -264,6 +274,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     protected.include_router(provisioned.router)  # before endpoints': /pt is no endpoint name
     protected.include_router(endpoints.router)
     protected.include_router(dataplane.router)
+    protected.include_router(leader.router)
     protected.include_router(envs.router)
     protected.include_router(garden.router)
     protected.include_router(secrets.router)

@@ -267,3 +267,28 @@ class AuditRow(Base):
     object_id: Mapped[str] = mapped_column(String(255))
     before: Mapped[Json | None] = mapped_column(JSON, nullable=True)
     after: Mapped[Json | None] = mapped_column(JSON, nullable=True)
+
+
+class LeaseRow(Base):
+    """A lease one server holds at a time (``controller``: who runs the controller).
+
+    ``token`` grows by one on each acquisition: the fencing token a holder's writes carry.
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    """The holding server's id; empty before the first acquisition."""
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    """Epoch milliseconds, by the holder's clock, after which another server may take it."""
+
+
+class DataPlaneSnapshotRow(Base):
+    """The leader's newest data-plane snapshot (one row), for the other servers' gateways."""
+
+    __tablename__ = "data_plane_snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The snapshot's JSON, external models' credentials sealed; None before the first."""

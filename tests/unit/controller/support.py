@@ -30,6 +30,7 @@ from berth.store import endpoints as endpoint_store
 from berth.store import models as model_store
 from berth.store.db import Database
 from berth.store.endpoints import EndpointRecord
+from berth.store.fencing import Transactions
 from tests.unit.clock import StepClock
 
 Json = dict[str, Any]
@@ -45,6 +46,9 @@ class MemoryBackend:
         self.refused: set[str] = set()
         """Endpoints whose replicas the backend cannot start: starting one raises."""
         self.closed = False
+
+    async def adopt(self) -> None:
+        """Nothing to find: ``running`` holds what a previous server left behind."""
 
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
         if spec.endpoint in self.refused:
@@ -212,7 +216,9 @@ class World:
         policy: Policy | None = None,
         reveal: Callable[[str], str | None] | None = None,
         tick_s: float = 0.5,
+        store: Transactions | None = None,
     ) -> None:
+        """``store`` is what the controller reads and writes through (default ``db``)."""
         self.db = db
         self.backend = backend or MemoryBackend()
         self.bus = SnapshotBus()
@@ -229,7 +235,7 @@ class World:
             db, environments, sandbox, clock, envs / "calibrations", lambda: None
         )
         self.controller = Controller(
-            db,
+            store or db,
             self.backend,
             self.bus,
             clock,
