@@ -1,0 +1,138 @@
+"""Two ``berth serve`` on one PostgreSQL: both answer the API and queries, one runs the
+controller, and when it is killed the other takes over within 10 s, starting no replica twice."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_resilience import alive, processes_under, replica_pids
+from tests.support.deploy import entity, register, versioned_artifact, wait_ready
+from tests.support.net import wait_until
+from tests.support.postgres import PostgresCluster
+from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
+
+TAKEOVER_S = 10.0
+
+
+@pytest.fixture
+def servers(
+    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory, bubblewrap: str
+) -> Iterator[list[BerthServer]]:
+    """Two servers on one fresh database, sharing the secret key as servers of one store
+    must; each has a home of its own. The first started leads."""
+    url = postgres.new_database()
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    started = [
+        BerthServer(
+            home=tmp_path_factory.mktemp(f"ha-{name}"),
+            database_url=url,
+            extra_env={"BERTH_SECRET_KEY": key},
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        for server in started:
+            server.start()
+        yield started
+    finally:
+        for server in started:
+            if server.proc is not None:
+                server.stop()
+        for server in started:
+            wait_until(
+                partial(no_replicas_under, server.home),
+                timeout=20,
+                what=f"the replicas of {server.home} to stop",
+            )
+
+
+def no_replicas_under(home: Path) -> bool:
+    return processes_under(home) == []
+
+
+def leader(server: BerthServer) -> dict[str, Any]:
+    with server.client() as api:
+        answer = api.get("/api/2.0/berth/leader")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def create(api: httpx.Client, name: str, version: str) -> None:
+    config = {"served_entities": [entity(name, version, scale_to_zero_enabled=False)]}
+    answer = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+    assert answer.status_code == 200, answer.text
+
+
+def answers(server: BerthServer, name: str) -> str | None:
+    """The version the endpoint answers with through ``server``; None when it does not."""
+    with server.client() as api:
+        answer = api.post(f"/serving-endpoints/{name}/invocations", json={"inputs": [1]})
+    return str(answer.json()["version"]) if answer.status_code == 200 else None
+
+
+def test_one_leads_and_an_endpoint_made_through_one_answers_through_the_other(
+    servers: list[BerthServer], tmp_path: Path
+) -> None:
+    a, b = servers
+    seen = [leader(a), leader(b)]
+    assert seen[0]["leader"] == seen[1]["leader"] == seen[0]["self"] != seen[1]["self"]
+    assert [s["leading"] for s in seen] == [True, False]
+
+    with a.client() as api:
+        create(api, "shared", register(api, "shared", versioned_artifact(tmp_path, "1")))
+        wait_ready(api, "shared")
+    wait_until(lambda: answers(b, "shared") == "1", timeout=10, what="b to route to a's replica")
+    with b.client() as api:  # the follower's API reads the same store
+        assert api.get("/api/2.0/serving-endpoints/shared").json()["state"]["ready"] == "READY"
+    assert replica_pids(b.home, "shared") == {}  # b runs no replica: it routes to a's
+
+
+def test_the_follower_takes_over_within_ten_seconds_of_a_kill_and_starts_no_replica_twice(
+    servers: list[BerthServer], tmp_path: Path
+) -> None:
+    a, b = servers
+    with b.client() as api:  # made through the follower, run by the leader
+        create(api, "kept", register(api, "kept", versioned_artifact(tmp_path, "1")))
+        register(api, "kept", versioned_artifact(tmp_path, "2"))
+        wait_ready(api, "kept")
+    wait_until(lambda: answers(b, "kept") == "1", timeout=10, what="b to route to a's replica")
+    token = leader(b)["fencing_token"]
+    orphans = replica_pids(a.home, "kept")
+
+    a.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_until(lambda: leader(b)["leading"], timeout=TAKEOVER_S, what="b to lead")
+    took_over = time.monotonic() - killed
+    print(f"\nleader killed: the follower leads after {took_over:.2f} s")
+    assert leader(b)["fencing_token"] > token
+
+    with b.client() as api:
+        answer = api.put(
+            "/api/2.0/serving-endpoints/kept/config",
+            json={"served_entities": [entity("kept", "2", scale_to_zero_enabled=False)]},
+        )
+        assert answer.status_code == 200, answer.text
+        assert wait_ready(api, "kept")["config"]["config_version"] == 2
+    assert answers(b, "kept") == "2"
+
+    # The killed server's replicas outlived it (as on any kill -9); restarted, it follows b
+    # and stops them, so each replica id runs once, on the server that leads.
+    assert all(alive(pid) for pid in orphans.values())
+    a.start()
+    assert not leader(a)["leading"]
+    wait_until(partial(no_replicas_under, a.home), timeout=20, what="a to drop its leftovers")
+    running = [*replica_pids(a.home, "kept"), *replica_pids(b.home, "kept")]
+    assert len(running) == len(set(running)) == 1
