@@ -136,3 +136,26 @@ def test_the_follower_takes_over_within_ten_seconds_of_a_kill_and_starts_no_repl
     wait_until(partial(no_replicas_under, a.home), timeout=20, what="a to drop its leftovers")
     running = [*replica_pids(a.home, "kept"), *replica_pids(b.home, "kept")]
     assert len(running) == len(set(running)) == 1
+
+
+def test_a_request_to_an_entity_scaled_to_zero_through_the_follower_starts_its_replica(
+    servers: list[BerthServer], tmp_path: Path
+) -> None:
+    """The follower's gateway holds the request; the demand reaches the leader's autoscaler
+    through the store, and the replica the leader starts answers it."""
+    a, b = servers
+    with a.client() as api:
+        version = register(api, "cold", versioned_artifact(tmp_path, "1"))
+        idle = {"scale_to_zero_enabled": True, "scale_to_zero_idle_seconds": 1}
+        config = {"served_entities": [entity("cold", version, **idle)]}
+        answer = api.post("/api/2.0/serving-endpoints", json={"name": "cold", "config": config})
+        assert answer.status_code == 200, answer.text
+        wait_ready(api, "cold")
+    wait_until(lambda: replica_pids(a.home, "cold") == {}, timeout=60, what="cold to scale to zero")
+    started = time.monotonic()
+    assert answers(b, "cold") == "1"
+    print(
+        f"\nscaled to zero, queried through the follower: answered in "
+        f"{time.monotonic() - started:.2f} s"
+    )
+    assert len(replica_pids(a.home, "cold")) == 1

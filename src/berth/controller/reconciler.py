@@ -145,9 +145,9 @@ class Controller:
         beside it end, and the backend lets go of its replicas as on a shutdown: local ones
         stop, since the server that leads next starts its own."""
         if self._loop_task is not None:
+            # gather, not a suppressed await: a cancellation of the caller must go through
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
         await self._retirements.close()
         if self._catch_up is not None:

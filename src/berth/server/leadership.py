@@ -7,13 +7,13 @@ renew for ``lease_s``, or finds another holder, stops its controller. The others
 lease every ``follow_s`` and meanwhile route by the snapshot the leader stores: the leader
 writes each snapshot it publishes (external credentials sealed with the shared secret key),
 and followers load it into their own bus, from which their gateways (and gateway workers)
-route as the leader's do.
+route as the leader's do. The demand their gateways see goes the other way: each follower
+stores its load report, and the leader posts the fresh ones to its autoscaler's board.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -23,19 +23,25 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
+from berth.controller.load_board import LoadBoard
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
 from berth.core.errors import LeaseLost
+from berth.core.load import LoadReport, report_from_json, report_to_json
 from berth.secrets.cipher import SecretCipher
 from berth.secrets.sealed_snapshot import open_externals, seal_externals
 from berth.settings import LeaderSettings
-from berth.store import leases, snapshots
+from berth.store import gateway_loads, leases, snapshots
 from berth.store.db import Database
 from berth.store.fencing import Fenced, Term
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_POLL_S = 30.0
+LOAD_KEEPALIVE_S = 2.0
+"""A follower rewrites an unchanged load report this often, so the leader knows it serves."""
+LOAD_STALE_MS = 5_000
+"""A load report older than this is a server gone: the leader no longer counts it."""
 
 
 class Controlling(Protocol):
@@ -49,6 +55,13 @@ class Controlling(Protocol):
 
     async def drop_leftovers(self) -> None:
         """Let go of replicas an earlier life of this server left running."""
+
+    @property
+    def load(self) -> LoadBoard:
+        """The demand this server's gateways see."""
+
+    def report_load(self, source: str, report: LoadReport) -> None:
+        """Demand seen by another server's gateways, for the autoscaler."""
 
 
 def server_id(path: Path) -> str:
@@ -88,6 +101,8 @@ class Leadership:
         self._renewed = 0.0
         self._followed = -1
         """The version of the stored snapshot last loaded into (or written from) the bus."""
+        self._reported: tuple[float, str] = (0.0, "")
+        """When this server last stored its load report while following, and the report."""
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -107,8 +122,7 @@ class Leadership:
         another server takes over at once."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
         await self._resign()
 
     @property
@@ -118,13 +132,15 @@ class Leadership:
 
     async def _run(self) -> None:
         while True:
-            leading = self.term is not None
-            await asyncio.sleep(self._settings.renew_s if leading else self._settings.follow_s)
+            await asyncio.sleep(self._settings.follow_s)
             try:
-                if leading:
+                if self.term is not None:
                     await self._keep()
+                    if self.term is not None:
+                        self._post_load(await asyncio.to_thread(self._stored_loads))
                 else:
                     await self._follow()
+                    await asyncio.to_thread(self._report_load)
                     if await asyncio.to_thread(self._acquire):
                         await self._lead()
             except Exception:
@@ -169,9 +185,11 @@ class Leadership:
             leases.release(session, leases.CONTROLLER, term.holder, term.token)
 
     async def _keep(self) -> None:
-        """Renew; step down when another holds the lease, or when no renewal went through
-        for a whole lease (another may hold it by now)."""
+        """Renew when due; step down when another holds the lease, or when no renewal went
+        through for a whole lease (another may hold it by now)."""
         assert self.term is not None
+        if time.monotonic() - self._renewed < self._settings.renew_s:
+            return
         try:
             renewed = await asyncio.to_thread(self._renew, self.term)
         except Exception:
@@ -195,9 +213,9 @@ class Leadership:
     async def _step_down(self) -> None:
         self._fenced.term = None
         if self._writer is not None:
+            # gather, not a suppressed await: a cancellation of this task must go through
             self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await asyncio.gather(self._writer, return_exceptions=True)
             self._writer = None
         await self._controller.stop()
 
@@ -244,6 +262,33 @@ class Leadership:
     def _save(self, version: int, body: str) -> None:
         with self._fenced.transaction() as session:
             snapshots.save(session, version, body)
+
+    def _report_load(self) -> None:
+        """Store what this server's gateways see, when it changed or is due again."""
+        report = json.dumps(report_to_json(self._controller.load.read()))
+        written_at, written = self._reported
+        if report == written and time.monotonic() - written_at < LOAD_KEEPALIVE_S:
+            return
+        with self._db.transaction() as session:
+            gateway_loads.post(session, self._holder, report, self._clock.now_ms())
+        self._reported = (time.monotonic(), report)
+
+    def _stored_loads(self) -> dict[str, str]:
+        with self._db.transaction() as session:
+            return gateway_loads.since(session, self._clock.now_ms() - LOAD_STALE_MS)
+
+    def _post_load(self, reports: dict[str, str]) -> None:
+        """The other servers' fresh reports, to the autoscaler's board (on the event loop: a
+        report of a waiting request wakes the controller)."""
+        for server, report in reports.items():
+            if server == self._holder:  # written while it followed
+                continue
+            try:
+                read = report_from_json(json.loads(report))
+            except ValueError as exc:
+                log.warning("the load report of server %s is unreadable: %s", server, exc)
+                continue
+            self._controller.report_load(f"server {server}", read)
 
     @property
     def _ttl_ms(self) -> int:

@@ -292,3 +292,15 @@ class DataPlaneSnapshotRow(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The snapshot's JSON, external models' credentials sealed; None before the first."""
+
+
+class GatewayLoadRow(Base):
+    """The demand a server that does not lead sees on its gateways, for the leader's
+    autoscaler: one row per server, replaced as it changes."""
+
+    __tablename__ = "gateway_loads"
+    server: Mapped[str] = mapped_column(String(255), primary_key=True)
+    report: Mapped[str] = mapped_column(Text)
+    """``core.load.report_to_json`` as JSON."""
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    """When it was written, by the writer's clock: an old row is a server gone."""

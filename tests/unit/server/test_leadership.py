@@ -8,11 +8,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from berth.controller.load_board import LoadBoard
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snapshot, SnapshotBus
+from berth.core.load import EntityLoad, LoadReport
 from berth.secrets.cipher import SecretCipher
 from berth.server.leadership import Leadership, server_id
 from berth.settings import LeaderSettings
-from berth.store import leases
+from berth.store import gateway_loads, leases
 from berth.store.db import Database
 from berth.store.fencing import Fenced
 
@@ -29,10 +31,15 @@ class Clock:
 
 
 class Controlled:
-    """What the leadership did to its controller, in order."""
+    """What the leadership did to its controller, in order; the demand it was told of."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.load = LoadBoard()
+        self.reports: dict[str, LoadReport] = {}
+
+    def report_load(self, source: str, report: LoadReport) -> None:
+        self.reports[source] = report
 
     async def lead(self) -> None:
         self.calls.append("lead")
@@ -103,7 +110,7 @@ def test_when_the_leader_stops_the_follower_takes_over_and_publishes_on(db: Data
         a.bus.publish(routes(7))
         await until(lambda: b.bus.current.version == 7)
         await a.leadership.close()  # lets the lease go: no waiting for it to expire
-        await until(lambda: b.leadership.term is not None)
+        await until(lambda: "lead" in b.controller.calls)
         assert a.controller.calls == ["lead", "stop"]
         assert b.controller.calls == ["drop_leftovers", "lead"]
         assert b.leadership.term is not None and b.leadership.term.token == 2
@@ -123,12 +130,32 @@ def test_a_leader_that_cannot_renew_in_time_steps_down(db: Database) -> None:
         await b.leadership.start()
         b_clock.now += int(QUICK.lease_s * 1000)  # b sees a's lease expired
         await until(lambda: b.leadership.term is not None)
-        await until(lambda: a.leadership.term is None)
-        assert a.controller.calls == ["lead", "stop"]
+        await until(lambda: "stop" in a.controller.calls)
+        assert a.leadership.term is None and a.controller.calls == ["lead", "stop"]
         a.bus.publish(routes(3, key="sk-stale"))
         b.bus.publish(routes(2))
         await until(lambda: a.bus.current.version > 3)  # a follows b's routes again
         assert "sk-stale" not in str(a.bus.current.endpoints)
+        await a.leadership.close()
+        await b.leadership.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_demand_a_follower_sees_reaches_the_leader(db: Database) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        a, b = Server(db, "a", clock), Server(db, "b", clock)
+        await a.leadership.start()
+        await b.leadership.start()
+        waiting = {("ep", "m"): EntityLoad(in_flight=0, waiting=1)}
+        b.controller.load.post("b's gateway", waiting)
+        with db.transaction() as session:  # a server whose report is garbage counts for none
+            gateway_loads.post(session, "c", "[[1, 2", clock.now_ms())
+        await until(lambda: "server b" in a.controller.reports)
+        assert a.controller.reports == {"server b": waiting}
+        b.controller.load.post("b's gateway", {})  # the request was answered
+        await until(lambda: a.controller.reports.get("server b") == {})
         await a.leadership.close()
         await b.leadership.close()
 

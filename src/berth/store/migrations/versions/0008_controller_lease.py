@@ -1,5 +1,5 @@
 """controller lease: who runs the controller, with a fencing token; the data-plane snapshot
-the leader publishes for every server's gateway
+the leader publishes for every server's gateway; the demand other servers' gateways see
 
 Revision ID: 0008
 Revises: 0007
@@ -32,8 +32,15 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=True),
     )
     op.bulk_insert(snapshots, [{"id": 1, "version": -1, "body": None}])
+    op.create_table(
+        "gateway_loads",
+        sa.Column("server", sa.String(255), primary_key=True),
+        sa.Column("report", sa.Text(), nullable=False),
+        sa.Column("at_ms", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("gateway_loads")
     op.drop_table("data_plane_snapshots")
     op.drop_table("leases")
