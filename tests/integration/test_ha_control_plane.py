@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.integration.test_resilience import alive, processes_under, replica_pids
-from tests.support.deploy import entity, register, versioned_artifact, wait_ready
+from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.net import wait_until
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
@@ -159,3 +159,20 @@ def test_a_request_to_an_entity_scaled_to_zero_through_the_follower_starts_its_r
         f"{time.monotonic() - started:.2f} s"
     )
     assert len(replica_pids(a.home, "cold")) == 1
+
+
+def test_rollouts_under_load_through_the_follower_fail_no_request(
+    servers: list[BerthServer], tmp_path: Path
+) -> None:
+    """The leader stops an old replica only once the follower's gateway routes past it."""
+    a, b = servers
+    with a.client() as api:
+        versions = [register(api, "swap", versioned_artifact(tmp_path, str(v))) for v in (1, 2, 3)]
+        create(api, "swap", versions[0])
+        wait_ready(api, "swap")
+    wait_until(lambda: answers(b, "swap") == "1", timeout=10, what="b to route to a's replica")
+    with a.client() as api:
+        load = swap_under_load(api, b.url, b.token, "swap", versions[1:])
+    assert load.failures == []
+    assert "1" in load.versions and load.total > 50
+    wait_until(lambda: answers(b, "swap") == "3", timeout=10, what="b to route to the newest")

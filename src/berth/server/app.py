@@ -192,6 +192,13 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         lambda: controller.nudge(),
         measure_s=settings.calibration.measure_s,
     )
+    local_drain = gateway.drain if workers is None else workers.drain(gateway.drain, bus)
+
+    async def drain(replica_id: str) -> None:
+        """Once the other servers' gateways route past the replica, as this one's do."""
+        await leadership.followers_hold(bus.current.version, FOLLOW_S)
+        await local_drain(replica_id)
+
     fenced = Fenced(db, leases.CONTROLLER)
     controller = Controller(
         fenced,
@@ -200,7 +207,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         clock,
         environments=environments,
         calibrations=calibrations,
-        drain=gateway.drain if workers is None else workers.drain(gateway.drain, bus),
+        drain=drain,
         reveal=reveal,
         metrics=metrics,
         load=LoadBoard(gateway.load),

@@ -34,6 +34,7 @@ from berth.settings import LeaderSettings
 from berth.store import gateway_loads, leases, snapshots
 from berth.store.db import Database
 from berth.store.fencing import Fenced, Term
+from berth.store.gateway_loads import GatewayLoad
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ LOAD_KEEPALIVE_S = 2.0
 """A follower rewrites an unchanged load report this often, so the leader knows it serves."""
 LOAD_STALE_MS = 5_000
 """A load report older than this is a server gone: the leader no longer counts it."""
+FOLLOWERS_POLL_S = 0.1
 
 
 class Controlling(Protocol):
@@ -101,8 +103,8 @@ class Leadership:
         self._renewed = 0.0
         self._followed = -1
         """The version of the stored snapshot last loaded into (or written from) the bus."""
-        self._reported: tuple[float, str] = (0.0, "")
-        """When this server last stored its load report while following, and the report."""
+        self._reported: tuple[float, GatewayLoad | None] = (0.0, None)
+        """When this server last stored its row while following, and what it stored."""
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -115,6 +117,7 @@ class Leadership:
         else:
             log.info("another server leads the controller; this one follows its routes")
             await self._controller.drop_leftovers()
+            await asyncio.to_thread(self._report_load)  # the leader waits for it from now on
         self._task = asyncio.create_task(self._run(), name="berth-leadership")
 
     async def close(self) -> None:
@@ -137,7 +140,7 @@ class Leadership:
                 if self.term is not None:
                     await self._keep()
                     if self.term is not None:
-                        self._post_load(await asyncio.to_thread(self._stored_loads))
+                        self._post_load(await asyncio.to_thread(self._followers))
                 else:
                     await self._follow()
                     await asyncio.to_thread(self._report_load)
@@ -264,27 +267,47 @@ class Leadership:
             snapshots.save(session, version, body)
 
     def _report_load(self) -> None:
-        """Store what this server's gateways see, when it changed or is due again."""
+        """Store what this server's gateways see and hold, when it changed or is due again."""
         report = json.dumps(report_to_json(self._controller.load.read()))
+        load = GatewayLoad(report, self._followed)
         written_at, written = self._reported
-        if report == written and time.monotonic() - written_at < LOAD_KEEPALIVE_S:
+        if load == written and time.monotonic() - written_at < LOAD_KEEPALIVE_S:
             return
         with self._db.transaction() as session:
-            gateway_loads.post(session, self._holder, report, self._clock.now_ms())
-        self._reported = (time.monotonic(), report)
+            gateway_loads.post(session, self._holder, load, self._clock.now_ms())
+        self._reported = (time.monotonic(), load)
 
-    def _stored_loads(self) -> dict[str, str]:
+    def _followers(self) -> dict[str, GatewayLoad]:
+        """The rows of the other servers alive now (written in the last ``LOAD_STALE_MS``)."""
         with self._db.transaction() as session:
-            return gateway_loads.since(session, self._clock.now_ms() - LOAD_STALE_MS)
+            found = gateway_loads.since(session, self._clock.now_ms() - LOAD_STALE_MS)
+        found.pop(self._holder, None)  # written while this server followed
+        return found
 
-    def _post_load(self, reports: dict[str, str]) -> None:
+    async def followers_hold(self, version: int, timeout_s: float) -> None:
+        """Return once every other live server's gateways route by the leader's snapshot
+        ``version`` or a later one (or after ``timeout_s``, saying so): a replica the
+        leader retires is then routed to by no server."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            behind = [
+                server
+                for server, load in (await asyncio.to_thread(self._followers)).items()
+                if load.snapshot_version < version
+            ]
+            if not behind:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("servers %s do not hold routes %d yet", ", ".join(behind), version)
+                return
+            await asyncio.sleep(FOLLOWERS_POLL_S)
+
+    def _post_load(self, loads: dict[str, GatewayLoad]) -> None:
         """The other servers' fresh reports, to the autoscaler's board (on the event loop: a
         report of a waiting request wakes the controller)."""
-        for server, report in reports.items():
-            if server == self._holder:  # written while it followed
-                continue
+        for server, load in loads.items():
             try:
-                read = report_from_json(json.loads(report))
+                read = report_from_json(json.loads(load.report))
             except ValueError as exc:
                 log.warning("the load report of server %s is unreadable: %s", server, exc)
                 continue

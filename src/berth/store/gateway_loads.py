@@ -1,6 +1,9 @@
-"""The demand each server that does not lead sees, passed to the leader through the store."""
+"""What each server that does not lead sees and holds, passed to the leader through the store:
+its gateways' demand, and the version of the leader's routes they follow."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -8,20 +11,28 @@ from sqlalchemy.orm import Session
 from berth.store.tables import GatewayLoadRow
 
 
-def post(session: Session, server: str, report: str, now_ms: int) -> None:
-    """Replace ``server``'s report (only that server writes its row)."""
+@dataclass(frozen=True, slots=True)
+class GatewayLoad:
+    report: str
+    """``core.load.report_to_json`` as JSON."""
+    snapshot_version: int
+
+
+def post(session: Session, server: str, load: GatewayLoad, now_ms: int) -> None:
+    """Replace ``server``'s row (only that server writes it)."""
+    values = {"report": load.report, "snapshot_version": load.snapshot_version, "at_ms": now_ms}
     replaced = session.execute(
-        update(GatewayLoadRow)
-        .where(GatewayLoadRow.server == server)
-        .values(report=report, at_ms=now_ms)
+        update(GatewayLoadRow).where(GatewayLoadRow.server == server).values(**values)
     )
     if replaced.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(GatewayLoadRow(server=server, report=report, at_ms=now_ms))
+        session.add(GatewayLoadRow(server=server, **values))
 
 
-def since(session: Session, after_ms: int) -> dict[str, str]:
-    """Each server's report written after ``after_ms``, by server."""
+def since(session: Session, after_ms: int) -> dict[str, GatewayLoad]:
+    """Each server's row written after ``after_ms``, by server."""
     rows = session.execute(
-        select(GatewayLoadRow.server, GatewayLoadRow.report).where(GatewayLoadRow.at_ms > after_ms)
+        select(GatewayLoadRow.server, GatewayLoadRow.report, GatewayLoadRow.snapshot_version).where(
+            GatewayLoadRow.at_ms > after_ms
+        )
     )
-    return {row.server: row.report for row in rows}
+    return {row.server: GatewayLoad(row.report, row.snapshot_version) for row in rows}

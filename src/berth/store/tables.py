@@ -302,5 +302,7 @@ class GatewayLoadRow(Base):
     server: Mapped[str] = mapped_column(String(255), primary_key=True)
     report: Mapped[str] = mapped_column(Text)
     """``core.load.report_to_json`` as JSON."""
+    snapshot_version: Mapped[int] = mapped_column(BigInteger)
+    """The version of the leader's stored snapshot that the server's gateways route by."""
     at_ms: Mapped[int] = mapped_column(BigInteger)
     """When it was written, by the writer's clock: an old row is a server gone."""

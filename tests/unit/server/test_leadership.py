@@ -17,6 +17,7 @@ from berth.settings import LeaderSettings
 from berth.store import gateway_loads, leases
 from berth.store.db import Database
 from berth.store.fencing import Fenced
+from berth.store.gateway_loads import GatewayLoad
 
 QUICK = LeaderSettings(lease_s=0.5, renew_s=0.05, follow_s=0.02)
 KEY = os.urandom(32)
@@ -151,9 +152,9 @@ def test_the_demand_a_follower_sees_reaches_the_leader(db: Database) -> None:
         waiting = {("ep", "m"): EntityLoad(in_flight=0, waiting=1)}
         b.controller.load.post("b's gateway", waiting)
         with db.transaction() as session:  # a server whose report is garbage counts for none
-            gateway_loads.post(session, "c", "[[1, 2", clock.now_ms())
-        await until(lambda: "server b" in a.controller.reports)
-        assert a.controller.reports == {"server b": waiting}
+            gateway_loads.post(session, "c", GatewayLoad("[[1, 2", 0), clock.now_ms())
+        await until(lambda: a.controller.reports.get("server b") == waiting)
+        assert set(a.controller.reports) == {"server b"}
         b.controller.load.post("b's gateway", {})  # the request was answered
         await until(lambda: a.controller.reports.get("server b") == {})
         await a.leadership.close()
@@ -166,3 +167,23 @@ def test_the_server_id_is_kept_across_restarts(tmp_path: Path) -> None:
     path = tmp_path / "server-id"
     first = server_id(path)
     assert server_id(path) == first and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_leader_knows_when_every_follower_routes_by_its_newest_snapshot(
+    db: Database,
+) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        a, b = Server(db, "a", clock), Server(db, "b", clock)
+        await a.leadership.start()
+        await b.leadership.start()
+        a.bus.publish(routes(5))
+        await asyncio.wait_for(a.leadership.followers_hold(5, timeout_s=10), 5)
+        assert b.bus.current.version == 5
+        await b.leadership.close()  # a follower gone stops counting once its row is old
+        clock.now += 60_000
+        a.bus.publish(routes(6))
+        await asyncio.wait_for(a.leadership.followers_hold(6, timeout_s=10), 5)
+        await a.leadership.close()
+
+    asyncio.run(scenario())

@@ -36,6 +36,7 @@ def upgrade() -> None:
         "gateway_loads",
         sa.Column("server", sa.String(255), primary_key=True),
         sa.Column("report", sa.Text(), nullable=False),
+        sa.Column("snapshot_version", sa.BigInteger(), nullable=False),
         sa.Column("at_ms", sa.BigInteger(), nullable=False),
     )
 
