@@ -7,8 +7,9 @@ renew for ``lease_s``, or finds another holder, stops its controller. The others
 lease every ``follow_s`` and meanwhile route by the snapshot the leader stores: the leader
 writes each snapshot it publishes (external credentials sealed with the shared secret key),
 and followers load it into their own bus, from which their gateways (and gateway workers)
-route as the leader's do. The demand their gateways see goes the other way: each follower
-stores its load report, and the leader posts the fresh ones to its autoscaler's board.
+route as the leader's do. What their gateways see goes the other way: each follower stores
+its load report and the routes version it holds; the leader posts the fresh reports to its
+autoscaler's board, and retires a replica once every follower routes past it.
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class Leadership:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._resign()
+        try:
+            await asyncio.to_thread(self._forget)
+        except Exception:
+            log.exception("this server's load row could not be removed; it goes stale by itself")
 
     @property
     def term(self) -> Term | None:
@@ -276,6 +281,10 @@ class Leadership:
         with self._db.transaction() as session:
             gateway_loads.post(session, self._holder, load, self._clock.now_ms())
         self._reported = (time.monotonic(), load)
+
+    def _forget(self) -> None:
+        with self._db.transaction() as session:
+            gateway_loads.forget(session, self._holder)
 
     def _followers(self) -> dict[str, GatewayLoad]:
         """The rows of the other servers alive now (written in the last ``LOAD_STALE_MS``)."""

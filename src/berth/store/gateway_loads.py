@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from berth.store.tables import GatewayLoadRow
@@ -26,6 +26,11 @@ def post(session: Session, server: str, load: GatewayLoad, now_ms: int) -> None:
     )
     if replaced.rowcount == 0:  # type: ignore[attr-defined]
         session.add(GatewayLoadRow(server=server, **values))
+
+
+def forget(session: Session, server: str) -> None:
+    """``server`` stops: the leader waits for it no more."""
+    session.execute(delete(GatewayLoadRow).where(GatewayLoadRow.server == server))
 
 
 def since(session: Session, after_ms: int) -> dict[str, GatewayLoad]:
