@@ -49,7 +49,7 @@ def root(bubblewrap: str) -> Iterator[Path]:
 def cluster(root: Path) -> Iterator[RayCluster]:
     cluster = RayCluster(root)
     try:
-        yield cluster.start(("node_a", "node_b"))
+        yield cluster.start(("node_a", "node_b"), NAMESPACE)
     finally:
         cluster.close()
 
@@ -86,7 +86,7 @@ def ray_server(root: Path, cluster: RayCluster) -> BerthServer:
 
 
 def replicas(cluster: RayCluster, endpoint: str) -> dict[str, dict[str, Any]]:
-    return cluster.actors(NAMESPACE, f"{endpoint}.")
+    return cluster.actors(f"{endpoint}.")
 
 
 def query(server: BerthServer, endpoint: str) -> httpx.Response:

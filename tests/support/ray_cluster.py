@@ -27,18 +27,25 @@ FAST_NODE_DEATH = {
 STARTED = "block forever"
 """What ``ray start --block`` prints once its node runs."""
 
-ACTORS = """
+DRIVER = """
 import json, sys, ray
 ray.init(address=sys.argv[1], namespace=sys.argv[2], log_to_driver=False)
-nodes = {n["NodeID"]: [r for r in n["Resources"] if r.startswith("node_")] for n in ray.nodes()}
-found = {}
-for name in sorted(ray.util.list_named_actors()):
-    if name.startswith(sys.argv[3]):
-        status = ray.get(ray.get_actor(name).watch.remote("", -1, 0))
-        status["node"] = (nodes.get(status["node_id"]) or ["head"])[0]
-        found[name] = status
-print(json.dumps(found))
+for prefix in sys.stdin:
+    nodes = {n["NodeID"]: [r for r in n["Resources"] if r.startswith("node_")] for n in ray.nodes()}
+    found = {}
+    for name in sorted(ray.util.list_named_actors()):
+        if name.startswith(prefix.strip()):
+            try:  # an actor being started again answers once it runs
+                status = ray.get(ray.get_actor(name).watch.remote("", -1, 0), timeout=30)
+            except (ray.exceptions.RayError, ValueError) as exc:
+                found[name] = {"state": "UNREACHABLE", "node": None, "message": str(exc)}
+                continue
+            status["node"] = (nodes.get(status["node_id"]) or ["head"])[0]
+            found[name] = status
+    print(json.dumps(found), flush=True)
 """
+"""A Ray driver that answers, for each actor name prefix it reads, the replica status of each
+actor of its namespace whose name starts with it (and the node it runs on)."""
 
 
 @dataclass
@@ -49,12 +56,14 @@ class RayCluster:
     root: Path
     port: int = field(default_factory=free_port)
     nodes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    driver: subprocess.Popen[str] | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, workers: tuple[str, ...], cpus: int = 4) -> RayCluster:
+    def start(self, workers: tuple[str, ...], namespace: str, cpus: int = 4) -> RayCluster:
+        """The head, then each worker, then a driver that asks Ray about ``namespace``."""
         self._node(
             "head", "--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false"
         )
@@ -62,6 +71,15 @@ class RayCluster:
             resources = json.dumps({name: 1})
             self._node(
                 name, f"--address={self.address}", f"--num-cpus={cpus}", f"--resources={resources}"
+            )
+        with (self.root / "driver.log").open("ab") as log:
+            self.driver = subprocess.Popen(
+                [sys.executable, "-c", DRIVER, self.address, namespace],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self._env(),
+                text=True,
             )
         return self
 
@@ -71,20 +89,19 @@ class RayCluster:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
 
-    def actors(self, namespace: str, prefix: str) -> dict[str, dict[str, Any]]:
-        """The named actors of ``namespace`` whose names start with ``prefix``: each one's
-        replica status as it tells it, and the name of its ``node``; asked by a driver."""
-        done = subprocess.run(
-            [sys.executable, "-c", ACTORS, self.address, namespace, prefix],
-            capture_output=True,
-            timeout=60,
-            check=True,
-            env=self._env(),
-        )
-        found: dict[str, dict[str, Any]] = json.loads(done.stdout.decode().splitlines()[-1])
+    def actors(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The replica actors whose names start with ``prefix``: each one's status as it tells
+        it, and the name of its ``node``."""
+        assert self.driver is not None and self.driver.stdin and self.driver.stdout
+        self.driver.stdin.write(prefix + "\n")
+        self.driver.stdin.flush()
+        found: dict[str, dict[str, Any]] = json.loads(self.driver.stdout.readline())
         return found
 
     def close(self) -> None:
+        if self.driver is not None:
+            self.driver.terminate()
+            self.driver.communicate(timeout=30)
         for name in reversed(list(self.nodes)):  # workers first, the head last
             proc = self.nodes.pop(name)
             proc.send_signal(signal.SIGTERM)
