@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ def test_replicas_answer_from_two_different_nodes(
     assert sorted(r["node"] for r in found.values()) == ["node_a", "node_b"]
     # the gateway reaches each replica at its node's address
     assert all(r["address"].rsplit(":", 1)[1].isdigit() for r in found.values())
+    with server.client() as api:  # read on the nodes, while the server long-polls the actors
+        logs = api.get(f"/api/2.0/serving-endpoints/{endpoint}/served-models/{NAME}-1/logs")
+    assert logs.json()["logs"].count("listening on") == 2, logs.text
 
 
 def test_a_worker_node_lost_under_load_fails_no_request(
@@ -115,18 +119,20 @@ def test_a_worker_node_lost_under_load_fails_no_request(
     lost = next(name for name, r in before.items() if r["node"] == "node_b")
     with Load(server.url, server.token, endpoint, clients=4) as load:
         wait_until(lambda: load.total > 40, timeout=30, what="some load before the node stops")
+        stopped = time.monotonic()
         cluster.stop_node("node_b")
         wait_until(
             lambda: _ready_on(cluster, endpoint, lost, "node_a"),
             timeout=60,
             what="the lost replica to run again on node_a",
         )
+        moved_s = time.monotonic() - stopped
         seen = load.total
         wait_until(lambda: load.total > seen + 20, timeout=30, what="load after the move")
     assert load.failures == []
     with server.client() as api:
         assert wait_ready(api, endpoint)["state"]["ready"] == "READY"
-    print(f"\nnode lost under load: {load.total} requests, none failed")
+    print(f"\nnode lost under load: {load.total} requests, none failed; back in {moved_s:.1f}s")
 
 
 def test_a_restarted_server_adopts_the_replicas_by_name(

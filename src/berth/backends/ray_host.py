@@ -87,8 +87,10 @@ class HostStatus:
 
 
 class ReplicaHost:
-    """The actor's state; its methods are called by Ray on its own threads, its supervisor
-    runs on an event loop of its own thread."""
+    """The actor's methods. They are all plain functions, which Ray runs on the actor's
+    threads, so a long poll never holds up ``logs`` or ``stop`` (one coroutine method would
+    make Ray run every method on one event loop, one call at a time); the supervisor runs on
+    an event loop of its own thread."""
 
     def __init__(
         self,
@@ -100,6 +102,42 @@ class ReplicaHost:
         liveness: Liveness,
     ) -> None:
         """``variables`` are the entity's environment variables, secrets revealed."""
+        self.spec = spec
+        self._supervisor = Supervisor(replica_id, spec, variables, config, place, liveness)
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._supervisor.run(), self._loop)
+
+    def watch(self, incarnation: str, seen: int, timeout_s: float) -> dict[str, Any]:
+        """The status once it is newer than version ``seen`` of ``incarnation``, or as it is
+        after ``timeout_s``."""
+        return asdict(self._supervisor.watch(incarnation, seen, timeout_s))
+
+    def specification(self) -> dict[str, Any]:
+        """The spec it was started with (secret references, not their values): a restarted
+        server adopts the replica by it."""
+        return asdict(self.spec)
+
+    def logs(self, max_bytes: int) -> str:
+        return self._supervisor.logs(max_bytes)
+
+    def stop(self, grace_s: float) -> None:
+        """Stop the supervisor, then the runtime (it drains in-flight requests first)."""
+        asyncio.run_coroutine_threadsafe(self._supervisor.stop(grace_s), self._loop).result()
+
+
+class Supervisor:
+    """Keeps one runtime running on this node: start, wait for ready, watch, restart."""
+
+    def __init__(
+        self,
+        replica_id: str,
+        spec: ReplicaSpec,
+        variables: dict[str, str],
+        config: SandboxConfig,
+        place: HostPlace,
+        liveness: Liveness,
+    ) -> None:
         self.replica_id = replica_id
         self.spec = spec
         self._run_spec = replace(spec, env=tuple(variables.items()))
@@ -111,41 +149,32 @@ class ReplicaHost:
         self._changed = threading.Condition()
         self._status = HostStatus(uuid.uuid4().hex, 0, ReplicaState.STARTING.value, place.node_id)
         self._proc: Process | None = None
-        self._loop = asyncio.new_event_loop()
-        threading.Thread(target=self._loop.run_forever, daemon=True).start()
-        self._supervisor = asyncio.run_coroutine_threadsafe(self._supervise(), self._loop)
+        self._running: asyncio.Task[None] | None = None
 
-    def watch(self, incarnation: str, seen: int, timeout_s: float) -> dict[str, Any]:
-        """The status once it is newer than version ``seen`` of ``incarnation``, or as it is
-        after ``timeout_s``."""
+    def watch(self, incarnation: str, seen: int, timeout_s: float) -> HostStatus:
         with self._changed:
             self._changed.wait_for(
                 lambda: self._status.incarnation != incarnation or self._status.version > seen,
                 timeout_s,
             )
-            return asdict(self._status)
-
-    def specification(self) -> dict[str, Any]:
-        """The spec it was started with (secret references, not their values): a restarted
-        server adopts the replica by it."""
-        return asdict(self.spec)
+            return self._status
 
     def logs(self, max_bytes: int) -> str:
         return read_tail(self._folder / "replica.log", max_bytes)
 
-    def stop(self, grace_s: float) -> None:
-        """Stop the supervisor, then the runtime (it drains in-flight requests first)."""
-        asyncio.run_coroutine_threadsafe(self._stop(grace_s), self._loop).result()
-
-    async def _stop(self, grace_s: float) -> None:
-        self._supervisor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wrap_future(self._supervisor)
+    async def stop(self, grace_s: float) -> None:
+        """Stop supervising, then the runtime (it drains first). A runtime being spawned
+        meanwhile dies with the actor, which is killed next."""
+        if self._running is not None:
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
         if self._proc is not None:
             await self._proc.terminate(grace_s)
         self._set(state=ReplicaState.STOPPING.value, address=None)
 
-    async def _supervise(self) -> None:
+    async def run(self) -> None:
+        self._running = asyncio.current_task()
         crashes = 0
         restarts = 0
         async with httpx.AsyncClient(trust_env=False) as probes:  # no proxy to a node

@@ -4,10 +4,11 @@ refuses to run, and how its replicas are wrapped so that they die with their act
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 
 from berth.backends.base import ReplicaSpec, ReplicaState
-from berth.backends.ray import RayBackend, RayConfig
+from berth.backends.ray import RayBackend, RayConfig, ReplicaActor
 from berth.backends.ray_host import SandboxConfig
 from berth.core.images import NO_IMAGES
 from berth.sandbox import Sandbox
@@ -54,3 +55,10 @@ def test_a_replica_on_ray_dies_with_its_actor(tmp_path: Path) -> None:
     on_ray = sandbox.command(["python"], box, readable=[], env={}, die_with_parent=True)
     assert "--as-pid-1" in local.argv and "--die-with-parent" not in local.argv
     assert "--die-with-parent" in on_ray.argv and "--as-pid-1" not in on_ray.argv
+
+
+def test_the_actor_has_no_coroutine_method() -> None:
+    """One would make Ray run every method on one event loop, one call at a time: ``logs`` and
+    ``stop`` would wait behind the server's long poll."""
+    methods = inspect.getmembers(ReplicaActor, inspect.isfunction)
+    assert [name for name, m in methods if inspect.iscoroutinefunction(m)] == []
