@@ -38,7 +38,10 @@ LOST_RETRY_S = 0.5
 STOP_GRACE_S = 15.0
 RUNTIME_FORMATS = frozenset({"score_py", "mlflow"})
 """What the runtime serves on TCP; engines and containers listen on Unix sockets only."""
-LOST = "Its Ray actor or node was lost; Ray is starting it again on a node that is up."
+LOST = (
+    "Its Ray actor is not running: waiting for a node with the resources it asks, or its node "
+    "was lost and Ray is starting it again on one that is up."
+)
 
 
 @dataclass(frozen=True, slots=True)
