@@ -219,6 +219,12 @@ class RaySettings(BaseModel):
     replica_cpus: float = Field(
         1.0, gt=0, description="The CPUs each replica's actor reserves on its node."
     )
+    placement_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long a new replica may wait for a node with the CPUs and GPUs it asks "
+        "before it fails (and its config update with it).",
+    )
     work_dir: Path = Field(
         Path("/tmp/berth-ray"),
         description="Where on each node replicas keep their sandbox boxes and logs.",

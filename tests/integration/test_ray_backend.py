@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.deploy import entity, register, versioned_artifact, wait_ready
+from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
 from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.ray_cluster import RayCluster
@@ -36,6 +36,7 @@ TWO_REPLICAS = {
     "max_provisioned_concurrency": 8,
 }
 """One replica per 4 of concurrency."""
+PLACEMENT_TIMEOUT_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,7 @@ def ray_server(root: Path, cluster: RayCluster) -> BerthServer:
             "BERTH_RAY__ADDRESS": cluster.address,
             "BERTH_RAY__NAMESPACE": NAMESPACE,
             "BERTH_RAY__WORK_DIR": str(root / "nodes"),
+            "BERTH_RAY__PLACEMENT_TIMEOUT_S": str(PLACEMENT_TIMEOUT_S),
         },
     )
 
@@ -110,6 +112,23 @@ def test_replicas_answer_from_two_different_nodes(
     with server.client() as api:  # read on the nodes, while the server long-polls the actors
         logs = api.get(f"/api/2.0/serving-endpoints/{endpoint}/served-models/{NAME}-1/logs")
     assert logs.json()["logs"].count("listening on") == 2, logs.text
+
+
+def test_a_replica_no_node_can_hold_fails_its_update(
+    cluster: RayCluster, server: BerthServer, tmp_path: Path
+) -> None:
+    """The cluster has no GPU: Ray never places the actor, and the update fails saying why."""
+    name = "gpu"
+    with server.client() as api:
+        version = register(api, name, versioned_artifact(tmp_path, "1"))
+        config = {"served_entities": [entity(name, version, workload_type="GPU_SMALL")]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        state = wait_settled(api, name, timeout=PLACEMENT_TIMEOUT_S + 40)["state"]
+        events = api.get(f"/api/2.0/serving-endpoints/{name}/events").text
+    assert state["config_update"] == "UPDATE_FAILED"
+    assert "no node of the cluster has 1 CPU(s) and 1 GPU(s) free" in events
+    wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
 
 
 def test_a_worker_node_lost_under_load_fails_no_request(

@@ -36,7 +36,7 @@ for prefix in sys.stdin:
     for name in sorted(ray.util.list_named_actors()):
         if name.startswith(prefix.strip()):
             try:  # an actor being started again answers once it runs
-                status = ray.get(ray.get_actor(name).watch.remote("", -1, 0), timeout=30)
+                status = ray.get(ray.get_actor(name).watch.remote("", -1, 0), timeout=10)
             except (ray.exceptions.RayError, ValueError) as exc:
                 found[name] = {"state": "UNREACHABLE", "node": None, "message": str(exc)}
                 continue

@@ -51,6 +51,9 @@ class RayConfig:
     address: str = "auto"
     namespace: str = "berth"
     replica_cpus: float = 1.0
+    placement_timeout_s: float = 300.0
+    """How long a new replica's actor may wait for a node with what it asks before the replica
+    fails (so does its update, and the config before it keeps serving)."""
 
 
 class ReplicaActor(ReplicaHost):
@@ -147,9 +150,12 @@ class RayBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         handle = self._actors.pop(replica_id, None)
+        if handle is not None and status is not None and status.pid is not None:
+            # a runtime to drain; an actor not running (its node lost) answers nothing: it is
+            # killed anyway
+            with contextlib.suppress(self._ray.exceptions.RayError, TimeoutError):
+                await asyncio.wait_for(handle.stop.remote(STOP_GRACE_S), STOP_GRACE_S + 5)
         if handle is not None:
-            with contextlib.suppress(self._ray.exceptions.RayError):
-                await handle.stop.remote(STOP_GRACE_S)
             await asyncio.to_thread(self._ray.kill, handle, no_restart=True)
         self._status.pop(replica_id, None)
 
@@ -220,17 +226,26 @@ class RayBackend:
         self._actors[replica_id] = handle
         self._status[replica_id] = ReplicaStatus(replica_id, spec, ReplicaState.STARTING)
         self._tasks[replica_id] = asyncio.create_task(
-            self._watch(replica_id, handle), name=f"berth-ray-{replica_id}"
+            self._watch(replica_id, spec, handle), name=f"berth-ray-{replica_id}"
         )
 
-    async def _watch(self, replica_id: str, handle: ActorHandle[ReplicaActor]) -> None:
-        """Mirror the actor's state until the replica is stopped."""
+    async def _watch(
+        self, replica_id: str, spec: ReplicaSpec, handle: ActorHandle[ReplicaActor]
+    ) -> None:
+        """Mirror the actor's state until the replica is stopped; fail it if Ray does not
+        place its actor in time."""
         errors = self._ray.exceptions
+        loop = asyncio.get_running_loop()
+        placed_by = loop.time() + self._config.placement_timeout_s
         incarnation, seen = "", -1
+        waiting = True  # for the actor's first answer
         while True:
+            wait_s = WATCH_S * 3
+            if waiting:
+                wait_s = max(0.1, min(wait_s, placed_by - loop.time()))
             try:
                 found: dict[str, Any] = await asyncio.wait_for(
-                    handle.watch.remote(incarnation, seen, WATCH_S), WATCH_S * 3
+                    handle.watch.remote(incarnation, seen, WATCH_S), wait_s
                 )
             except (errors.RayActorError, TimeoutError) as exc:
                 if not await self._still_named(replica_id):
@@ -240,11 +255,16 @@ class RayBackend:
                     self._tasks.pop(replica_id, None)
                     self._changed()
                     return
-                self._set(replica_id, state=ReplicaState.STARTING, address=None, message=LOST)
+                if waiting and loop.time() >= placed_by:
+                    waiting = False
+                    self._set(replica_id, state=ReplicaState.FAILED, message=self._unplaced(spec))
+                elif self._status[replica_id].state is not ReplicaState.FAILED:
+                    self._set(replica_id, state=ReplicaState.STARTING, address=None, message=LOST)
                 incarnation, seen = "", -1
                 await asyncio.sleep(LOST_RETRY_S)
                 continue
             incarnation, seen = found["incarnation"], found["version"]
+            waiting = False
             self._set(
                 replica_id,
                 state=ReplicaState(found["state"]),
@@ -253,6 +273,13 @@ class RayBackend:
                 restarts=found["restarts"],
                 message=found["message"],
             )
+
+    def _unplaced(self, spec: ReplicaSpec) -> str:
+        gpus = f" and {spec.gpus} GPU(s)" if spec.gpus else ""
+        return (
+            f"Ray placed no actor for it within {self._config.placement_timeout_s:.0f}s: no node "
+            f"of the cluster has {self._config.replica_cpus:g} CPU(s){gpus} free."
+        )
 
     async def _still_named(self, replica_id: str) -> bool:
         """Whether Ray still holds an actor of that name (restarting, perhaps)."""

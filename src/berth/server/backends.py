@@ -43,7 +43,12 @@ def build_backend(
     if settings.backend == "ray":
         given = settings.sandbox
         return RayBackend(
-            RayConfig(settings.ray.address, settings.ray.namespace, settings.ray.replica_cpus),
+            RayConfig(
+                settings.ray.address,
+                settings.ray.namespace,
+                settings.ray.replica_cpus,
+                settings.ray.placement_timeout_s,
+            ),
             SandboxConfig(
                 str(settings.ray.work_dir),
                 given.mode,
