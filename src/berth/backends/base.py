@@ -89,4 +89,5 @@ class Backend(Protocol):
     def logs(self, replica_id: str, max_bytes: int) -> str: ...
 
     async def close(self) -> None:
-        """Stop every replica (server shutdown)."""
+        """Server shutdown: stop every replica that is the server's own (the local backend's);
+        replicas that outlive servers (the ray backend's actors) are left running."""
