@@ -204,24 +204,29 @@ class Sandbox:
         cwd: str | None = None,
         devices: list[str] | None = None,
         own_network: bool = False,
+        die_with_parent: bool = False,
     ) -> Wrapped:
         """``argv`` as it runs in ``box``, seeing ``readable`` (read-only) and ``writable``
         besides its box, and the host's ``devices`` (a replica's GPUs), in ``cwd`` when that is
         in its view (else its box's home); with ``tell_pid``, bubblewrap says the pid of the
         process it runs. With ``own_network`` it gets a network namespace of its own (a
         loopback only) whatever the sandbox's network setting: for a server that listens on
-        TCP, which no other process may reach."""
+        TCP, which no other process may reach. With ``die_with_parent`` it is killed when the
+        process that starts it dies (a Ray actor's replica: nothing else would stop it)."""
         env = {**env, "HOME": str(box.home), "TMPDIR": "/tmp" if self.bwrap else str(box.home)}
         if self.bwrap is None:
-            return Wrapped(argv, env)
+            dies = ["setpriv", "--pdeathsig", "KILL", "--"] if die_with_parent else []
+            return Wrapped(dies + argv, env)
         view = [
             self.bwrap,
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
             "--unshare-cgroup-try",
-            "--as-pid-1",
         ]
+        # bubblewrap's own init as the namespace's pid 1 is what dies with the parent: as
+        # pid 1 itself, the command loses the parent-death signal when setpriv changes its uid
+        view += ["--die-with-parent"] if die_with_parent else ["--as-pid-1"]
         info_at = None
         if tell_pid:
             view += ["--info-fd", "-1"]

@@ -202,6 +202,35 @@ class ReplicaSettings(BaseModel):
     )
 
 
+class RaySettings(BaseModel):
+    """Where the ray backend runs replicas (``BERTH_RAY__*``; with ``BERTH_BACKEND=ray``)."""
+
+    address: str = Field(
+        "auto",
+        description="The Ray cluster's GCS address (host:port), or auto: RAY_ADDRESS, else "
+        "a cluster already running on this machine.",
+    )
+    namespace: str = Field(
+        "berth",
+        min_length=1,
+        description="The Ray namespace of the replicas' named actors; servers sharing one "
+        "store share it.",
+    )
+    replica_cpus: float = Field(
+        1.0, gt=0, description="The CPUs each replica's actor reserves on its node."
+    )
+    placement_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long a new replica may wait for a node with the CPUs and GPUs it asks "
+        "before it fails (and its config update with it).",
+    )
+    work_dir: Path = Field(
+        Path("/tmp/berth-ray"),
+        description="Where on each node replicas keep their sandbox boxes and logs.",
+    )
+
+
 class CalibrationSettings(BaseModel):
     """How an open LLM's throughput chunk is measured (``BERTH_CALIBRATION__*``)."""
 
@@ -277,6 +306,12 @@ class Settings(BaseSettings):
         description="redis://host:port/db shared by gateway processes for rate-limit counters; "
         "unset: counters live in this process.",
     )
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="What runs replicas: local (sandboxed child processes of this server) or "
+        "ray (detached actors on the Ray cluster BERTH_RAY__ADDRESS names).",
+    )
+    ray: RaySettings = Field(default_factory=RaySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)

@@ -4,6 +4,7 @@ cancelling a config update, deleting, and what a query-only user is shown and al
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.support.deploy import (
     wait_settled,
 )
 from tests.support.identity import make_user
+from tests.support.llm import smollm2_gguf
 from tests.support.net import wait_until
 from tests.support.servers import BerthServer
 
@@ -425,3 +427,34 @@ def test_an_admin_creates_a_token_shown_once_and_revokes_it(
         page.get_by_role("dialog").get_by_role("button", name="Delete token").click()
         expect(page.get_by_text(comment)).to_have_count(0)
         assert as_new.get("/api/2.0/preview/scim/v2/Me").status_code == 401
+
+
+def test_the_playground_chats_with_an_open_llm(
+    console: Console, api: httpx.Client, tmp_path: Path
+) -> None:
+    """SmolLM2 on llama.cpp: the page learns it is a chat model from its version's details."""
+    weights = tmp_path / "smollm2"
+    weights.mkdir()
+    os.link(smollm2_gguf(), weights / smollm2_gguf().name)
+    name = unique("smol")
+    create(api, name, entity(register_model(api, weights), "1"))
+    wait_ready(api, name, timeout=180)
+    page = console.sign_in()
+    console.open(f"/console/endpoints/{name}?tab=query")
+    expect(page.get_by_role("tab", name="Playground")).to_be_visible()
+    streamed: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            streamed.append(r.headers.get("content-type", ""))
+            if r.url.endswith("/serving-endpoints/chat/completions")
+            else None
+        ),
+    )
+    page.get_by_label("Max tokens").fill("8")
+    page.get_by_label("Message").fill("Say hello.")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("button", name="Send")).to_be_visible(timeout=60_000)
+    answer = page.locator(".message-assistant .content").inner_text()
+    assert answer.strip() and answer != "…"
+    assert streamed and streamed[0].startswith("text/event-stream")

@@ -65,3 +65,14 @@ def test_every_third_party_package_the_runtime_does_not_need_is_forbidden() -> N
 @pytest.mark.parametrize("source", sorted(ALLOWED))
 def test_indirect_imports_count(source: str) -> None:
     assert not contract(source).get("allow_indirect_imports", False)
+
+
+def test_every_berth_module_but_the_ray_backend_is_kept_from_ray() -> None:
+    """The contract lists packages, and the backends package module by module (its ``ray``
+    module alone may import Ray)."""
+    config = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]
+    (ray_only,) = [c for c in config["contracts"] if c.get("forbidden_modules") == ["ray"]]
+    listed = set(ray_only["source_modules"])
+    backends = set(graph().find_children("berth.backends"))
+    assert (berth_packages() - {"berth.backends"}) | backends - {"berth.backends.ray"} == listed
+    assert ray_only["ignore_imports"] == ["berth.backends.ray -> ray"]

@@ -82,7 +82,8 @@ class EndpointService:
         self._secrets = services.secrets
         self._controller = services.controller
         self._chunks = CalibrationService(services)
-        self._host_gpus = len(host_gpus(services.settings.replicas.gpus))
+        given = services.settings
+        self._host_gpus = None if given.backend == "ray" else len(host_gpus(given.replicas.gpus))
 
     def create(self, principal: Principal, body: CreateServingEndpoint) -> EndpointRecord:
         """Store a new endpoint whose config version 1 is pending until the controller has it

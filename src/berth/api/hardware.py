@@ -18,9 +18,10 @@ GPU_FORMATS = frozenset({"huggingface"})
 
 
 def check_hardware(
-    session: Session, config: NormalisedConfig, host_gpus: int, images: ImageRuntime
+    session: Session, config: NormalisedConfig, host_gpus: int | None, images: ImageRuntime
 ) -> None:
-    """Refuse, before anything is stored, an entity this host cannot run."""
+    """Refuse, before anything is stored, an entity this host cannot run. ``host_gpus`` None:
+    replicas run on a Ray cluster, whose nodes' GPUs Ray counts when it places them."""
     for index, entity in enumerate(config.served_entities):
         label = f"served_entities[{index}] ({entity.name})"
         needed = gpus_for(entity.workload_type)
@@ -28,7 +29,7 @@ def check_hardware(
         if key is not None:
             version = models.get_version(session, key[0], int(key[1]))
             _check_format(label, version, needed, images)
-        if needed > host_gpus:
+        if host_gpus is not None and needed > host_gpus:
             raise InvalidParameter(
                 f"{label}: workload_type {entity.workload_type} holds {needed} GPU"
                 f"{'s' if needed > 1 else ''} per replica and this host has "

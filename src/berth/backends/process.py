@@ -83,14 +83,19 @@ Reveal = Callable[[str], str | None]
 
 
 def runtime_args(spec: ReplicaSpec, socket: Path) -> list[str]:
-    """The flags of ``python -m berth.runtime`` for one replica."""
+    """The flags of ``python -m berth.runtime`` for one replica listening on ``socket``."""
+    return listening_args(spec, ["--socket", str(socket)])
+
+
+def listening_args(spec: ReplicaSpec, listen: list[str]) -> list[str]:
+    """The flags of ``python -m berth.runtime`` for one replica; ``listen`` says where it
+    listens (``--socket S``, or ``--host H --port 0 --port-file F``)."""
     args = [
         "--artifact",
         spec.artifact,
         "--format",
         spec.model_format,
-        "--socket",
-        str(socket),
+        *listen,
         "--max-concurrency",
         str(spec.max_concurrency),
     ]

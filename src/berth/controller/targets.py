@@ -61,7 +61,7 @@ class EntityTarget:
     def replica_ids(self) -> tuple[str, ...]:
         if self.spec is None:
             return ()
-        return tuple(self.spec.replica_id(i) for i in range(self.replicas))
+        return self.spec.replica_ids(self.replicas)
 
 
 @dataclass(frozen=True, slots=True)

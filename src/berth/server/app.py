@@ -36,9 +36,7 @@ from berth.api.routes import (
 from berth.api.routes import metrics as metrics_routes
 from berth.api.routes import tokens as token_routes
 from berth.api.services import Services
-from berth.backends.base import ReplicaState
-from berth.backends.local import Liveness, LocalBackend
-from berth.backends.zygotes import Zygotes
+from berth.backends.base import Backend, ReplicaState
 from berth.console import mount_console
 from berth.controller.autoscaler import Policy
 from berth.controller.calibration import Calibrations
@@ -47,7 +45,6 @@ from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
-from berth.core.gpus import host_gpus
 from berth.core.heap import freeze_startup_heap
 from berth.core.images import find_image_runtime
 from berth.envs import environment_details, install_package
@@ -62,6 +59,7 @@ from berth.registry.source_policy import SourcePolicy
 from berth.sandbox import Sandbox
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
+from berth.server.backends import build_backend
 from berth.server.dispatch import Dispatch
 from berth.server.leadership import Leadership, server_id
 from berth.server.usage_writer import UsageWriter
@@ -81,7 +79,7 @@ class Server:
     admin: AdminBootstrap
 
 
-def ready_replicas(backend: LocalBackend) -> list[ReplicaAddress]:
+def ready_replicas(backend: Backend) -> list[ReplicaAddress]:
     """Where the replica-side figures are read from at each scrape."""
     return [
         ReplicaAddress(r.spec.endpoint, r.spec.served_entity, r.address)
@@ -164,18 +162,8 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         return resolve_reference(secret_store, text, "a served entity")
 
     sandbox = sandbox_for(settings)
-    probes = settings.replicas
-    images = find_image_runtime(probes.container_runtime)
-    backend = LocalBackend(
-        settings.home_dir / "replicas",
-        sandbox,
-        on_change=lambda: controller.nudge(),
-        reveal=reveal,
-        zygotes=Zygotes(settings.home_dir / "zygotes", sandbox, reveal),
-        liveness=Liveness(probes.probe_period_s, probes.probe_timeout_s, probes.failure_threshold),
-        gpus=host_gpus(probes.gpus),
-        images=images,
-    )
+    images = find_image_runtime(settings.replicas.container_runtime)
+    backend = build_backend(settings, sandbox, images, reveal, lambda: controller.nudge())
     metrics.add(ReplicaFigures(lambda: ready_replicas(backend)))
     if workers is not None:
         metrics.add(workers)
@@ -252,6 +240,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.log(logging.WARNING if sandbox.missing else logging.INFO, sandbox.describe())
         log.info("images: %s", images.missing or f"run with {shlex.join(images.command)}")
+        log.info(backend.describe())
         calibrations.start()  # asked by the API on every server, leading or not
         await leadership.start()  # a leader's routes and tokens are known before a query
         usage_writer.start()

@@ -4,7 +4,7 @@ import { useState } from "../vendor/preact-htm.js";
 import { del, endpointPath, get, patch, post, put } from "./api.js";
 import { MetricsCharts } from "./charts.js";
 import { ConfigEditor, RateLimitsEditor, TagsEditor } from "./config_editor.js";
-import { ChatPlayground, isChatEndpoint, QueryPanel } from "./query.js";
+import { ChatPlayground, QueryPanel, servesChat } from "./query.js";
 import {
   Confirm,
   EntityStateBadge,
@@ -209,12 +209,20 @@ export function EndpointPage({ name }) {
   const [dialog, setDialog] = useState(null);
   const [actionError, setActionError] = useState(null);
   const { data: endpoint, error, reload } = useLoad(() => get(endpointPath(name)), [name], 2000);
+  const served = (endpoint?.config?.served_entities ?? [])
+    .map((e) => e.external_model?.task ?? `${e.entity_name}/${e.entity_version}`)
+    .join(",");
+  // Which panel the query tab shows waits for the answer about what is served now.
+  const { data: known } = useLoad(
+    async () => [served, endpoint ? await servesChat(endpoint) : false],
+    [served],
+  );
+  const chat = known?.[0] === served ? known[1] : undefined;
   if (!endpoint) {
     return html`<main><${ErrorBox} error=${error} />${!error && html`<${Loading} what=${name} />`}</main>`;
   }
   const manager = endpoint.permission_level === "CAN_MANAGE";
   const updating = endpoint.state?.config_update === "IN_PROGRESS";
-  const chat = isChatEndpoint(endpoint);
   const tab = query.get("tab") ?? "overview";
   const tabs = [
     ["overview", "Overview"],
@@ -256,7 +264,12 @@ export function EndpointPage({ name }) {
     <div role="tabpanel" aria-labelledby=${`tab-${tab}`}>
       ${tab === "overview" && html`<${Overview} endpoint=${endpoint} />`}
       ${tab === "metrics" && html`<${MetricsCharts} endpoint=${endpoint} />`}
-      ${tab === "query" && (chat ? html`<${ChatPlayground} endpoint=${endpoint} />` : html`<${QueryPanel} endpoint=${endpoint} />`)}
+      ${tab === "query" &&
+      (chat === undefined
+        ? html`<${Loading} what="the query panel" />`
+        : chat
+          ? html`<${ChatPlayground} endpoint=${endpoint} />`
+          : html`<${QueryPanel} endpoint=${endpoint} />`)}
       ${tab === "logs" && html`<${Logs} endpoint=${endpoint} />`}
       ${tab === "payloads" && html`<${Payloads} name=${name} />`}
       ${tab === "permissions" && html`<${Permissions} endpoint=${endpoint} />`}

@@ -1,17 +1,26 @@
 // Querying an endpoint from the browser: a panel for the four MLflow input formats, and a
 // chat playground that streams an LLM endpoint's answer token by token.
 import { useEffect, useRef, useState } from "../vendor/preact-htm.js";
-import { call, endpointPath, get, stream } from "./api.js";
+import { call, enc, endpointPath, get, stream } from "./api.js";
 import { ErrorBox, html } from "./ui.js";
 
 const FORMATS = ["dataframe_split", "dataframe_records", "instances", "inputs"];
 
-export function isChatEndpoint(endpoint) {
+const CHAT = "llm/v1/chat";
+
+/** Whether the endpoint serves a chat model: an external one says so in its config, an open
+ * LLM in its model version's details (which a query-only user may not read: then no). */
+export async function servesChat(endpoint) {
   const entities = endpoint.config?.served_entities ?? [];
-  return (
-    endpoint.task === "llm/v1/chat" ||
-    entities.some((e) => e.external_model?.task === "llm/v1/chat")
+  if (endpoint.task === CHAT || entities.some((e) => e.external_model?.task === CHAT)) return true;
+  const versions = await Promise.all(
+    entities
+      .filter((e) => e.entity_name && e.entity_version)
+      .map((e) =>
+        get(`/api/2.0/models/${enc(e.entity_name)}/versions/${enc(e.entity_version)}`).catch(() => null),
+      ),
   );
+  return versions.some((v) => v?.model_version?.details?.task === CHAT);
 }
 
 /** The request examples of the endpoint's OpenAPI document, by format. */

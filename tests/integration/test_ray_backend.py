@@ -1,0 +1,192 @@
+"""The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
+the workers, a worker node lost under load costs no request and its replica comes back on the
+other, and a restarted server adopts the replicas it finds by name.
+
+The tests share one cluster, one server and one endpoint, and run in this order: each leaves
+the state the next one starts from (the last stops the server and starts another)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
+from tests.support.load import Load
+from tests.support.net import wait_until
+from tests.support.ray_cluster import RayCluster
+from tests.support.servers import BerthServer
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "berth-test"
+NAME = "spread"
+TWO_REPLICAS = {
+    "workload_size": None,
+    "min_provisioned_concurrency": 8,
+    "max_provisioned_concurrency": 8,
+}
+"""One replica per 4 of concurrency."""
+PLACEMENT_TIMEOUT_S = 20
+
+
+@pytest.fixture(scope="module")
+def root(bubblewrap: str) -> Iterator[Path]:
+    """Short (replicas' sandbox boxes live under it), and removed with what is in it."""
+    made = Path(tempfile.mkdtemp(prefix="bray-", dir="/tmp"))
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(root: Path) -> Iterator[RayCluster]:
+    cluster = RayCluster(root)
+    try:
+        yield cluster.start(("node_a", "node_b"), NAMESPACE)
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def server(root: Path, cluster: RayCluster) -> Iterator[BerthServer]:
+    started = ray_server(root, cluster).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(server: BerthServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    with server.client() as api:
+        version = register(api, NAME, versioned_artifact(tmp_path_factory.mktemp("art"), "1"))
+        config = {"served_entities": [entity(NAME, version, **TWO_REPLICAS)]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": NAME, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, NAME, timeout=120)
+    return NAME
+
+
+def ray_server(root: Path, cluster: RayCluster) -> BerthServer:
+    return BerthServer(
+        home=root / "home",
+        database_url=None,
+        extra_env={
+            "BERTH_BACKEND": "ray",
+            "BERTH_RAY__ADDRESS": cluster.address,
+            "BERTH_RAY__NAMESPACE": NAMESPACE,
+            "BERTH_RAY__WORK_DIR": str(root / "nodes"),
+            "BERTH_RAY__PLACEMENT_TIMEOUT_S": str(PLACEMENT_TIMEOUT_S),
+        },
+    )
+
+
+def replicas(cluster: RayCluster, endpoint: str) -> dict[str, dict[str, Any]]:
+    return cluster.actors(f"{endpoint}.")
+
+
+def query(server: BerthServer, endpoint: str) -> httpx.Response:
+    with server.client() as api:
+        return api.post(f"/serving-endpoints/{endpoint}/invocations", json={"x": 1})
+
+
+def test_replicas_answer_from_two_different_nodes(
+    cluster: RayCluster, server: BerthServer, endpoint: str
+) -> None:
+    answer = query(server, endpoint)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == "1"
+    found = replicas(cluster, endpoint)
+    assert len(found) == 2
+    assert {r["state"] for r in found.values()} == {"READY"}
+    assert sorted(r["node"] for r in found.values()) == ["node_a", "node_b"]
+    # the gateway reaches each replica at its node's address
+    assert all(r["address"].rsplit(":", 1)[1].isdigit() for r in found.values())
+    with server.client() as api:  # read on the nodes, while the server long-polls the actors
+        logs = api.get(f"/api/2.0/serving-endpoints/{endpoint}/served-models/{NAME}-1/logs")
+    assert logs.json()["logs"].count("listening on") == 2, logs.text
+
+
+def test_a_replica_no_node_can_hold_fails_its_update(
+    cluster: RayCluster, server: BerthServer, tmp_path: Path
+) -> None:
+    """The cluster has no GPU: Ray never places the actor, and the update fails saying why."""
+    name = "gpu"
+    with server.client() as api:
+        version = register(api, name, versioned_artifact(tmp_path, "1"))
+        config = {"served_entities": [entity(name, version, workload_type="GPU_SMALL")]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        state = wait_settled(api, name, timeout=PLACEMENT_TIMEOUT_S + 40)["state"]
+        events = api.get(f"/api/2.0/serving-endpoints/{name}/events").text
+    assert state["config_update"] == "UPDATE_FAILED"
+    assert "no node of the cluster has 1 CPU(s) and 1 GPU(s) free" in events
+    wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
+
+
+def test_a_worker_node_lost_under_load_fails_no_request(
+    cluster: RayCluster, server: BerthServer, endpoint: str
+) -> None:
+    before = replicas(cluster, endpoint)
+    lost = next(name for name, r in before.items() if r["node"] == "node_b")
+    with Load(server.url, server.token, endpoint, clients=4) as load:
+        wait_until(lambda: load.total > 40, timeout=30, what="some load before the node stops")
+        stopped = time.monotonic()
+        cluster.stop_node("node_b")
+        wait_until(
+            lambda: _ready_on(cluster, endpoint, lost, "node_a"),
+            timeout=60,
+            what="the lost replica to run again on node_a",
+        )
+        moved_s = time.monotonic() - stopped
+        seen = load.total
+        wait_until(lambda: load.total > seen + 20, timeout=30, what="load after the move")
+    assert load.failures == []
+    with server.client() as api:
+        assert wait_ready(api, endpoint)["state"]["ready"] == "READY"
+    print(f"\nnode lost under load: {load.total} requests, none failed; back in {moved_s:.1f}s")
+
+
+def test_a_restarted_server_adopts_the_replicas_by_name(
+    root: Path, cluster: RayCluster, server: BerthServer, endpoint: str
+) -> None:
+    before = replicas(cluster, endpoint)
+    server.stop(signal.SIGTERM)
+    assert replicas(cluster, endpoint) == before  # detached: they outlive the server
+    second = ray_server(root, cluster).start()
+    try:
+        with second.client() as api:
+            assert wait_ready(api, endpoint)["config"]["config_version"] == 1
+        answer = query(second, endpoint)
+        assert answer.status_code == 200 and answer.json()["version"] == "1"
+        after = replicas(cluster, endpoint)
+    finally:
+        second.stop()
+    assert _identities(after) == _identities(before)  # adopted, none started again
+    assert "adopting replica" in second.log_path.read_text()
+
+
+def test_berth_and_its_local_server_load_no_ray() -> None:
+    """The ray backend imports Ray only once it connects: a local server never loads it."""
+    code = (
+        "import sys, berth, berth.cli.main, berth.server.app, berth.server.backends\n"
+        "print('ray' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert done.stdout.decode().strip() == "False"
+
+
+def _ready_on(cluster: RayCluster, endpoint: str, name: str, node: str) -> bool:
+    found = replicas(cluster, endpoint).get(name)
+    return found is not None and found["state"] == "READY" and found["node"] == node
+
+
+def _identities(found: dict[str, dict[str, Any]]) -> dict[str, tuple[str, int]]:
+    return {name: (r["incarnation"], r["pid"]) for name, r in found.items()}
