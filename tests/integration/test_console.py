@@ -174,6 +174,20 @@ def test_an_endpoint_page_shows_events_charts_logs_and_answers_queries(
     console.screenshot("console-endpoint")
 
 
+def chat_answer_types(page: Page) -> list[str]:
+    """The content types of the chat answers the page will receive, as they come."""
+    types: list[str] = []
+    page.on(
+        "response",
+        lambda r: (
+            types.append(r.headers.get("content-type", ""))
+            if r.url.endswith("/serving-endpoints/chat/completions")
+            else None
+        ),
+    )
+    return types
+
+
 def history(api: httpx.Client, name: str) -> dict[str, Any]:
     answer = api.get(f"/api/2.0/serving-endpoints/{name}/metrics-history", params={"minutes": 5})
     assert answer.status_code == 200, answer.text
@@ -202,15 +216,7 @@ def test_chat_with_an_llm_endpoint_streams_the_answer(
     wait_ready(api, name)
     page = console.sign_in()
     console.open(f"/console/endpoints/{name}?tab=query")
-    streamed: list[str] = []
-    page.on(
-        "response",
-        lambda r: (
-            streamed.append(r.headers.get("content-type", ""))
-            if r.url.endswith("/serving-endpoints/chat/completions")
-            else None
-        ),
-    )
+    streamed = chat_answer_types(page)
     page.get_by_label("Message").fill("hello big world")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".message-assistant .content")).to_have_text("world big hello")
@@ -442,15 +448,7 @@ def test_the_playground_chats_with_an_open_llm(
     page = console.sign_in()
     console.open(f"/console/endpoints/{name}?tab=query")
     expect(page.get_by_role("tab", name="Playground")).to_be_visible()
-    streamed: list[str] = []
-    page.on(
-        "response",
-        lambda r: (
-            streamed.append(r.headers.get("content-type", ""))
-            if r.url.endswith("/serving-endpoints/chat/completions")
-            else None
-        ),
-    )
+    streamed = chat_answer_types(page)
     page.get_by_label("Max tokens").fill("8")
     page.get_by_label("Message").fill("Say hello.")
     page.get_by_role("button", name="Send").click()
