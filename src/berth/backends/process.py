@@ -64,7 +64,9 @@ class Process:
         await _exited(self.pid, self.alive)
 
     async def terminate(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the whole group (the runtime drains in-flight requests), SIGKILL past grace."""
+        """SIGTERM the whole group (the runtime drains in-flight requests), SIGKILL past grace,
+        or at once when the wait is cancelled (the server stopping mid-drain): a stop cut
+        short must not leave the replica running with no one left to stop it."""
         group = _group_of(self.pid)
         _signal_group(group, signal.SIGTERM)
         try:
@@ -72,6 +74,9 @@ class Process:
         except TimeoutError:
             _signal_group(group, signal.SIGKILL)
             await self.wait()
+        except asyncio.CancelledError:
+            _signal_group(group, signal.SIGKILL)
+            raise
 
     def kill(self) -> None:
         """SIGKILL the group at once (a replica that stopped answering)."""
