@@ -4,7 +4,8 @@ small model, joined by `InProcessReplicas`; requests are ASGI calls, answers col
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,10 @@ class Harness:
         apps: list[str],
         engine: ReplicaTransport | None = None,
         band_queue_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Replicas at ``apps`` run the runtime; with ``engine``, it reaches every replica."""
+        """Replicas at ``apps`` run the runtime; with ``engine``, it reaches every replica;
+        provisioned bands refill by ``clock``."""
         self.bus = SnapshotBus()
         tokens = {hash_token(token): who for token, who in PRINCIPALS.items()}
         self.bus.publish(Snapshot(1, {r.name: r for r in routes or (route(),)}, tokens))
@@ -99,6 +102,7 @@ class Harness:
             recorder=recorder,
             max_body_bytes=1024,
             band_queue_s=band_queue_s,
+            clock=clock,
         )
         self.logs = tmp_path / "logs"
 

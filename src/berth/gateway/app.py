@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from starlette.types import Receive, Scope, Send
@@ -63,13 +63,15 @@ class Gateway:
         max_queue: int = 256,
         band_queue_s: float = 5.0,
         max_body_bytes: int = 16 * 1024 * 1024,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``transport`` reaches replicas (`build_gateway` gives the real one).
 
         ``on_demand(endpoint, entity)`` is told when a request waits for an entity scaled
         to zero (the controller should start a replica now); such a request waits at most
         ``cold_start_s``. A request for an entity with provisioned throughput waits for its
-        band at most ``band_queue_s`` by the band's current rate (429 past it)."""
+        band at most ``band_queue_s`` by the band's current rate (429 past it); the bands
+        refill by ``clock``."""
         self._bus = bus
         self._max_body = max_body_bytes
         self.admission = Admission(
@@ -78,7 +80,7 @@ class Gateway:
             on_demand=on_demand,
             cold_start_s=cold_start_s,
         )
-        self.bands = Bands(band_queue_s)
+        self.bands = Bands(band_queue_s, clock)
         self.replicas = ReplicaPath(self.admission, transport, request_timeout_s, self.bands)
         self.llm = llm or Llm()
         self.limiter: Limiter = limiter or LocalLimiter()

@@ -118,23 +118,48 @@ def test_a_whole_answer_is_its_own_first_token_and_has_no_gaps(tmp_path: Path) -
     assert sample(harness, "berth_llm_inter_token_latency_seconds_count") == 0
 
 
+class HeldClock:
+    """Monotonic time that stands still until `release`, then runs on from where it stood:
+    what arrives while it is held arrives at one instant, however slow the machine."""
+
+    def __init__(self) -> None:
+        self._held_at: float | None = time.monotonic()
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        return self._held_at if self._held_at is not None else time.monotonic() - self._offset
+
+    def advance(self, seconds: float) -> None:
+        assert self._held_at is not None
+        self._held_at += seconds
+
+    def release(self) -> None:
+        assert self._held_at is not None
+        self._offset = time.monotonic() - self._held_at
+        self._held_at = None
+
+
 def test_load_above_the_band_queues_then_is_refused_and_asks_for_replicas(
     tmp_path: Path,
 ) -> None:
     """A band of 10 tokens/s (a bucket of 10) and a 1.2 s queue: requests reserving 5 tokens
     (1 of prompt, 4 of max_tokens) go two at once, the next two queue (0.5 s and 1 s of
-    refill before them), and the rest would wait past 1.2 s: 429 with Retry-After."""
+    refill before them), and the rest would wait past 1.2 s: 429 with Retry-After. The eight
+    arrive at one instant of the bands' clock: a stall of the machine between two of them
+    would refill the bucket and queue a fifth."""
     band = ProvisionedBand(chunk_tps=10, min_tps=10, max_tps=30)
     engine = EngineStandIn()
     engine.open.clear()
     route = engine_route("llm", band=band, slots=16)
-    harness = Harness(tmp_path, route, apps=[], engine=engine, band_queue_s=1.2)
+    clock = HeldClock()
+    harness = Harness(tmp_path, route, apps=[], engine=engine, band_queue_s=1.2, clock=clock)
     gateway = harness.gateway
 
     async def go() -> list[Answer]:
         try:
             calls = [asyncio.ensure_future(harness.call(CHAT, chat(4))) for _ in range(8)]
             await until(lambda: sum(c.done() for c in calls) == 4, "four refusals")
+            clock.release()
             assert engine.running == 2
             assert gateway.engine_load("llm", ENTITY) == (2, 2), "two queued, two decoding"
             assert sample(harness, "berth_llm_queue_depth") == 2, "as the refusals saw it"
@@ -165,12 +190,17 @@ def test_load_above_the_band_queues_then_is_refused_and_asks_for_replicas(
 def test_a_band_grows_with_its_routed_replicas_and_lets_the_queue_through(
     tmp_path: Path,
 ) -> None:
-    """At 10 tokens/s the two queued requests (9 tokens each) would take about 2 s; routes
-    with ten replicas make the band 100 tokens/s and let them through in a fraction of it."""
+    """Requests reserve 9 tokens (1 of prompt, 8 of max_tokens): one goes, two queue. The
+    first answer settles 13 tokens (5 of prompt, 8 generated), 3 more than the bucket held.
+    At 10 tokens/s the queue would need 2.1 s of refill; routes with ten replicas make the
+    band 100 tokens/s, and 0.5 s of the bands' clock lets both through (at the old rate it
+    would not let one)."""
     band = ProvisionedBand(chunk_tps=10, min_tps=10, max_tps=100)
     addresses = [f"e{i}" for i in range(10)]
     engine = EngineStandIn(*addresses)
-    harness = Harness(tmp_path, engine_route("llm", "e0", band=band), apps=[], engine=engine)
+    clock = HeldClock()
+    route = engine_route("llm", "e0", band=band)
+    harness = Harness(tmp_path, route, apps=[], engine=engine, clock=clock)
     gateway = harness.gateway
 
     async def go() -> list[Answer]:
@@ -181,11 +211,10 @@ def test_a_band_grows_with_its_routed_replicas_and_lets_the_queue_through(
             wider = engine_route("llm", *addresses, band=band)
             current = harness.bus.current
             harness.bus.publish(replace(current, version=2, endpoints={"llm": wider}))
+            clock.advance(0.5)
             await until(lambda: all(c.done() for c in calls), "the queue to go through")
             return list(await asyncio.gather(*calls))
         finally:
             await harness.close()
 
-    started = time.monotonic()
     assert [s for s, _, _ in asyncio.run(go())] == [200, 200, 200]
-    assert time.monotonic() - started < 1.5
