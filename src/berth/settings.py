@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from berth.core.artifact_copies import is_url, local_dir
+
 
 class ServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
@@ -301,6 +303,14 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         "json", description="The server's log lines: JSON objects (with request ids) or text."
     )
+    artifacts_uri: str | None = Field(
+        None,
+        description="Where model artifacts live: a directory (default $BERTH_HOME/artifacts), "
+        "or any fsspec URL such as s3://bucket/berth. Servers sharing one store, and the "
+        "nodes of a Ray cluster, must share it: a directory that each mounts at this same "
+        "path, or a URL; each keeps copies of a URL's artifacts under $BERTH_HOME/artifact-"
+        "copies (servers) or BERTH_RAY__WORK_DIR/artifacts (nodes).",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://host:port/db shared by gateway processes for rate-limit counters; "
@@ -328,8 +338,19 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
     @property
-    def artifacts_dir(self) -> Path:
-        return self.home_dir / "artifacts"
+    def artifacts_location(self) -> str:
+        """`artifacts_uri` as a URL, or as an absolute directory when it names one."""
+        given = self.artifacts_uri
+        if given is None:
+            return str(self.home_dir / "artifacts")
+        if is_url(given):
+            return given.rstrip("/")
+        return str(local_dir(given).expanduser().resolve())
+
+    @property
+    def artifact_copies_dir(self) -> Path:
+        """This server's copies of artifacts kept at a URL (`berth.core.artifact_copies`)."""
+        return self.home_dir / "artifact-copies"
 
     @property
     def logs_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
 the workers, a worker node lost under load costs no request and its replica comes back on the
-other, and a restarted server adopts the replicas it finds by name.
+other, and a restarted server adopts the replicas it finds by name. Artifacts live in an
+artifact store at a URL (a real FTP server), which the nodes copy them from.
 
 The tests share one cluster, one server and one endpoint, and run in this order: each leaves
 the state the next one starts from (the last stops the server and starts another)."""
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import httpx
 import pytest
 
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
+from tests.support.ftp import PASSWORD, FtpServer
 from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.ray_cluster import RayCluster
@@ -57,8 +60,13 @@ def cluster(root: Path) -> Iterator[RayCluster]:
 
 
 @pytest.fixture(scope="module")
-def server(root: Path, cluster: RayCluster) -> Iterator[BerthServer]:
-    started = ray_server(root, cluster).start()
+def artifacts(ftp_server: FtpServer) -> str:
+    return ftp_server.url(f"ray-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def server(root: Path, cluster: RayCluster, artifacts: str) -> Iterator[BerthServer]:
+    started = ray_server(root, cluster, artifacts).start()
     yield started
     started.stop()
 
@@ -74,11 +82,12 @@ def endpoint(server: BerthServer, tmp_path_factory: pytest.TempPathFactory) -> s
     return NAME
 
 
-def ray_server(root: Path, cluster: RayCluster) -> BerthServer:
+def ray_server(root: Path, cluster: RayCluster, artifacts: str) -> BerthServer:
     return BerthServer(
         home=root / "home",
         database_url=None,
         extra_env={
+            "BERTH_ARTIFACTS_URI": artifacts,
             "BERTH_BACKEND": "ray",
             "BERTH_RAY__ADDRESS": cluster.address,
             "BERTH_RAY__NAMESPACE": NAMESPACE,
@@ -98,7 +107,7 @@ def query(server: BerthServer, endpoint: str) -> httpx.Response:
 
 
 def test_replicas_answer_from_two_different_nodes(
-    cluster: RayCluster, server: BerthServer, endpoint: str
+    cluster: RayCluster, server: BerthServer, endpoint: str, root: Path, artifacts: str
 ) -> None:
     answer = query(server, endpoint)
     assert answer.status_code == 200, answer.text
@@ -112,6 +121,16 @@ def test_replicas_answer_from_two_different_nodes(
     with server.client() as api:  # read on the nodes, while the server long-polls the actors
         logs = api.get(f"/api/2.0/serving-endpoints/{endpoint}/served-models/{NAME}-1/logs")
     assert logs.json()["logs"].count("listening on") == 2, logs.text
+
+    # the artifact is in the store, copied once onto the nodes, and nowhere in the server's home
+    with server.client() as api:
+        version = api.get(f"/api/2.0/models/{NAME}/versions/1")
+    shown = version.json()["model_version"]["artifact_uri"]
+    assert shown == artifacts.replace(f":{PASSWORD}@", "@") + f"/{NAME}/1", "no password shown"
+    [copy] = (root / "nodes" / "artifacts").iterdir()
+    assert (copy / "score.py").is_file()
+    assert not (root / "home" / "artifacts").exists()
+    assert not (root / "home" / "artifact-copies").exists()
 
 
 def test_a_replica_no_node_can_hold_fails_its_update(
@@ -155,12 +174,12 @@ def test_a_worker_node_lost_under_load_fails_no_request(
 
 
 def test_a_restarted_server_adopts_the_replicas_by_name(
-    root: Path, cluster: RayCluster, server: BerthServer, endpoint: str
+    root: Path, cluster: RayCluster, server: BerthServer, endpoint: str, artifacts: str
 ) -> None:
     before = replicas(cluster, endpoint)
     server.stop(signal.SIGTERM)
     assert replicas(cluster, endpoint) == before  # detached: they outlive the server
-    second = ray_server(root, cluster).start()
+    second = ray_server(root, cluster, artifacts).start()
     try:
         with second.client() as api:
             assert wait_ready(api, endpoint)["config"]["config_version"] == 1

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from berth.core.artifact_copies import ArtifactCopies
 from berth.core.clock import Clock
 from berth.core.dataplane import SnapshotBus
 from berth.core.images import NO_IMAGES, ImageRuntime
@@ -63,6 +64,8 @@ class Services:
     clock: Clock
     tokens: TokenService
     registry: Registry
+    artifact_copies: ArtifactCopies
+    """Folders on this machine of the artifacts that registration stored (`registry`)."""
     garden: Garden
     controller: ControllerPort
     bus: SnapshotBus

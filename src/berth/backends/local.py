@@ -38,6 +38,7 @@ from berth.backends.process import (
     spawn_replica,
 )
 from berth.backends.zygotes import Zygotes
+from berth.core.artifact_copies import ArtifactCopies
 from berth.core.container_contract import probe_socket, read_replica_json, replica_image
 from berth.core.errors import BerthError
 from berth.core.images import NO_IMAGES, ImageRuntime
@@ -74,11 +75,13 @@ class LocalBackend:
         liveness: Liveness | None = None,
         gpus: tuple[str, ...] = (),
         images: ImageRuntime | None = None,
+        copies: ArtifactCopies | None = None,
     ) -> None:
         """``on_change`` is called whenever a replica changes state (e.g. to wake the
         controller, so a replica that became ready is routed to at once); ``reveal`` resolves
         secret references in environment variables as a replica starts; ``images`` runs
-        container versions' images (none: they fail to start, saying so)."""
+        container versions' images (none: they fail to start, saying so); ``copies`` keeps
+        local copies of artifacts kept at a URL (by default under ``root``)."""
         self._root = root
         self._sandbox = sandbox
         self._on_change = on_change
@@ -87,6 +90,7 @@ class LocalBackend:
         self._liveness = liveness or Liveness()
         self._gpus = GpuPool(gpus)
         self._images = images or NO_IMAGES
+        self._copies = copies or ArtifactCopies(root / "artifact-copies")
         self._status: dict[str, ReplicaStatus] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._procs: dict[str, Process] = {}
@@ -153,7 +157,8 @@ class LocalBackend:
         """A warm zygote for ``spec``'s environment, so a replica forks in a fraction of a
         second when a request comes."""
         if self._zygotes is not None and spec.container is None:
-            await self._zygotes.keep(spec)
+            await asyncio.to_thread(self._copies.local, spec.artifact)
+            await self._zygotes.keep(self._here(spec))
 
     def logs(self, replica_id: str, max_bytes: int) -> str:
         return read_tail(self._root / replica_id / "replica.log", max_bytes)
@@ -229,6 +234,8 @@ class LocalBackend:
             raise
 
     async def _spawn(self, replica_id: str, spec: ReplicaSpec, folder: Path) -> Process:
+        await asyncio.to_thread(self._copies.local, spec.artifact)
+        spec = self._here(spec)
         log_file = folder / "replica.log"
         if _image(spec):
             return await spawn_image_replica(
@@ -331,8 +338,13 @@ class LocalBackend:
             log.warning("replica %s is unhealthy: %s", replica_id, why)
         self._set(replica_id, state=ReplicaState.STARTING, address=None, message=UNHEALTHY + why)
 
+    def _here(self, spec: ReplicaSpec) -> ReplicaSpec:
+        """``spec`` as its processes see it: the artifact at its copy on this machine (the
+        status and ``state.json`` keep the spec as the controller gave it)."""
+        return replace(spec, artifact=str(self._copies.where(spec.artifact)))
+
     def _socket(self, replica_id: str, spec: ReplicaSpec) -> Path:
-        return box_of(self._sandbox, spec).socket(replica_id)
+        return box_of(self._sandbox, self._here(spec)).socket(replica_id)
 
     def _health_socket(self, replica_id: str, spec: ReplicaSpec) -> Path:
         """Where the replica answers health checks: its own socket, or a container's

@@ -35,6 +35,8 @@ from berth.backends.process import (
     read_tail,
     start_in_session,
 )
+from berth.core.artifact_copies import ArtifactCopies
+from berth.core.errors import BerthError
 from berth.core.gpus import device_files
 from berth.sandbox import Box, Sandbox
 
@@ -140,7 +142,12 @@ class Supervisor:
     ) -> None:
         self.replica_id = replica_id
         self.spec = spec
-        self._run_spec = replace(spec, env=tuple(variables.items()))
+        self._copies = ArtifactCopies(Path(config.work_dir) / "artifacts")
+        self._run_spec = replace(
+            spec,
+            env=tuple(variables.items()),
+            artifact=str(self._copies.where(spec.artifact)),
+        )
         self._place = place
         self._liveness = liveness
         self._sandbox = config.sandbox()
@@ -177,6 +184,14 @@ class Supervisor:
         self._running = asyncio.current_task()
         crashes = 0
         restarts = 0
+        try:
+            await asyncio.to_thread(self._copies.local, self.spec.artifact)
+        except BerthError as exc:
+            self._set(
+                state=ReplicaState.FAILED.value,
+                message=f"On node {self._place.node_id}: {exc.message}",
+            )
+            return
         async with httpx.AsyncClient(trust_env=False) as probes:  # no proxy to a node
             while True:
                 try:
@@ -279,7 +294,7 @@ class Supervisor:
             exited.cancel()
 
     def _box(self) -> Box:
-        spec = self.spec
+        spec = self._run_spec
         return self._sandbox.box(spec.artifact, spec.python, spec.pythonpath or "")
 
     def _set(self, **changes: Any) -> None:

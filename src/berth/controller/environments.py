@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from berth.core.artifact_copies import ArtifactCopies
+from berth.core.errors import Unavailable
 from berth.envs import EnvBuildFailed, build_env, mark_used, runtime_path, spec_of
 from berth.envs.cache import built_python
 from berth.metrics import Metrics
@@ -49,8 +51,12 @@ class Environments:
         on_change: Callable[[], None],
         metrics: Metrics,
         sandbox: Sandbox | None = None,
+        copies: ArtifactCopies | None = None,
     ) -> None:
+        """Environments are built under ``root``, from artifacts read through ``copies``
+        (by default, artifacts are folders on this machine)."""
         self._root = root
+        self._copies = copies or ArtifactCopies(root / "artifact-copies")
         self._sandbox = sandbox
         self._metrics = metrics
         self._own = EnvReady(own_python, str(runtime_path(root)))
@@ -118,17 +124,20 @@ class Environments:
 
         started = time.monotonic()
         try:
+            local = await asyncio.to_thread(self._copies.local, artifact)
             built = await asyncio.to_thread(
                 build_env,
                 spec,
                 self._root,
-                artifact=Path(artifact),
+                artifact=local,
                 on_line=progress,
                 sandbox=self._sandbox,
             )
             pythonpath = await asyncio.to_thread(runtime_path, self._root)
         except EnvBuildFailed as exc:
             self._metrics.env_builds.labels("failed").inc()
+            self._failed[env_hash] = (time.monotonic(), exc.message)
+        except Unavailable as exc:  # the artifact could not be copied here
             self._failed[env_hash] = (time.monotonic(), exc.message)
         except Exception as exc:  # a broken build must not take the control loop down
             log.exception("environment %s failed to build", env_hash)

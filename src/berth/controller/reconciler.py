@@ -15,7 +15,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from berth.backends.base import Backend, ReplicaSpec, ReplicaStatus
@@ -42,6 +41,7 @@ from berth.controller.targets import (
     route_policy,
     stored_states,
 )
+from berth.core.artifact_copies import as_uri
 from berth.core.clock import Clock
 from berth.core.dataplane import CALIBRATED_FORMATS, EndpointRoute, Snapshot, SnapshotBus
 from berth.core.endpoint_config import EndpointConfigDoc, EntityState, ServedEntity, entities_of
@@ -310,7 +310,7 @@ class Controller:
                 environment,
                 version.details.get("task"),
                 version.details.get("container_spec"),
-                Path(version.artifact_path).as_uri() if version.source else None,
+                as_uri(version.artifact_path) if version.source else None,
             )
 
     def _chunk(self, session: Any, entity: ServedEntity) -> dict[tuple[str, str], int]:

@@ -32,16 +32,15 @@ class Registry:
         self,
         db: Database,
         clock: Clock,
-        artifacts_dir: Path,
+        artifacts: ArtifactStore,
         inspect_env: EnvironmentInspector,
-        policy: SourcePolicy | None = None,
+        policy: SourcePolicy,
     ) -> None:
-        """``policy`` says what sources registration may read (default: nothing of
-        ``artifacts_dir``'s parent, server-side paths for admins only)."""
-        self._policy = policy or SourcePolicy(home=artifacts_dir.parent)
+        """``policy`` says what sources registration may read."""
+        self._policy = policy
         self._db = db
         self._clock = clock
-        self._artifacts = ArtifactStore(artifacts_dir)
+        self._artifacts = artifacts
         self._inspect_env = inspect_env
 
     def create_model(
@@ -71,7 +70,7 @@ class Registry:
         with self._artifacts.removing() as remove, self._db.transaction() as session:
             models.delete_model(session, name)
             _refuse_if_served(session, name, None)
-            remove(self._artifacts.model_dir(name))
+            remove(self._artifacts.model_location(name))
 
     def create_version(
         self,
@@ -103,13 +102,13 @@ class Registry:
             with self._artifacts.placing() as place, self._db.transaction() as session:
                 now = self._clock.now_ms()
                 number = models.allocate_version(session, name, now)
-                target = self._artifacts.version_dir(name, number)
+                target = self._artifacts.version_location(name, number)
                 place(root, target)
                 new = NewVersion(
                     source=source.recorded,
                     format=detected.format.value,
                     status=READY,
-                    artifact_path=str(target),
+                    artifact_path=target,
                     details=details,
                     description=description,
                     creator=creator,
@@ -137,7 +136,7 @@ class Registry:
         with self._artifacts.removing() as remove, self._db.transaction() as session:
             models.delete_version(session, name, number, self._clock.now_ms())
             _refuse_if_served(session, name, number)
-            remove(self._artifacts.version_dir(name, number))
+            remove(self._artifacts.version_location(name, number))
 
 
 def _refuse_if_served(session: Session, name: str, version: int | None) -> None:

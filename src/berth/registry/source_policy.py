@@ -2,7 +2,9 @@
 
 A model version's source is read by the server, with the server's rights. So a path on the
 server's machine is read only for admins or under the roots an operator lists, and never inside
-``$BERTH_HOME`` (its store, secret key and admin token), whichever links lead there; a remote
+``$BERTH_HOME`` (its store, secret key and admin token) or the artifact store (other models'
+artifacts, whether a shared directory or an object store's URL), whichever links lead there;
+a remote
 URI only with an allow-listed protocol, and never from a host that resolves to a loopback,
 link-local, private or otherwise internal address (unless the operator names the host); and
 archives only within a size and a member count.
@@ -11,11 +13,13 @@ archives only within a size and a member count.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from berth.core.artifact_copies import is_url, local_dir
 from berth.core.errors import InvalidParameter, PayloadTooLarge, PermissionDenied
 
 GIB = 1 << 30
@@ -25,6 +29,8 @@ GIB = 1 << 30
 class SourcePolicy:
     home: Path
     """Never read from, by anyone: ``$BERTH_HOME``."""
+    artifacts: str | None = None
+    """Never read from, by anyone either: the artifact store's directory or URL."""
     roots: tuple[Path, ...] = ()
     """Where users other than admins may register server-side paths from."""
     protocols: frozenset[str] = field(
@@ -43,6 +49,12 @@ class SourcePolicy:
                 f"{label} is inside berth's own data directory, which registration never "
                 "reads; copy the model elsewhere."
             )
+        store = self.artifacts
+        if store is not None and not is_url(store) and real.is_relative_to(local_dir(store)):
+            raise PermissionDenied(
+                f"{label} is inside berth's artifact store, which registration never reads; "
+                "register the model from where it came from."
+            )
         if admin or any(real.is_relative_to(root.resolve()) for root in self.roots):
             return
         where = ", ".join(str(r) for r in self.roots) or "none are configured"
@@ -59,6 +71,11 @@ class SourcePolicy:
             raise InvalidParameter(
                 f"{label} uses '{scheme}://', which this server does not read from; allowed: "
                 f"{', '.join(sorted(self.protocols))} (BERTH_REGISTRY__SOURCE_PROTOCOLS)."
+            )
+        if self.artifacts is not None and is_url(self.artifacts) and _under(uri, self.artifacts):
+            raise PermissionDenied(
+                f"{label} is inside berth's artifact store, which registration never reads; "
+                "register the model from where it came from."
             )
         host = parts.hostname
         if scheme in ("http", "https", "ftp", "sftp", "ssh") and host:
@@ -94,6 +111,18 @@ class SourcePolicy:
                 f"{label} is {size} bytes, over the upload cap of {self.max_upload_bytes} "
                 "bytes (BERTH_REGISTRY__MAX_UPLOAD_BYTES)."
             )
+
+
+def _under(uri: str, root: str) -> bool:
+    """``uri`` names ``root`` or something in it: same scheme and host (any case), and a path
+    under root's once dot segments and repeated slashes are gone."""
+    a, b = urlsplit(uri), urlsplit(root)
+    if (a.scheme.lower(), (a.netloc or "").lower()) != (b.scheme.lower(), (b.netloc or "").lower()):
+        return False
+    path, top = (
+        posixpath.normpath("/" + "/".join(filter(None, p.split("/")))) for p in (a.path, b.path)
+    )
+    return PurePosixPath(path).is_relative_to(top)
 
 
 def internal_addresses(host: str) -> list[str]:

@@ -43,6 +43,7 @@ from berth.controller.calibration import Calibrations
 from berth.controller.environments import Environments
 from berth.controller.load_board import LoadBoard
 from berth.controller.reconciler import Controller
+from berth.core.artifact_copies import ArtifactCopies
 from berth.core.clock import SystemClock
 from berth.core.dataplane import SnapshotBus
 from berth.core.heap import freeze_startup_heap
@@ -53,6 +54,7 @@ from berth.identity.tokens import AdminBootstrap, TokenService
 from berth.metrics import Metrics, ReplicaFigures
 from berth.metrics.replicas import ReplicaAddress
 from berth.providers.egress import egress_of
+from berth.registry.artifacts import ArtifactStore
 from berth.registry.garden import Garden
 from berth.registry.service import Registry
 from berth.registry.source_policy import SourcePolicy
@@ -104,6 +106,7 @@ def source_policy(settings: Settings) -> SourcePolicy:
     given = settings.registry
     return SourcePolicy(
         home=settings.home_dir,
+        artifacts=settings.artifacts_location,
         roots=tuple(given.source_roots),
         protocols=frozenset(p.lower() for p in given.source_protocols),
         allowed_hosts=frozenset(h.lower() for h in given.source_allowed_hosts),
@@ -141,7 +144,6 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     metrics are rendered with this process's, and a replica is retired only once they follow.
     """
     private_home(settings)
-    settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.store_url)
     db.migrate()
     private_files(settings)
@@ -168,8 +170,9 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     if workers is not None:
         metrics.add(workers)
         metrics.include_processes(workers.metrics_dir)
+    copies = ArtifactCopies(settings.artifact_copies_dir)
     environments = Environments(
-        settings.envs_dir, sys.executable, lambda: controller.nudge(), metrics, sandbox
+        settings.envs_dir, sys.executable, lambda: controller.nudge(), metrics, sandbox, copies
     )
     calibrations = Calibrations(
         db,
@@ -212,9 +215,8 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     leadership = Leadership(
         db, fenced, controller, bus, secret_store.cipher, holder, clock, settings.leader
     )
-    registry = Registry(
-        db, clock, settings.artifacts_dir, environment_details, source_policy(settings)
-    )
+    artifacts = ArtifactStore(settings.artifacts_location, settings.artifact_copies_dir)
+    registry = Registry(db, clock, artifacts, environment_details, source_policy(settings))
     install = partial(install_package, envs_root=settings.envs_dir, sandbox=sandbox)
     services = Services(
         settings=settings,
@@ -222,6 +224,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         clock=clock,
         tokens=tokens,
         registry=registry,
+        artifact_copies=copies,
         garden=Garden(registry, settings.garden_dir, install),
         controller=controller,
         bus=bus,

@@ -12,6 +12,7 @@ from berth.backends.process import Reveal
 from berth.backends.ray import RayBackend, RayConfig
 from berth.backends.ray_host import SandboxConfig
 from berth.backends.zygotes import Zygotes
+from berth.core.artifact_copies import ArtifactCopies
 from berth.core.gpus import host_gpus
 from berth.core.images import ImageRuntime
 from berth.sandbox import Sandbox
@@ -66,4 +67,5 @@ def build_backend(
         liveness=liveness,
         gpus=host_gpus(probes.gpus),
         images=images,
+        copies=ArtifactCopies(settings.artifact_copies_dir),
     )

@@ -10,9 +10,11 @@ import pytest
 
 from berth.core.errors import NotFound
 from berth.envs import environment_details, install_package
+from berth.registry.artifacts import ArtifactStore
 from berth.registry.formats import ArtifactFormat
 from berth.registry.garden import CATALOGUE, Garden, Installed
 from berth.registry.service import Registry
+from berth.registry.source_policy import SourcePolicy
 from berth.store.db import Database
 from tests.support.llm import SMOLLM2_FILE, smollm2_gguf
 from tests.unit.clock import StepClock
@@ -23,7 +25,9 @@ SMOLLM2 = CATALOGUE[0]
 @pytest.fixture
 def garden(db: Database, tmp_path: Path) -> Garden:
     home = tmp_path / "home"
-    registry = Registry(db, StepClock(), home / "artifacts", environment_details)
+    store = ArtifactStore(str(home / "artifacts"), home / "artifact-copies")
+    policy = SourcePolicy(home=home, artifacts=str(home / "artifacts"))
+    registry = Registry(db, StepClock(), store, environment_details, policy)
     for entry in CATALOGUE:
         registry.create_model(entry.name, description="", tags=(), creator="ann")
     # Nothing here installs: were uv started, the unit suite's guard would fail the test.

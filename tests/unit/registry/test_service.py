@@ -12,8 +12,10 @@ from sqlalchemy import select
 from berth.core.endpoint_config import EndpointConfigDoc, ServedEntity, TrafficRoute
 from berth.core.errors import AlreadyExists, Conflict, InvalidParameter, NotFound
 from berth.envs import OWN_ENVIRONMENT, environment_details
+from berth.registry.artifacts import ArtifactStore
 from berth.registry.formats import IMAGE_ENVIRONMENT, ContainerVersion
 from berth.registry.service import Registry
+from berth.registry.source_policy import SourcePolicy
 from berth.registry.sources import NoArtifact, SourceUri
 from berth.store.db import Database
 from berth.store.models import ModelTag
@@ -31,7 +33,9 @@ def artifacts(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(db: Database, artifacts: Path) -> Registry:
-    return Registry(db, StepClock(), artifacts, environment_details)
+    store = ArtifactStore(str(artifacts), artifacts.parent / "artifact-copies")
+    policy = SourcePolicy(home=artifacts.parent, artifacts=str(artifacts))
+    return Registry(db, StepClock(), store, environment_details, policy)
 
 
 def _register(registry: Registry, name: str, source: SourceUri = SUM_SCORE) -> str:

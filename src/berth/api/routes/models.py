@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -151,7 +150,7 @@ def _build_environment(services: Services, info: VersionInfo) -> None:
         envs.build_env(
             spec,
             services.settings.envs_dir,
-            artifact=Path(info.artifact_path),
+            artifact=services.artifact_copies.local(info.artifact_path),
             sandbox=services.sandbox,
         )
     except envs.EnvBuildFailed as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 from berth.api.schemas.container_spec import ContainerSpec
 from berth.api.schemas.external_models import Task
 from berth.api.schemas.strict import Strict
+from berth.core.artifact_copies import as_uri
 from berth.core.errors import InvalidParameter
 from berth.registry.formats import ContainerVersion
 from berth.registry.sources import ArtifactSource, NoArtifact, SourceUri
@@ -119,7 +119,7 @@ class ModelVersion(BaseModel):
             creation_timestamp=info.created_at,
             creator=info.creator,
             description=info.description,
-            artifact_uri=Path(info.artifact_path).as_uri(),
+            artifact_uri=as_uri(info.artifact_path),
             details=dict(info.details),
         )
 
