@@ -30,12 +30,12 @@ class FtpServer:
 
     def start(self) -> FtpServer:
         self.root.mkdir(parents=True, exist_ok=True)
-        log = (self.root.parent / f"{self.root.name}.log").open("wb")
         args = ["-i", "127.0.0.1", "-p", str(self.port), "-w", "-d", str(self.root)]
         args += ["-u", USER, "-P", PASSWORD]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyftpdlib", *args], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.root.parent / f"{self.root.name}.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pyftpdlib", *args], stdout=log, stderr=subprocess.STDOUT
+            )
         wait_until(self._answers, timeout=30, what=f"the FTP server on port {self.port}")
         return self
 
