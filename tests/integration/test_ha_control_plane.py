@@ -76,6 +76,13 @@ def create(api: httpx.Client, name: str, version: str) -> None:
     assert answer.status_code == 200, answer.text
 
 
+def replica_counts(server: BerthServer, name: str) -> tuple[int, int]:
+    """The (current, desired) replicas GET answers through ``server`` for the sole entity."""
+    with server.client() as api:
+        [served] = api.get(f"/api/2.0/serving-endpoints/{name}").json()["config"]["served_entities"]
+    return served.get("current_replicas", 0), served.get("desired_replicas", 0)
+
+
 def answers(server: BerthServer, name: str) -> str | None:
     """The version the endpoint answers with through ``server``; None when it does not."""
     with server.client() as api:
@@ -98,6 +105,12 @@ def test_one_leads_and_an_endpoint_made_through_one_answers_through_the_other(
     with b.client() as api:  # the follower's API reads the same store
         assert api.get("/api/2.0/serving-endpoints/shared").json()["state"]["ready"] == "READY"
     assert replica_pids(b.home, "shared") == {}  # b runs no replica: it routes to a's
+    # ... and answers with the leader's replica counts, which it has no replica to count
+    wait_until(
+        lambda: replica_counts(b, "shared") == replica_counts(a, "shared") == (1, 1),
+        timeout=5,
+        what="b to answer a's replica counts",
+    )
 
 
 def test_the_follower_takes_over_within_ten_seconds_of_a_kill_and_starts_no_replica_twice(

@@ -207,6 +207,11 @@ class Controller:
         """(config version, served entity) → replicas ready and wanted, as of the last pass."""
         return self._sizing.scale(endpoint)
 
+    @property
+    def sizing(self) -> Sizing:
+        """The replica counts of the last pass, which the leader shares with the others."""
+        return self._sizing
+
     async def reconcile(self) -> Plan:
         """One pass; returns its plan (empty when a stage the plan needs failed)."""
         read: _Read | None = None

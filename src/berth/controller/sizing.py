@@ -39,6 +39,16 @@ class Sizing:
         """(config version, served entity) → replicas ready and wanted, as of the last pass."""
         return {(v, e): c for (name, v, e), c in self._scale.items() if name == endpoint}
 
+    @property
+    def scales(self) -> dict[tuple[str, int, str], ReplicaCount]:
+        """Every entity's counts as of the last pass: what the leader stores for the others."""
+        return self._scale
+
+    def follow(self, scales: dict[tuple[str, int, str], ReplicaCount]) -> None:
+        """The leader's counts, on a server that does not lead (which then answers GET as the
+        leader does, and starts from them should it take over)."""
+        self._scale = scales
+
     def autoscale(self, targets: Iterable[EndpointTarget]) -> list[EndpointTarget]:
         """Each entity's replica count from the autoscaler (one decision per spec a pass,
         shared by the current and pending configs when they run the same spec, each held

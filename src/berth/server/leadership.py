@@ -9,7 +9,9 @@ writes each snapshot it publishes (external credentials sealed with the shared s
 and followers load it into their own bus, from which their gateways (and gateway workers)
 route as the leader's do. What their gateways see goes the other way: each follower stores
 its load report and the routes version it holds; the leader posts the fresh reports to its
-autoscaler's board, and retires a replica once every follower routes past it.
+autoscaler's board, and retires a replica once every follower routes past it. The leader also
+stores its controller's replica counts (ready, wanted) when they change, and followers load
+them, so GET answers ``current_replicas`` alike through every server.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from berth.controller.load_board import LoadBoard
+from berth.controller.sizing import ReplicaCount, Sizing
 from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
 from berth.core.errors import LeaseLost
@@ -32,7 +35,7 @@ from berth.core.load import LoadReport, report_from_json, report_to_json
 from berth.secrets.cipher import SecretCipher
 from berth.secrets.sealed_snapshot import open_externals, seal_externals
 from berth.settings import LeaderSettings
-from berth.store import gateway_loads, leases, snapshots
+from berth.store import gateway_loads, leases, scales, snapshots
 from berth.store.db import Database
 from berth.store.fencing import Fenced, Term
 from berth.store.gateway_loads import GatewayLoad
@@ -62,6 +65,10 @@ class Controlling(Protocol):
     @property
     def load(self) -> LoadBoard:
         """The demand this server's gateways see."""
+
+    @property
+    def sizing(self) -> Sizing:
+        """The replica counts of the last pass: the leader's to share, a follower's to load."""
 
     def report_load(self, source: str, report: LoadReport) -> None:
         """Demand seen by another server's gateways, for the autoscaler."""
@@ -104,6 +111,10 @@ class Leadership:
         self._renewed = 0.0
         self._followed = -1
         """The version of the stored snapshot last loaded into (or written from) the bus."""
+        self._shared: dict[tuple[str, int, str], ReplicaCount] | None = None
+        """The counts this server last stored while leading."""
+        self._scales_version = -1
+        """The version of the stored counts last loaded while following."""
         self._reported: tuple[float, GatewayLoad | None] = (0.0, None)
         """When this server last stored its row while following, and what it stored."""
         self._task: asyncio.Task[None] | None = None
@@ -146,8 +157,10 @@ class Leadership:
                     await self._keep()
                     if self.term is not None:
                         self._post_load(await asyncio.to_thread(self._followers))
+                        await asyncio.to_thread(self._share_scales)
                 else:
                     await self._follow()
+                    await asyncio.to_thread(self._follow_scales)
                     await asyncio.to_thread(self._report_load)
                     if await asyncio.to_thread(self._acquire):
                         await self._lead()
@@ -270,6 +283,34 @@ class Leadership:
     def _save(self, version: int, body: str) -> None:
         with self._fenced.transaction() as session:
             snapshots.save(session, version, body)
+
+    def _share_scales(self) -> None:
+        """Store the controller's counts when they changed, fenced (a stale leader's are
+        refused, and the next renewal steps it down)."""
+        counts = self._controller.sizing.scales
+        if counts == self._shared:
+            return
+        body = json.dumps([[*key, *count] for key, count in counts.items()])
+        try:
+            with self._fenced.transaction() as session:
+                scales.save(session, body)
+        except LeaseLost as exc:
+            log.warning("replica counts not stored: %s", exc.message)
+            return
+        self._shared = counts
+
+    def _follow_scales(self) -> None:
+        """Load the leader's counts into this server's controller when they changed."""
+        with self._db.transaction() as session:
+            if scales.version(session) == self._scales_version:
+                return
+            version, body = scales.load(session)
+        counts = {
+            (endpoint, config, entity): ReplicaCount(ready, desired)
+            for endpoint, config, entity, ready, desired in json.loads(body or "[]")
+        }
+        self._controller.sizing.follow(counts)
+        self._scales_version = version
 
     def _report_load(self) -> None:
         """Store what this server's gateways see and hold, when it changed or is due again."""

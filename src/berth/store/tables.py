@@ -294,6 +294,17 @@ class DataPlaneSnapshotRow(Base):
     """The snapshot's JSON, external models' credentials sealed; None before the first."""
 
 
+class ReplicaScaleRow(Base):
+    """The replica counts of the leader's last controller pass (one row, replaced when they
+    change), which the servers that do not lead answer GET with."""
+
+    __tablename__ = "replica_scales"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    """Raised at each write, so a follower reads the body only when it changed."""
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class GatewayLoadRow(Base):
     """The demand a server that does not lead sees on its gateways, for the leader's
     autoscaler: one row per server, replaced as it changes."""
