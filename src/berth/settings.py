@@ -284,6 +284,12 @@ class Settings(BaseSettings):
     home: Path = Field(
         Path("~/.berth"), description="Data directory: SQLite database, artifacts, admin token."
     )
+    shared_dir: Path | None = Field(
+        None,
+        description="A directory every server sharing one store mounts at the same path (NFS, "
+        "EFS, ...): inference tables and access logs go under it, so any server reads what all "
+        "of them wrote. Unset: $BERTH_HOME.",
+    )
     database_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the store; default SQLite at $BERTH_HOME/berth.db. "
@@ -353,14 +359,19 @@ class Settings(BaseSettings):
         return self.home_dir / "artifact-copies"
 
     @property
+    def data_dir(self) -> Path:
+        """Where what every server reads back lives: ``$BERTH_SHARED_DIR``, else the home."""
+        return self.home_dir if self.shared_dir is None else self.shared_dir.expanduser().resolve()
+
+    @property
     def logs_dir(self) -> Path:
-        """Endpoint access logs: ``<endpoint>/access.log``."""
-        return self.home_dir / "logs"
+        """Endpoint access logs: ``<endpoint>/access-<host>.log``."""
+        return self.data_dir / "logs"
 
     @property
     def inference_dir(self) -> Path:
         """Inference tables: ``<endpoint>/date=YYYY-MM-DD/part-*.parquet``."""
-        return self.home_dir / "inference"
+        return self.data_dir / "inference"
 
     @property
     def sandboxes_dir(self) -> Path:

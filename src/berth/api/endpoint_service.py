@@ -339,7 +339,8 @@ class EndpointService:
         return config
 
     def access_logs(self, principal: Principal, name: str, lines: int) -> str:
-        """The newest lines of the endpoint's access log (JSON lines), oldest first."""
+        """The newest lines of the endpoint's access log (JSON lines, every host's merged by
+        time), oldest first."""
         with self._db.transaction() as session:
             record = access.endpoint(session, name, principal, "CAN_VIEW")
         return read_access_log(self._services.settings.logs_dir, record.id, lines)

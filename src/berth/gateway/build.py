@@ -25,8 +25,9 @@ def build_gateway(
     metrics: Metrics,
     on_demand: Demand,
 ) -> Gateway:
-    """A gateway following ``bus``, capturing payloads under ``$BERTH_HOME/inference`` and
-    writing access logs under ``$BERTH_HOME/logs`` (its ``close`` closes both)."""
+    """A gateway following ``bus``, capturing payloads under ``inference/`` and writing access
+    logs under ``logs/`` of ``$BERTH_SHARED_DIR`` or ``$BERTH_HOME`` (its ``close`` closes
+    both)."""
     capture = CaptureWriter(settings.inference_dir, on_tally=metrics.count_capture)
     return Gateway(
         bus,

@@ -2,9 +2,9 @@
 
 A model version's source is read by the server, with the server's rights. So a path on the
 server's machine is read only for admins or under the roots an operator lists, and never inside
-``$BERTH_HOME`` (its store, secret key and admin token) or the artifact store (other models'
-artifacts, whether a shared directory or an object store's URL), whichever links lead there;
-a remote
+``$BERTH_HOME`` (its store, secret key and admin token), ``$BERTH_SHARED_DIR`` (every
+endpoint's payloads and access logs) or the artifact store (other models' artifacts, whether a
+shared directory or an object store's URL), whichever links lead there; a remote
 URI only with an allow-listed protocol, and never from a host that resolves to a loopback,
 link-local, private or otherwise internal address (unless the operator names the host); and
 archives only within a size and a member count.
@@ -31,6 +31,8 @@ class SourcePolicy:
     """Never read from, by anyone: ``$BERTH_HOME``."""
     artifacts: str | None = None
     """Never read from, by anyone either: the artifact store's directory or URL."""
+    shared: Path | None = None
+    """Never read from either: where payloads and access logs live (``$BERTH_SHARED_DIR``)."""
     roots: tuple[Path, ...] = ()
     """Where users other than admins may register server-side paths from."""
     protocols: frozenset[str] = field(
@@ -44,7 +46,8 @@ class SourcePolicy:
     def check_path(self, path: Path, admin: bool, label: str) -> None:
         """``path`` (resolved, links followed) may be read for a caller (``admin`` or not)."""
         real = path.resolve()
-        if real.is_relative_to(self.home.resolve()):
+        private = (self.home,) if self.shared is None else (self.home, self.shared)
+        if any(real.is_relative_to(folder.resolve()) for folder in private):
             raise PermissionDenied(
                 f"{label} is inside berth's own data directory, which registration never "
                 "reads; copy the model elsewhere."

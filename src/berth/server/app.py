@@ -107,6 +107,7 @@ def source_policy(settings: Settings) -> SourcePolicy:
     return SourcePolicy(
         home=settings.home_dir,
         artifacts=settings.artifacts_location,
+        shared=settings.data_dir,
         roots=tuple(given.source_roots),
         protocols=frozenset(p.lower() for p in given.source_protocols),
         allowed_hosts=frozenset(h.lower() for h in given.source_allowed_hosts),
@@ -123,6 +124,13 @@ def private_home(settings: Settings) -> None:
     """``$BERTH_HOME`` is the server's alone: 0700, whatever made it."""
     settings.home_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings.home_dir.chmod(0o700)
+
+
+def private_data(settings: Settings) -> None:
+    """Callers' payloads and access lines are the server's alone, also under
+    ``$BERTH_SHARED_DIR``: their folders are made 0700 (one that exists is left as it is)."""
+    for folder in (settings.inference_dir, settings.logs_dir):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def private_files(settings: Settings) -> None:
@@ -144,6 +152,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
     metrics are rendered with this process's, and a replica is retired only once they follow.
     """
     private_home(settings)
+    private_data(settings)
     db = Database(settings.store_url)
     db.migrate()
     private_files(settings)

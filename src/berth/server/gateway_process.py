@@ -44,7 +44,8 @@ class GatewayProcess:
     """The ASGI app of a stand-alone gateway, with its followers as lifespan tasks."""
 
     def __init__(self, control_url: str, token: str, settings: Settings) -> None:
-        """Inference tables and access logs go under this machine's ``$BERTH_HOME``."""
+        """Inference tables and access logs go under this machine's ``$BERTH_SHARED_DIR``
+        (or ``$BERTH_HOME``): the server reads them back only where it mounts the same."""
         self._control = control_url.rstrip("/")
         self._token = token
         self._bus = SnapshotBus()

@@ -1,5 +1,5 @@
-"""Access logs appended by several processes at once (gateway workers share the file): every
-line arrives whole."""
+"""Access logs appended by several processes of one host at once (gateway workers share the
+host's file): every line arrives whole."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from berth.core.access_log import AccessLog
-log = AccessLog(Path(sys.argv[1]))
+log = AccessLog(Path(sys.argv[1]), host="one-host")
 for i in range(500):
     log.write("ep", {"writer": sys.argv[2], "i": i, "pad": "x" * 20_000})
 log.close()
@@ -32,6 +32,6 @@ def test_lines_from_four_processes_never_interleave(tmp_path: Path) -> None:
     ]
     assert [w.wait(timeout=120) for w in writers] == [0] * 4
 
-    lines = access_log_path(tmp_path, "ep").read_text().splitlines()
+    lines = access_log_path(tmp_path, "ep", "one-host").read_text().splitlines()
     seen = sorted((line["writer"], line["i"]) for line in map(json.loads, lines))
     assert seen == [(str(n), i) for n in range(4) for i in range(500)]

@@ -45,7 +45,7 @@ def sample(harness: Harness, name: str) -> float:
 def access_log(harness: Harness) -> list[dict[str, Any]]:
     return [
         json.loads(line)
-        for path in harness.logs.rglob("access.log")
+        for path in harness.logs.rglob("access-*.log")
         for line in path.read_text().splitlines()
     ]
 

@@ -41,7 +41,7 @@ def test_a_query_is_answered_by_a_replica_and_recorded(tmp_path: Path) -> None:
         assert f'stage="{stage}"' in rendered
     logged = [
         json.loads(line)
-        for path in harness.logs.rglob("access.log")
+        for path in harness.logs.rglob("access-*.log")
         for line in path.read_text().splitlines()
     ]
     assert [(e["request_id"], e["status"], e["principal"]) for e in logged] == [

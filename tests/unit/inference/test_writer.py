@@ -10,7 +10,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.dataset as ds  # type: ignore[import-untyped]
 import pytest
 
-from berth.inference import CaptureCounts, CaptureWriter
+from berth.inference import CaptureCounts, CaptureWriter, read_payloads
 from berth.inference.writer import ROW_OVERHEAD_BYTES
 from tests.support.inference import T0, record
 from tests.support.net import wait_until
@@ -209,3 +209,24 @@ def test_every_count_is_told_to_on_tally_as_it_happens(tmp_path: Path) -> None:
     writer.offer(record(10), 1.0)
 
     assert told == [("ep", "written", 5), ("../escaped", "dropped", 1), ("ep", "dropped", 1)]
+
+
+def test_servers_sharing_one_table_write_at_one_instant_and_touch_no_file_but_their_own(
+    tmp_path: Path,
+) -> None:
+    """With BERTH_SHARED_DIR every server writes the same folders: names never collide, a
+    file another server is still writing is left alone, and readers see every server's rows."""
+    partition = tmp_path / "ep" / "date=2023-11-14"
+    partition.mkdir(parents=True)
+    unfinished = partition / ".part-1234567-0123456789abcdef0123456789abcdef.parquet.tmp"
+    unfinished.write_bytes(b"PAR1")
+    servers = [CaptureWriter(tmp_path, clock=FixedClock()) for _ in range(2)]
+    for i in range(20):
+        servers[i % 2].offer(record(i), 1.0)
+        servers[i % 2].flush()
+    for writer in servers:
+        writer.close()
+
+    assert len(files_under(tmp_path)) == 21 and unfinished.read_bytes() == b"PAR1"
+    rows = read_payloads(tmp_path, "ep", limit=100, newest_first=False)
+    assert [row["request_id"] for row in rows] == [f"req-{i:06d}" for i in range(20)]

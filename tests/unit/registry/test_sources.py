@@ -180,6 +180,20 @@ def test_a_gguf_file_is_read_only_where_the_caller_may_read(tmp_path: Path, work
     assert not (work / "tree").exists()
 
 
+def test_nothing_in_the_shared_dir_is_read_even_by_admins_even_through_a_link(
+    tmp_path: Path, work: Path
+) -> None:
+    """Other endpoints' payloads and access logs live there."""
+    shared = tmp_path / "shared"
+    shutil.copytree(SUM_SCORE, shared / "logs" / "ep")
+    (tmp_path / "link").symlink_to(shared / "logs")
+    policy = SourcePolicy(home=POLICY.home, shared=shared)
+    for source in (shared / "logs" / "ep", tmp_path / "link" / "ep"):
+        with pytest.raises(PermissionDenied, match="berth's own data directory"):
+            fetch(SourceUri(str(source)), work, policy, admin=True)
+    assert fetch(SourceUri(str(SUM_SCORE)), work, policy, admin=True).is_dir()
+
+
 def test_packaged_files_are_copied_under_their_artifact_names(tmp_path: Path, work: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
     files = [(SUM_SCORE, "model"), (tmp_path / "weights.bin", "w.bin")]

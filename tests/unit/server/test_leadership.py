@@ -8,9 +8,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from berth.controller.autoscaler import Autoscaler, Policy
 from berth.controller.load_board import LoadBoard
+from berth.controller.sizing import ReplicaCount, Sizing
 from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snapshot, SnapshotBus
 from berth.core.load import EntityLoad, LoadReport
+from berth.metrics import Metrics
 from berth.secrets.cipher import SecretCipher
 from berth.server.leadership import Leadership, server_id
 from berth.settings import LeaderSettings
@@ -37,6 +40,7 @@ class Controlled:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.load = LoadBoard()
+        self.sizing = Sizing(Autoscaler(Policy()), self.load, Metrics())
         self.reports: dict[str, LoadReport] = {}
 
     def report_load(self, source: str, report: LoadReport) -> None:
@@ -96,6 +100,31 @@ def test_one_leads_the_other_routes_by_its_snapshots(db: Database) -> None:
         with db.engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT body FROM data_plane_snapshots").scalar_one()
         assert "sk-plain" not in stored  # sealed with the servers' shared key
+        await a.leadership.close()
+        await b.leadership.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_follower_answers_with_the_leaders_replica_counts(db: Database) -> None:
+    """The leader's counts reach the follower's controller when they change, which GET
+    reads through any server; a stale leader's counts are refused."""
+
+    async def scenario() -> None:
+        a_clock, b_clock = Clock(), Clock()
+        a, b = Server(db, "a", a_clock), Server(db, "b", b_clock)
+        await a.leadership.start()
+        await b.leadership.start()
+        counted = {("ep", 1, "m"): ReplicaCount(2, 3)}
+        a.controller.sizing.follow(counted)  # as a pass of a's controller leaves them
+        await until(lambda: b.controller.sizing.scale("ep") == {(1, "m"): (2, 3)})
+        a.controller.sizing.follow({("ep", 1, "m"): ReplicaCount(3, 3)})
+        await until(lambda: b.controller.sizing.scale("ep") == {(1, "m"): (3, 3)})
+
+        b_clock.now += int(QUICK.lease_s * 1000)  # b sees a's lease expired and takes it
+        await until(lambda: b.leadership.term is not None)
+        b.controller.sizing.follow({("ep", 2, "m"): ReplicaCount(1, 1)})
+        await until(lambda: a.controller.sizing.scale("ep") == {(2, "m"): (1, 1)})
         await a.leadership.close()
         await b.leadership.close()
 

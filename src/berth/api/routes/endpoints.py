@@ -159,7 +159,8 @@ def access_logs(
     principal: PrincipalDep,
     lines: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> Json:
-    """The newest lines of the endpoint's access log (JSON lines), oldest first."""
+    """The newest lines of the endpoint's access log (JSON lines, every host's merged by
+    time), oldest first."""
     return {"logs": endpoints.access_logs(principal, name, lines)}
 
 

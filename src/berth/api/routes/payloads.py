@@ -1,5 +1,6 @@
 """``GET /api/2.0/serving-endpoints/{name}/payloads``: berth's reader of an endpoint's
-inference table (the Parquet files under ``$BERTH_HOME/inference/<name>``), newest first.
+inference table (the Parquet files every server wrote under ``inference/<endpoint id>`` of
+``$BERTH_SHARED_DIR``, or this server's under ``$BERTH_HOME``), newest first.
 
 Payloads are the callers' data: reading them needs CAN_MANAGE on the endpoint.
 """
