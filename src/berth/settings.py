@@ -229,7 +229,8 @@ class RaySettings(BaseModel):
     )
     work_dir: Path = Field(
         Path("/tmp/berth-ray"),
-        description="Where on each node replicas keep their sandbox boxes and logs.",
+        description="Where on each node replicas keep their sandbox boxes and logs, and the "
+        "node keeps its copies of artifacts and the environments it builds.",
     )
 
 

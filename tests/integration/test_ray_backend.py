@@ -1,7 +1,8 @@
 """The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
 the workers, a worker node lost under load costs no request and its replica comes back on the
-other, and a restarted server adopts the replicas it finds by name. Artifacts live in an
-artifact store at a URL (a real FTP server), which the nodes copy them from.
+other, a version with an environment of its own runs in the one its node built, and a
+restarted server adopts the replicas it finds by name. Artifacts live in an artifact store at
+a URL (a real FTP server), which the nodes copy them from.
 
 The tests share one cluster, one server and one endpoint, and run in this order: each leaves
 the state the next one starts from (the last stops the server and starts another)."""
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
+from tests.support.envs import write_artifact, write_wheel
 from tests.support.ftp import PASSWORD, FtpServer
 from tests.support.load import Load
 from tests.support.net import wait_until
@@ -40,6 +42,24 @@ TWO_REPLICAS = {
 }
 """One replica per 4 of concurrency."""
 PLACEMENT_TIMEOUT_S = 20
+TINYPKG = "tinypkg-0.1-py3-none-any.whl"
+REPORTS_ITS_INTERPRETER = """
+    import os
+    import sys
+
+    import tinypkg
+
+
+    def load_model():
+        return {}
+
+
+    def predict(data, model=None):
+        runtime = os.path.dirname(os.path.dirname(sys.modules["berth"].__file__))
+        return {"value": tinypkg.VALUE, "python": sys.executable, "runtime": runtime}
+"""
+"""A model whose environment installs tinypkg; it answers where its interpreter and berth's
+runtime are."""
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +191,32 @@ def test_a_worker_node_lost_under_load_fails_no_request(
     with server.client() as api:
         assert wait_ready(api, endpoint)["state"]["ready"] == "READY"
     print(f"\nnode lost under load: {load.total} requests, none failed; back in {moved_s:.1f}s")
+
+
+def test_a_version_with_its_own_environment_runs_in_the_one_its_node_built(
+    root: Path, server: BerthServer, tmp_path: Path
+) -> None:
+    """The node builds the environment itself (the server builds its own copy), under the
+    nodes' work dir by the same hash, and runs the replica with it and a runtime copy there."""
+    name = "own-env"
+    files = {"score.py": REPORTS_ITS_INTERPRETER, "requirements.txt": f"./wheels/{TINYPKG}"}
+    artifact = write_artifact(tmp_path / "art", files)
+    write_wheel(artifact / "wheels" / TINYPKG, value="7")
+    with server.client() as api:
+        version = register(api, name, artifact)
+        config = {"served_entities": [entity(name, version)]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, name, timeout=120)
+        details = api.get(f"/api/2.0/models/{name}/versions/{version}").json()["model_version"]
+    env_hash = details["details"]["environment"]["hash"]
+    answer = query(server, name)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["value"] == 7
+    assert Path(found["python"]).is_relative_to(root / "nodes" / "envs" / env_hash)
+    assert Path(found["runtime"]).is_relative_to(root / "nodes" / "envs")
+    assert (root / "home" / "envs" / env_hash).is_dir()  # the server's own, not the one run
 
 
 def test_a_restarted_server_adopts_the_replicas_by_name(

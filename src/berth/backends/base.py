@@ -42,14 +42,20 @@ class ReplicaSpec:
     container: str | None = None
     """A custom container's spec and deployment (`core.container_contract.replica_json`): the
     replica runs that server, probes it and relays to it, and is never forked from a zygote."""
+    environment: str | None = None
+    """The model's environment spec as JSON (``EnvSpec.to_json``), None for berth's own. The
+    local backend runs ``python``, which the server built from it; the ray backend's nodes,
+    which do not see the server's paths, build it themselves."""
 
     def fingerprint(self) -> str:
         """A short content hash: replicas of an unchanged entity survive config updates.
 
         The fields as they are, not ``asdict``'s deep copy: each is a string, a number or a
         tuple of string pairs, which JSON writes the same either way (and the copy was most
-        of a controller pass at 10,000 replicas)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        of a controller pass at 10,000 replicas). ``environment`` is left out: ``python``
+        names the environment already (its folder is the spec's hash), and without it the
+        ids stay those that berth gave before the field existed."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "environment"}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
     def replica_id(self, index: int) -> str:

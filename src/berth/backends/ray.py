@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.local import Liveness
 from berth.backends.process import Reveal, model_variables
-from berth.backends.ray_host import HostPlace, ReplicaHost, SandboxConfig
+from berth.backends.ray_host import HostPlace, NodeEnvironment, ReplicaHost, SandboxConfig
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
@@ -66,6 +66,7 @@ class ReplicaActor(ReplicaHost):
         variables: dict[str, str],
         config: SandboxConfig,
         liveness: Liveness,
+        environment: NodeEnvironment,
     ) -> None:
         import ray
 
@@ -74,7 +75,7 @@ class ReplicaActor(ReplicaHost):
             ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
             tuple(str(g) for g in ray.get_gpu_ids()),
         )
-        super().__init__(replica_id, spec, variables, config, place, liveness)
+        super().__init__(replica_id, spec, variables, config, place, liveness, environment)
 
 
 class RayBackend:
@@ -82,14 +83,17 @@ class RayBackend:
         self,
         config: RayConfig,
         sandbox: SandboxConfig,
+        environment: NodeEnvironment,
         on_change: Callable[[], None] | None = None,
         reveal: Reveal | None = None,
         liveness: Liveness | None = None,
     ) -> None:
         """As `LocalBackend`'s: ``on_change`` wakes the controller, ``reveal`` resolves
-        secret references as a replica starts."""
+        secret references as a replica starts. ``environment`` makes a replica's environment
+        on its node (a module-level function: Ray ships it to the nodes by reference)."""
         self._config = config
         self._sandbox = sandbox
+        self._environment = environment
         self._on_change = on_change
         self._reveal = reveal
         self._liveness = liveness or Liveness()
@@ -216,7 +220,7 @@ class RayBackend:
         )
         variables = model_variables(spec, self._reveal)
         handle: ActorHandle[ReplicaActor] = actor.remote(
-            replica_id, spec, variables, self._sandbox, self._liveness
+            replica_id, spec, variables, self._sandbox, self._liveness, self._environment
         )
         return handle
 

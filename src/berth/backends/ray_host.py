@@ -8,6 +8,11 @@ actor (bubblewrap's ``--die-with-parent``), so an actor killed or a node lost le
 running. A supervisor restarts a runtime that exits or stops answering (a crash loop fails
 the replica), as the local backend's does; ``watch`` long-polls its state.
 
+Nothing of the server's machine is used on the node: the artifact is read from the artifact
+store (copied once onto the node), and the model's environment is built on the node (or found
+in its cache there), by the function the server hands down (`NodeEnvironment`), since
+``berth.backends`` does not import ``berth.envs``.
+
 Ray is not imported here: what the actor needs of it (its node's address, its GPUs) is
 handed to it (`HostPlace`) by the code that runs it (`berth.backends.ray`).
 """
@@ -19,6 +24,7 @@ import contextlib
 import hashlib
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from berth.backends.base import ReplicaSpec, ReplicaState
 from berth.backends.local import CRASHES_BEFORE_FAILED, PROBE_EVERY_S, Liveness, startup_timeout
 from berth.backends.process import (
     Process,
+    box_of,
     listening_args,
     model_env,
     model_view,
@@ -38,7 +45,12 @@ from berth.backends.process import (
 from berth.core.artifact_copies import ArtifactCopies
 from berth.core.errors import BerthError
 from berth.core.gpus import device_files
-from berth.sandbox import Box, Sandbox
+from berth.sandbox import Sandbox
+
+NodeEnvironment = Callable[[str | None, Path, Path, Sandbox], tuple[str, str]]
+"""``(spec.environment, the node's environments folder, the artifact's folder on the node, the
+node's sandbox) -> (python, PYTHONPATH)`` for the replica on this node, built there if need
+be (`berth.envs.replica_environment`); raises a `BerthError` saying why it cannot be built."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +114,13 @@ class ReplicaHost:
         config: SandboxConfig,
         place: HostPlace,
         liveness: Liveness,
+        environment: NodeEnvironment,
     ) -> None:
         """``variables`` are the entity's environment variables, secrets revealed."""
         self.spec = spec
-        self._supervisor = Supervisor(replica_id, spec, variables, config, place, liveness)
+        self._supervisor = Supervisor(
+            replica_id, spec, variables, config, place, liveness, environment
+        )
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, daemon=True).start()
         asyncio.run_coroutine_threadsafe(self._supervisor.run(), self._loop)
@@ -139,15 +154,14 @@ class Supervisor:
         config: SandboxConfig,
         place: HostPlace,
         liveness: Liveness,
+        environment: NodeEnvironment,
     ) -> None:
         self.replica_id = replica_id
         self.spec = spec
+        self._variables = tuple(variables.items())
         self._copies = ArtifactCopies(Path(config.work_dir) / "artifacts")
-        self._run_spec = replace(
-            spec,
-            env=tuple(variables.items()),
-            artifact=str(self._copies.where(spec.artifact)),
-        )
+        self._environment = environment
+        self._envs = Path(config.work_dir) / "envs"
         self._place = place
         self._liveness = liveness
         self._sandbox = config.sandbox()
@@ -184,18 +198,13 @@ class Supervisor:
         self._running = asyncio.current_task()
         crashes = 0
         restarts = 0
-        try:
-            await asyncio.to_thread(self._copies.local, self.spec.artifact)
-        except BerthError as exc:
-            self._set(
-                state=ReplicaState.FAILED.value,
-                message=f"On node {self._place.node_id}: {exc.message}",
-            )
+        spec = await self._prepare()
+        if spec is None:
             return
         async with httpx.AsyncClient(trust_env=False) as probes:  # no proxy to a node
             while True:
                 try:
-                    proc, port_file = await self._spawn()
+                    proc, port_file = await self._spawn(spec)
                 except OSError as exc:
                     self._set(state=ReplicaState.FAILED.value, message=str(exc))
                     return
@@ -225,9 +234,39 @@ class Supervisor:
                 if crashes > 1:
                     await asyncio.sleep(min(0.5 * 2 ** (crashes - 1), 10.0))
 
-    async def _spawn(self) -> tuple[Process, Path]:
-        spec = self._run_spec
-        box = self._box()
+    async def _prepare(self) -> ReplicaSpec | None:
+        """The spec as this node runs it: the artifact's copy here, the interpreter and the
+        runtime's copy of the environment built (or found) here, the entity's variables; None
+        once the replica has failed, saying why, when either cannot be had. Runs before the
+        runtime's start, so the startup timeout counts from after a build."""
+        spec = self.spec
+        where = f"node {self._place.node_id}"
+        building = spec.environment is not None
+        try:
+            artifact = await asyncio.to_thread(self._copies.local, spec.artifact)
+            if building:
+                self._set(message=f"Building its environment on {where}.")
+            python, pythonpath = await asyncio.to_thread(
+                self._environment, spec.environment, self._envs, artifact, self._sandbox
+            )
+        except BerthError as exc:
+            self._set(state=ReplicaState.FAILED.value, message=f"On {where}: {exc.message}")
+            return None
+        except OSError as exc:  # e.g. the node's disk is full
+            self._set(state=ReplicaState.FAILED.value, message=f"On {where}: {exc}")
+            return None
+        if building:
+            self._set(message="")
+        return replace(
+            spec,
+            artifact=str(artifact),
+            python=python,
+            pythonpath=pythonpath,
+            env=self._variables,
+        )
+
+    async def _spawn(self, spec: ReplicaSpec) -> tuple[Process, Path]:
+        box = box_of(self._sandbox, spec)
         port_file = box.root / f"{_digest(self.replica_id)}.port"
         port_file.unlink(missing_ok=True)
         listen = ["--host", self._place.node_ip, "--port", "0", "--port-file", str(port_file)]
@@ -292,10 +331,6 @@ class Supervisor:
                     return "hung"
         finally:
             exited.cancel()
-
-    def _box(self) -> Box:
-        spec = self._run_spec
-        return self._sandbox.box(spec.artifact, spec.python, spec.pythonpath or "")
 
     def _set(self, **changes: Any) -> None:
         with self._changed:

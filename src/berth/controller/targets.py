@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -251,8 +252,15 @@ def _replica_spec(
             if artifact.container_spec is not None
             else None
         ),
+        environment=_environment(artifact),
     )
     return spec, runtime.blocked
+
+
+def _environment(artifact: ArtifactRef) -> str | None:
+    """The version's environment spec, for backends that build it where replicas run."""
+    spec = artifact.environment.get("spec")
+    return None if spec is None else json.dumps(spec, sort_keys=True)
 
 
 def _batch_wait(entity: ServedEntity) -> float:

@@ -15,6 +15,7 @@ from berth.backends.zygotes import Zygotes
 from berth.core.artifact_copies import ArtifactCopies
 from berth.core.gpus import host_gpus
 from berth.core.images import ImageRuntime
+from berth.envs import replica_environment
 from berth.sandbox import Sandbox
 from berth.settings import Settings
 
@@ -54,6 +55,7 @@ def build_backend(
                 (given.uid_range_start, given.uid_range_size),
                 tuple(given.pass_env),
             ),
+            replica_environment,
             on_change=on_change,
             reveal=reveal,
             liveness=liveness,

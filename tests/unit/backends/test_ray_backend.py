@@ -1,16 +1,21 @@
 """The ray backend's choices made before it reaches a cluster: which server uses it, what it
-refuses to run, and how its replicas are wrapped so that they die with their actor."""
+refuses to run, how its replicas are wrapped so that they die with their actor, and how a
+node makes a replica's environment."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from dataclasses import replace
 from pathlib import Path
 
 from berth.backends.base import ReplicaSpec, ReplicaState
+from berth.backends.local import Liveness
 from berth.backends.ray import RayBackend, RayConfig, ReplicaActor
-from berth.backends.ray_host import SandboxConfig
+from berth.backends.ray_host import HostPlace, HostStatus, SandboxConfig, Supervisor
+from berth.core.errors import BerthError
 from berth.core.images import NO_IMAGES
+from berth.envs import replica_environment
 from berth.sandbox import Sandbox
 from berth.server.backends import Local, build_backend
 from berth.settings import Settings
@@ -35,7 +40,7 @@ def test_a_server_runs_local_replicas_unless_told_ray(tmp_path: Path) -> None:
 
 
 def test_an_engine_or_a_container_fails_on_ray_saying_where_it_runs() -> None:
-    backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"))
+    backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
     gguf = ReplicaSpec("ep", "llm-1", "/art", "gguf", "/env/bin/python", 4)
     asyncio.run(backend.start("ep.llm-1.x.0", gguf))
     (status,) = backend.replicas()
@@ -62,3 +67,29 @@ def test_the_actor_has_no_coroutine_method() -> None:
     ``stop`` would wait behind the server's long poll."""
     methods = inspect.getmembers(ReplicaActor, inspect.isfunction)
     assert [name for name, m in methods if inspect.iscoroutinefunction(m)] == []
+
+
+def test_a_node_builds_the_environment_and_a_failed_build_fails_the_replica(
+    tmp_path: Path,
+) -> None:
+    """The node makes the environment in its own work dir from the spec, not from the
+    server's ``python``; meanwhile the replica says so, and a failed build fails it."""
+    artifact = tmp_path / "art"
+    artifact.mkdir()
+    spec = replace(SPEC, artifact=str(artifact), environment='{"python": "3.11"}')
+    asked: list[tuple[str | None, Path, Path, HostStatus]] = []
+
+    def environment(given: str | None, root: Path, art: Path, _sandbox: Sandbox) -> tuple[str, str]:
+        asked.append((given, root, art, supervisor.watch("", -1, 0)))
+        raise BerthError("uv failed installing tinypkg")
+
+    config = SandboxConfig(str(tmp_path / "nodes"), mode="none")
+    place = HostPlace("n1", "127.0.0.1")
+    supervisor = Supervisor("ep.m-1.x.0", spec, {}, config, place, Liveness(), environment)
+    asyncio.run(supervisor.run())
+    [(given, root, art, meanwhile)] = asked
+    assert (given, root, art) == (spec.environment, tmp_path / "nodes" / "envs", artifact)
+    assert meanwhile.state == "STARTING"
+    assert meanwhile.message == "Building its environment on node n1."
+    failed = supervisor.watch("", -1, 0)
+    assert (failed.state, failed.message) == ("FAILED", "On node n1: uv failed installing tinypkg")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from berth.backends.base import ReplicaSpec
 
 PLAIN = ReplicaSpec("ep", "m-1", "/art/m/1", "score_py", "/usr/bin/python3", 4)
@@ -29,6 +31,11 @@ def test_fingerprints_are_those_earlier_versions_gave() -> None:
     assert PLAIN.fingerprint() == "63edd480ac"
     assert FULL.fingerprint() == "bb8f3e3238"
     assert FULL.replica_id(3) == "ep.m-1.bb8f3e3238.3"
+
+
+def test_the_environment_spec_leaves_ids_alone() -> None:
+    """``python`` names the environment already; ids from before the field existed hold."""
+    assert replace(FULL, environment='{"python": "3.11"}').fingerprint() == "bb8f3e3238"
 
 
 def test_replica_ids_are_each_replica_id() -> None:
