@@ -19,8 +19,8 @@ def test_inference_tables_and_access_logs_go_to_the_shared_dir_and_nothing_else_
 
     assert (alone.inference_dir, alone.logs_dir) == (home / "inference", home / "logs")
     assert (sharing.inference_dir, sharing.logs_dir) == (shared / "inference", shared / "logs")
-    assert (sharing.artifacts_dir, sharing.envs_dir, sharing.store_url) == (
-        alone.artifacts_dir,
+    assert (sharing.artifacts_location, sharing.envs_dir, sharing.store_url) == (
+        alone.artifacts_location,
         alone.envs_dir,
         alone.store_url,
     )
