@@ -22,6 +22,7 @@ DEFAULT_STORES = ("sqlite",)
 INTEGRATION = Path(__file__).parent / "integration"
 pytest_plugins = [
     "tests.support.browser",
+    "tests.support.ha",
     "tests.support.llm",
     "tests.support.redis",
     "tests.support.trainer",

@@ -3,11 +3,8 @@ controller, and when it is killed the other takes over within 10 s, starting no 
 
 from __future__ import annotations
 
-import base64
-import os
 import signal
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_resilience import alive, processes_under, replica_pids
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
+from tests.support.ha import StartServers
 from tests.support.net import wait_until
-from tests.support.postgres import PostgresCluster
+from tests.support.replicas import alive, no_replicas_under, replica_pids
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
@@ -27,39 +24,9 @@ TAKEOVER_S = 10.0
 
 
 @pytest.fixture
-def servers(
-    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory, bubblewrap: str
-) -> Iterator[list[BerthServer]]:
-    """Two servers on one fresh database, sharing the secret key as servers of one store
-    must; each has a home of its own. The first started leads."""
-    url = postgres.new_database()
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    started = [
-        BerthServer(
-            home=tmp_path_factory.mktemp(f"ha-{name}"),
-            database_url=url,
-            extra_env={"BERTH_SECRET_KEY": key},
-        )
-        for name in ("a", "b")
-    ]
-    try:
-        for server in started:
-            server.start()
-        yield started
-    finally:
-        for server in started:
-            if server.proc is not None:
-                server.stop()
-        for server in started:
-            wait_until(
-                partial(no_replicas_under, server.home),
-                timeout=20,
-                what=f"the replicas of {server.home} to stop",
-            )
-
-
-def no_replicas_under(home: Path) -> bool:
-    return processes_under(home) == []
+def servers(ha_servers: StartServers) -> list[BerthServer]:
+    """Two servers on one fresh database; the first started leads."""
+    return ha_servers()
 
 
 def leader(server: BerthServer) -> dict[str, Any]:
