@@ -23,6 +23,7 @@ INTEGRATION = Path(__file__).parent / "integration"
 pytest_plugins = [
     "tests.support.browser",
     "tests.support.ftp",
+    "tests.support.ha",
     "tests.support.llm",
     "tests.support.redis",
     "tests.support.trainer",

@@ -3,11 +3,9 @@ controller, and when it is killed the other takes over within 10 s, starting no 
 
 from __future__ import annotations
 
-import base64
-import os
 import signal
 import time
-from collections.abc import Iterator
+import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_resilience import alive, processes_under, replica_pids
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
+from tests.support.ftp import FtpServer
+from tests.support.ha import StartServers
 from tests.support.net import wait_until
-from tests.support.postgres import PostgresCluster
+from tests.support.replicas import alive, no_replicas_under, replica_pids
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
@@ -27,39 +26,10 @@ TAKEOVER_S = 10.0
 
 
 @pytest.fixture
-def servers(
-    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory, bubblewrap: str
-) -> Iterator[list[BerthServer]]:
-    """Two servers on one fresh database, sharing the secret key as servers of one store
-    must; each has a home of its own. The first started leads."""
-    url = postgres.new_database()
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    started = [
-        BerthServer(
-            home=tmp_path_factory.mktemp(f"ha-{name}"),
-            database_url=url,
-            extra_env={"BERTH_SECRET_KEY": key},
-        )
-        for name in ("a", "b")
-    ]
-    try:
-        for server in started:
-            server.start()
-        yield started
-    finally:
-        for server in started:
-            if server.proc is not None:
-                server.stop()
-        for server in started:
-            wait_until(
-                partial(no_replicas_under, server.home),
-                timeout=20,
-                what=f"the replicas of {server.home} to stop",
-            )
-
-
-def no_replicas_under(home: Path) -> bool:
-    return processes_under(home) == []
+def servers(ha_servers: StartServers, ftp_server: FtpServer) -> list[BerthServer]:
+    """Two servers on one fresh database and one artifact store at a URL (a real FTP
+    server), each with a home of its own; the first started leads."""
+    return ha_servers(BERTH_ARTIFACTS_URI=ftp_server.url(f"ha-{uuid.uuid4().hex[:8]}"))
 
 
 def leader(server: BerthServer) -> dict[str, Any]:
@@ -140,6 +110,9 @@ def test_the_follower_takes_over_within_ten_seconds_of_a_kill_and_starts_no_repl
         assert answer.status_code == 200, answer.text
         assert wait_ready(api, "kept")["config"]["config_version"] == 2
     assert answers(b, "kept") == "2"
+    # b read version 2's artifact from the store, which a registered, not from a's home
+    assert [p.name for p in (b.home / "artifact-copies").iterdir()] != []
+    assert not (a.home / "artifacts").exists() and not (b.home / "artifacts").exists()
 
     # The killed server's replicas outlived it (as on any kill -9); restarted, it follows b
     # and stops them, so each replica id runs once, on the server that leads.

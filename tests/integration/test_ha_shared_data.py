@@ -4,58 +4,18 @@ either."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.test_resilience import processes_under
 from tests.support.deploy import ECHO, entity, register, unique, wait_ready
+from tests.support.ha import StartServers
 from tests.support.net import wait_until
-from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
-
-
-def start_pair(
-    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]
-) -> Iterator[list[BerthServer]]:
-    """Two servers on one fresh database, each with a home of its own, sharing the secret key
-    and ``env``; the first started leads."""
-    url = postgres.new_database()
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    started = [
-        BerthServer(
-            home=tmp_path_factory.mktemp(f"shared-{name}"),
-            database_url=url,
-            extra_env={"BERTH_SECRET_KEY": key, **env},
-        )
-        for name in ("a", "b")
-    ]
-    try:
-        for server in started:
-            server.start()
-        yield started
-    finally:
-        for server in started:
-            if server.proc is not None:
-                server.stop()
-        for server in started:
-            wait_until(
-                partial(no_replicas_under, server.home),
-                timeout=20,
-                what=f"the replicas of {server.home} to stop",
-            )
-
-
-def no_replicas_under(home: Path) -> bool:
-    return processes_under(home) == []
 
 
 @pytest.fixture
@@ -64,13 +24,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def servers(
-    postgres: PostgresCluster,
-    tmp_path_factory: pytest.TempPathFactory,
-    bubblewrap: str,
-    shared: Path,
-) -> Iterator[list[BerthServer]]:
-    yield from start_pair(postgres, tmp_path_factory, {"BERTH_SHARED_DIR": str(shared)})
+def servers(ha_servers: StartServers, shared: Path) -> list[BerthServer]:
+    return ha_servers(BERTH_SHARED_DIR=str(shared))
 
 
 def query(server: BerthServer, name: str, request_id: str) -> bool:

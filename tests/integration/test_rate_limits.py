@@ -19,13 +19,12 @@ import pytest
 from tests.fakes.llm_server import FakeLlmServer
 from tests.support.deploy import ECHO, deploy, unique, wait_ready
 from tests.support.identity import make_user
+from tests.support.load import CLIENTS, hammer
 from tests.support.net import free_port, wait_until
 from tests.support.redis import RedisServer
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
-
-CLIENTS = 32
 
 
 def limited_endpoint(api: httpx.Client, limits: list[dict[str, Any]]) -> str:
@@ -43,24 +42,6 @@ def wait_limited(api: httpx.Client, name: str) -> None:
         return any(r["name"] == name and r["rate_limits"] for r in snapshot.json()["endpoints"])
 
     wait_until(routed, timeout=30, what=f"{name}'s rate limits to reach the data plane")
-
-
-def hammer(urls: list[str], token: str, name: str, total: int) -> list[httpx.Response]:
-    """``total`` queries spread over ``urls`` from CLIENTS concurrent clients."""
-    clients = [
-        httpx.Client(base_url=urls[i % len(urls)], headers={"Authorization": f"Bearer {token}"})
-        for i in range(CLIENTS)
-    ]
-
-    def send(i: int) -> httpx.Response:
-        return clients[i % CLIENTS].post(f"/serving-endpoints/{name}/invocations", json={"i": i})
-
-    try:
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            return list(pool.map(send, range(total)))
-    finally:
-        for client in clients:
-            client.close()
 
 
 def test_calls_per_minute_are_exact_under_32_concurrent_clients(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -16,43 +15,10 @@ import pytest
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.load import Load
 from tests.support.net import wait_until
-from tests.support.replicas import replica_socket
+from tests.support.replicas import alive, processes_under, replica_pids, replica_socket
 from tests.support.servers import BerthServer
 
 pytestmark = pytest.mark.integration
-
-
-def replica_pids(home: Path, endpoint: str) -> dict[str, int]:
-    found = {}
-    for state in (home / "replicas").glob(f"{endpoint}.*/state.json"):
-        found[state.parent.name] = int(json.loads(state.read_text())["pid"])
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone between the two looks
-        return False
-    return not stat.split(") ", 1)[1].startswith("Z")
-
-
-def processes_under(home: Path) -> list[int]:
-    """Pids whose command line mentions ``home``: replicas berth started from it."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(home).encode() in cmdline and b"berth.runtime" in cmdline:
-                pids.append(int(proc.name))
-    return [p for p in pids if alive(p)]
 
 
 def create(api: httpx.Client, name: str, version: str, **extra: object) -> None:

@@ -1,16 +1,21 @@
-"""A bounded background load: a few clients querying an endpoint until told to stop."""
+"""A bounded background load: a few clients querying an endpoint until told to stop; and a
+burst: a fixed number of queries from many clients at once."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from tests.support.net import wait_until
+
+CLIENTS = 32
+"""Concurrent clients of a burst."""
 
 
 @dataclass
@@ -63,3 +68,22 @@ class Load:
                 version = str(answer.json().get("version"))
                 self.versions[version] += 1
                 self.answers.append((time.monotonic(), version))
+
+
+def hammer(urls: list[str], token: str, name: str, total: int) -> list[httpx.Response]:
+    """``total`` queries spread over ``urls`` from CLIENTS concurrent clients: query ``i`` goes
+    to ``urls[i % len(urls)]`` (for one or two urls, or any count dividing CLIENTS)."""
+    clients = [
+        httpx.Client(base_url=urls[i % len(urls)], headers={"Authorization": f"Bearer {token}"})
+        for i in range(CLIENTS)
+    ]
+
+    def send(i: int) -> httpx.Response:
+        return clients[i % CLIENTS].post(f"/serving-endpoints/{name}/invocations", json={"i": i})
+
+    try:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            return list(pool.map(send, range(total)))
+    finally:
+        for client in clients:
+            client.close()
