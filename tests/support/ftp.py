@@ -8,57 +8,41 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port, wait_until
+from tests.support.system import LoopbackServer
 
 USER, PASSWORD = "berth", "ftp-s3cret"
 
 
-@dataclass
-class FtpServer:
-    root: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
+class FtpServer(LoopbackServer):
     def url(self, path: str) -> str:
         """``ftp://user:password@127.0.0.1:port/path``: the password travels in the URL."""
         return f"ftp://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{path.strip('/')}"
 
-    def start(self) -> FtpServer:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def launch(self) -> subprocess.Popen[bytes]:
         args = ["-i", "127.0.0.1", "-p", str(self.port), "-w", "-d", str(self.root)]
         args += ["-u", USER, "-P", PASSWORD]
-        with (self.root.parent / f"{self.root.name}.log").open("wb") as log:
-            self.proc = subprocess.Popen(
+        with self._log.open("wb") as log:
+            return subprocess.Popen(
                 [sys.executable, "-m", "pyftpdlib", *args], stdout=log, stderr=subprocess.STDOUT
             )
-        wait_until(self._answers, timeout=30, what=f"the FTP server on port {self.port}")
-        return self
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the FTP server exited with {self.proc.returncode}")
+    def answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
                 return conn.recv(3) == b"220"
         except OSError:
             return False
+
+    def log_tail(self) -> str:
+        return self._log.read_text(errors="replace")[-2000:]
+
+    @property
+    def _log(self) -> Path:
+        return self.root.parent / f"{self.root.name}.log"
 
 
 @pytest.fixture(scope="session")
