@@ -1,7 +1,8 @@
 """The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
 the workers, a worker node lost under load costs no request and its replica comes back on the
-other, a version with an environment of its own runs in the one its node built, and a
-restarted server adopts the replicas it finds by name. Artifacts live in an artifact store at
+other, a version with an environment of its own runs in the one its node built, an open LLM
+answers from its node through the runtime's relay, and a restarted server adopts the replicas
+it finds by name. Artifacts live in an artifact store at
 a URL (a real FTP server), which the nodes copy them from.
 
 The tests share one cluster, one server and one endpoint, and run in this order: each leaves
@@ -9,6 +10,7 @@ the state the next one starts from (the last stops the server and starts another
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +28,7 @@ import pytest
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
 from tests.support.envs import write_artifact, write_wheel
 from tests.support.ftp import PASSWORD, FtpServer
+from tests.support.llm import smollm2_gguf
 from tests.support.load import Load
 from tests.support.net import wait_until
 from tests.support.ray_cluster import RayCluster
@@ -217,6 +220,35 @@ def test_a_version_with_its_own_environment_runs_in_the_one_its_node_built(
     assert Path(found["python"]).is_relative_to(root / "nodes" / "envs" / env_hash)
     assert Path(found["runtime"]).is_relative_to(root / "nodes" / "envs")
     assert (root / "home" / "envs" / env_hash).is_dir()  # the server's own, not the one run
+
+
+def test_an_open_llm_answers_from_its_node_through_the_runtimes_relay(
+    cluster: RayCluster, server: BerthServer, tmp_path: Path
+) -> None:
+    """llama.cpp listens on a Unix socket in the replica's box; the runtime relays the node's
+    TCP port to it once the weights are loaded: plain and streamed chats go through whole."""
+    name = "smol"
+    os.link(smollm2_gguf(), tmp_path / smollm2_gguf().name)
+    with server.client() as api:
+        version = register(api, name, tmp_path)
+        config = {"served_entities": [entity(name, version, scale_to_zero_enabled=False)]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, name, timeout=240)
+        [replica] = replicas(cluster, name).values()
+        assert replica["state"] == "READY" and replica["address"].rsplit(":", 1)[1].isdigit()
+        chat = {"messages": [{"role": "user", "content": "Name a color."}], "max_tokens": 8}
+        answer = api.post(f"/serving-endpoints/{name}/invocations", json=chat)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"]
+        with api.stream(
+            "POST", f"/serving-endpoints/{name}/invocations", json={**chat, "stream": True}
+        ) as streamed:
+            assert streamed.status_code == 200
+            events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
+        assert len(events) > 2 and events[-1] == "data: [DONE]"
+        assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+    wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
 
 
 def test_a_restarted_server_adopts_the_replicas_by_name(

@@ -36,8 +36,10 @@ WATCH_S = 10.0
 """How long one long poll of an actor's state may wait."""
 LOST_RETRY_S = 0.5
 STOP_GRACE_S = 15.0
-RUNTIME_FORMATS = frozenset({"score_py", "mlflow"})
-"""What the runtime serves on TCP; engines and containers listen on Unix sockets only."""
+RUNTIME_FORMATS = frozenset({"score_py", "mlflow", "gguf", "huggingface"})
+"""What the runtime serves on TCP (engines through its relay). A custom container's server
+is probed on a socket of its own beside the one it answers on, which one TCP port cannot
+carry: containers need the local backend."""
 LOST = (
     "Its Ray actor is not running: waiting for a node with the resources it asks, or its node "
     "was lost and Ray is starting it again on one that is up."
@@ -136,8 +138,9 @@ class RayBackend:
                 replica_id,
                 spec,
                 ReplicaState.FAILED,
-                message=f"The ray backend serves {', '.join(sorted(RUNTIME_FORMATS))} models; "
-                f"this one is {spec.model_format}: serve it with the local backend.",
+                message=f"The ray backend serves {', '.join(sorted(RUNTIME_FORMATS))} models "
+                "and no custom container (a container's server is probed on a socket of its "
+                "own, which one TCP port cannot carry): serve this one with the local backend.",
             )
             return
         await self._connect()

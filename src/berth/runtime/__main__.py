@@ -24,6 +24,10 @@ log = logging.getLogger("berth.runtime")
 EMBEDDINGS_TASK = "llm/v1/embeddings"
 
 
+ENGINE_FORMATS = ("gguf", "huggingface")
+"""Served by an engine on a Unix socket; on TCP, through `berth.runtime.relay`."""
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="berth.runtime", description=__doc__)
     parser.add_argument("--artifact", type=Path, required=True, help="model artifact folder")
@@ -72,6 +76,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--image-json goes with --container-json")
     if args.format == "container" and not args.socket:
         parser.error("--format container listens on --socket: give one")
+    if args.format in ENGINE_FORMATS and not args.socket and not args.port_file:
+        parser.error(f"--format {args.format} on TCP tells its port in --port-file: give one")
     return args
 
 
@@ -134,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
     )
-    args = _parse(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    args = _parse(given)
+    if args.format in ENGINE_FORMATS and not args.socket:
+        from berth.runtime import relay
+
+        return relay.serve(given, args.host, args.port, args.port_file)
     if args.format == "huggingface":
         return _gpu_engine(args)
     if args.format == "container":
