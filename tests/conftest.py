@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.leaks import Children, PendingTasks, describe, kill, live_children
+from tests.support.leaks import (
+    Children,
+    PendingTasks,
+    describe,
+    kill,
+    live_children,
+    runtimes_under,
+)
 from tests.support.postgres import PostgresCluster
 from tests.support.servers import BerthServer
 from tests.support.system import ensure_installed
@@ -64,6 +71,18 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[Non
         return (yield)
     with CHILDREN.keeping_new():
         return (yield)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphan_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the session when replica runtimes of its servers outlive them all: a replica whose
+    server died or was cut short is reparented to init, beyond `no_leaked_children`."""
+    yield
+    orphans = runtimes_under(tmp_path_factory.getbasetemp())
+    if orphans:
+        described = [describe(pid) for pid in sorted(orphans)]
+        kill(orphans)
+        pytest.fail("replica runtimes outlived the session's servers:\n" + "\n".join(described))
 
 
 @pytest.fixture(autouse=True)

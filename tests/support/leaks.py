@@ -81,6 +81,26 @@ class Children:
             time.sleep(0.05)
 
 
+def runtimes_under(folder: Path) -> set[int]:
+    """Processes of berth's runtime (a replica, its sandbox, a zygote) whose command line
+    names a path under ``folder``, whoever their parent: what a server killed or cut short may
+    have left running, reparented to init, where no test's check of its children sees it."""
+    found: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            words = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        named = any(str(folder).encode() in word for word in words)
+        running = _state(int(proc.name)) not in (None, "Z", "X")
+        runtime = any(word.startswith(b"berth.runtime") for word in words)
+        if runtime and named and running:
+            found.add(int(proc.name))
+    return found
+
+
 def kill(pids: set[int]) -> None:
     """Stop leaked children (and the process groups they lead), so one leak fails one test."""
     for pid in pids:
