@@ -39,13 +39,16 @@ def test_a_server_runs_local_replicas_unless_told_ray(tmp_path: Path) -> None:
     assert "ray at 10.0.0.5:6379, namespace berth" in chosen.describe()
 
 
-def test_an_engine_or_a_container_fails_on_ray_saying_where_it_runs() -> None:
+def test_a_custom_container_fails_on_ray_saying_where_it_runs() -> None:
+    """Its server is probed on a socket beside the one it answers on: one port cannot carry
+    both (engines, which answer their probes themselves, are relayed)."""
     backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
-    gguf = ReplicaSpec("ep", "llm-1", "/art", "gguf", "/env/bin/python", 4)
-    asyncio.run(backend.start("ep.llm-1.x.0", gguf))
+    served = ReplicaSpec("ep", "srv-1", "/art", "container", "/env/bin/python", 4, container="{}")
+    asyncio.run(backend.start("ep.srv-1.x.0", served))
     (status,) = backend.replicas()
     assert status.state is ReplicaState.FAILED
-    assert "serve it with the local backend" in status.message
+    assert "no custom container" in status.message
+    assert "serve this one with the local backend" in status.message
 
 
 def test_a_replica_on_ray_dies_with_its_actor(tmp_path: Path) -> None:
