@@ -1,9 +1,9 @@
 """The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
 the workers, a worker node lost under load costs no request and its replica comes back on the
 other, a version with an environment of its own runs in the one its node built, an open LLM
-answers from its node through the runtime's relay, and a restarted server adopts the replicas
-it finds by name. Artifacts live in an artifact store at
-a URL (a real FTP server), which the nodes copy them from.
+and a custom container answer from their nodes through the runtime's relay, and a restarted
+server adopts the replicas it finds by name. Artifacts live in an artifact store at a URL (a
+real FTP server), which the nodes copy them from.
 
 The tests share one cluster, one server and one endpoint, and run in this order: each leaves
 the state the next one starts from (the last stops the server and starts another)."""
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.containers import SERVER_PY, SPEC
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
 from tests.support.envs import write_artifact, write_wheel
 from tests.support.ftp import PASSWORD, FtpServer
@@ -247,6 +248,34 @@ def test_an_open_llm_answers_from_its_node_through_the_runtimes_relay(
             assert streamed.status_code == 200
             events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
         assert len(events) > 2 and events[-1] == "data: [DONE]"
+        assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
+    wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
+
+
+def test_a_custom_container_answers_from_its_node_probed_on_its_own_health_route(
+    cluster: RayCluster, server: BerthServer, tmp_path: Path
+) -> None:
+    """The container's relay appears once its probes pass; the runtime relays the node's port
+    to it, and the node probes the container's own health route (not berth's ``/health``,
+    which this server does not answer)."""
+    name = "ctr"
+    (tmp_path / "server.py").write_text(SERVER_PY)
+    spec = {**SPEC, "health_route": "/healthy-here"}
+    with server.client() as api:
+        assert api.post("/api/2.0/models", json={"name": name}).status_code == 200
+        body = {"source": str(tmp_path), "container_spec": spec}
+        registered = api.post(f"/api/2.0/models/{name}/versions", json=body)
+        assert registered.status_code == 200, registered.text
+        config = {"served_entities": [entity(name, "1", scale_to_zero_enabled=False)]}
+        created = api.post("/api/2.0/serving-endpoints", json={"name": name, "config": config})
+        assert created.status_code == 200, created.text
+        wait_ready(api, name, timeout=120)
+        [replica] = replicas(cluster, name).values()
+        assert replica["state"] == "READY" and replica["address"].rsplit(":", 1)[1].isdigit()
+        rows = {"instances": [[1, 2], [3, 4.5]]}
+        answer = api.post(f"/serving-endpoints/{name}/invocations", json=rows)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [3, 7.5]
         assert api.delete(f"/api/2.0/serving-endpoints/{name}").status_code == 200
     wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
 

@@ -26,6 +26,7 @@ from berth.backends.base import ReplicaSpec, ReplicaState, ReplicaStatus
 from berth.backends.local import Liveness
 from berth.backends.process import Reveal, model_variables
 from berth.backends.ray_host import HostPlace, NodeEnvironment, ReplicaHost, SandboxConfig
+from berth.core.container_contract import replica_image
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
@@ -36,10 +37,9 @@ WATCH_S = 10.0
 """How long one long poll of an actor's state may wait."""
 LOST_RETRY_S = 0.5
 STOP_GRACE_S = 15.0
-RUNTIME_FORMATS = frozenset({"score_py", "mlflow", "gguf", "huggingface"})
-"""What the runtime serves on TCP (engines through its relay). A custom container's server
-is probed on a socket of its own beside the one it answers on, which one TCP port cannot
-carry: containers need the local backend."""
+RUNTIME_FORMATS = frozenset({"score_py", "mlflow", "gguf", "huggingface", "container"})
+"""What the runtime serves on TCP (engines and containers through its relay). A container's
+image needs podman on the server's host: image versions need the local backend."""
 LOST = (
     "Its Ray actor is not running: waiting for a node with the resources it asks, or its node "
     "was lost and Ray is starting it again on one that is up."
@@ -133,14 +133,16 @@ class RayBackend:
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
         if replica_id in self._tasks:
             return
-        if spec.model_format not in RUNTIME_FORMATS or spec.container is not None:
+        if spec.model_format not in RUNTIME_FORMATS or (
+            spec.container is not None and replica_image(spec.container) is not None
+        ):
             self._status[replica_id] = ReplicaStatus(
                 replica_id,
                 spec,
                 ReplicaState.FAILED,
                 message=f"The ray backend serves {', '.join(sorted(RUNTIME_FORMATS))} models "
-                "and no custom container (a container's server is probed on a socket of its "
-                "own, which one TCP port cannot carry): serve this one with the local backend.",
+                "and custom containers run as processes, not images (an image runs through "
+                "the server host's podman): serve this one with the local backend.",
             )
             return
         await self._connect()

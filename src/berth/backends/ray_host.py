@@ -43,6 +43,7 @@ from berth.backends.process import (
     start_in_session,
 )
 from berth.core.artifact_copies import ArtifactCopies
+from berth.core.container_contract import effective_routes, read_replica_json
 from berth.core.errors import BerthError
 from berth.core.gpus import device_files
 from berth.sandbox import Sandbox
@@ -164,6 +165,9 @@ class Supervisor:
         self._envs = Path(config.work_dir) / "envs"
         self._place = place
         self._liveness = liveness
+        self._health = "/health"
+        if spec.container is not None:
+            self._health = effective_routes(*read_replica_json(spec.container)).health
         self._sandbox = config.sandbox()
         self._folder = Path(config.work_dir) / "replicas" / _digest(replica_id)
         self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -294,7 +298,7 @@ class Supervisor:
             if not proc.alive():
                 return "exited"
             address = _read_address(self._place.node_ip, port_file)
-            health = None if address is None else await _probe(probes, address, 2.0)
+            health = None if address is None else await self._probe(probes, address, 2.0)
             if health is not None and health[0] == 200:
                 self._set(state=ReplicaState.READY.value, address=address, message="")
                 return "ready"
@@ -320,7 +324,7 @@ class Supervisor:
                 done, _ = await asyncio.wait({exited}, timeout=policy.period_s)
                 if done:
                     return "exited"
-                health = await _probe(probes, address, policy.timeout_s)
+                health = await self._probe(probes, address, policy.timeout_s)
                 misses = 0 if health is not None and health[0] == 200 else misses + 1
                 if misses >= policy.failure_threshold:
                     self._set(
@@ -331,6 +335,21 @@ class Supervisor:
                     return "hung"
         finally:
             exited.cancel()
+
+    async def _probe(
+        self, client: httpx.AsyncClient, address: str, timeout_s: float
+    ) -> tuple[int, dict[str, str]] | None:
+        """The replica's health: the runtime's ``/health``, or a custom container's own health
+        route (its relay answers only once the container's probes passed)."""
+        try:
+            response = await client.get(f"http://{address}{self._health}", timeout=timeout_s)
+        except httpx.HTTPError:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
 
     def _set(self, **changes: Any) -> None:
         with self._changed:
@@ -347,17 +366,3 @@ def _read_address(host: str, port_file: Path) -> str | None:
         return f"{host}:{int(port_file.read_text())}"
     except (OSError, ValueError):
         return None
-
-
-async def _probe(
-    client: httpx.AsyncClient, address: str, timeout_s: float
-) -> tuple[int, dict[str, str]] | None:
-    try:
-        response = await client.get(f"http://{address}/health", timeout=timeout_s)
-    except httpx.HTTPError:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    return response.status_code, body if isinstance(body, dict) else {}

@@ -24,8 +24,9 @@ log = logging.getLogger("berth.runtime")
 EMBEDDINGS_TASK = "llm/v1/embeddings"
 
 
-ENGINE_FORMATS = ("gguf", "huggingface")
-"""Served by an engine on a Unix socket; on TCP, through `berth.runtime.relay`."""
+RELAYED_FORMATS = ("gguf", "huggingface", "container")
+"""Served on a Unix socket (an engine, a custom container's relay); on TCP, through
+`berth.runtime.relay`."""
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -74,9 +75,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--container-json goes with --format container, and only there")
     if args.image_json is not None and args.container_json is None:
         parser.error("--image-json goes with --container-json")
-    if args.format == "container" and not args.socket:
-        parser.error("--format container listens on --socket: give one")
-    if args.format in ENGINE_FORMATS and not args.socket and not args.port_file:
+    if args.format in RELAYED_FORMATS and not args.socket and not args.port_file:
         parser.error(f"--format {args.format} on TCP tells its port in --port-file: give one")
     return args
 
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     given = argv if argv is not None else sys.argv[1:]
     args = _parse(given)
-    if args.format in ENGINE_FORMATS and not args.socket:
+    if args.format in RELAYED_FORMATS and not args.socket:
         from berth.runtime import relay
 
         return relay.serve(given, args.host, args.port, args.port_file)

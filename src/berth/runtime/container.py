@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,8 @@ async def _serve(
     artifact: Path, socket_path: str, told: str, drain_s: float, image: Image | None
 ) -> int:
     spec, deployment = read_replica_json(told)
+    if deployment.storage_uri is not None:  # the artifact where this replica reads it
+        deployment = replace(deployment, storage_uri=artifact.resolve().as_uri())
     port = free_port() if image is None else image_port(spec)
     contract = container_env(spec, aip_variables(spec, deployment, port=port))
     name = container_name(socket_path)

@@ -1,14 +1,17 @@
-"""An engine's replica reached over TCP: on a Ray node the gateway is on another machine, and
-an open LLM's engine (llama.cpp, vLLM, transformers) listens on a Unix socket only.
+"""A replica reached over TCP whose server listens on a Unix socket only: an open LLM's engine
+(llama.cpp, vLLM, transformers) or a custom container's relay, on a Ray node, where the gateway
+is on another machine.
 
-The relay starts the engine as a child (this same program, listening on a socket beside the
-port file) and waits for the socket to appear, which an engine does only once its weights are
-loaded and it has answered once. Only then does it listen on TCP and write the port file, so
-"the port answers" means "ready", as for every other replica. Each TCP connection is piped
-byte for byte to a connection of its own on the socket: the relay reads no HTTP, so streamed
-tokens pass as they come and the engine's routes (OpenAI's, ``/health``, ``/metrics``) are
-the replica's. SIGTERM stops the listener (no new connection), then goes to the engine, which
-drains what is in flight; the relay ends with the engine, with its exit status.
+The relay starts that server as a child (this same program, listening on a socket beside the
+port file) and waits for the socket to appear, which the server makes only once it is ready:
+an engine once its weights are loaded and it has answered once, a container's relay once the
+container passed its startup and health probes. Only then does the relay listen on TCP and
+write the port file, so "the port answers" means "ready", as for every other replica. Each TCP
+connection is piped byte for byte to a connection of its own on the socket: the relay reads no
+HTTP, so streamed tokens pass as they come and the server's routes (an engine's OpenAI routes,
+``/health`` and ``/metrics``; a container's own) are the replica's. SIGTERM stops the listener
+(no new connection), then goes to the server, which drains what is in flight; the relay ends
+with it, with its exit status.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,15 +40,16 @@ def test_a_server_runs_local_replicas_unless_told_ray(tmp_path: Path) -> None:
     assert "ray at 10.0.0.5:6379, namespace berth" in chosen.describe()
 
 
-def test_a_custom_container_fails_on_ray_saying_where_it_runs() -> None:
-    """Its server is probed on a socket beside the one it answers on: one port cannot carry
-    both (engines, which answer their probes themselves, are relayed)."""
+def test_a_container_image_fails_on_ray_saying_where_it_runs() -> None:
+    """An image runs through the server host's podman; a container run as a process is
+    relayed like an engine."""
     backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
-    served = ReplicaSpec("ep", "srv-1", "/art", "container", "/env/bin/python", 4, container="{}")
+    told = json.dumps({"spec": {"image_uri": "registry.local/srv:1"}})
+    served = ReplicaSpec("ep", "srv-1", "/art", "container", "/env/bin/python", 4, container=told)
     asyncio.run(backend.start("ep.srv-1.x.0", served))
     (status,) = backend.replicas()
     assert status.state is ReplicaState.FAILED
-    assert "no custom container" in status.message
+    assert "not images" in status.message
     assert "serve this one with the local backend" in status.message
 
 
