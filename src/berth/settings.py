@@ -221,6 +221,12 @@ class RaySettings(BaseModel):
     replica_cpus: float = Field(
         1.0, gt=0, description="The CPUs each replica's actor reserves on its node."
     )
+    replica_memory_mb: int = Field(
+        512,
+        ge=0,
+        description="The memory each replica's actor reserves on its node, in MiB, besides "
+        "its model's weights (an open LLM's, as registration measured them).",
+    )
     placement_timeout_s: float = Field(
         300.0,
         gt=0,

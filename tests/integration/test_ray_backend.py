@@ -170,7 +170,7 @@ def test_a_replica_no_node_can_hold_fails_its_update(
         state = wait_settled(api, name, timeout=PLACEMENT_TIMEOUT_S + 40)["state"]
         events = api.get(f"/api/2.0/serving-endpoints/{name}/events").text
     assert state["config_update"] == "UPDATE_FAILED"
-    assert "no node of the cluster has 1 CPU(s) and 1 GPU(s) free" in events
+    assert "no node of the cluster has 1 CPU(s), 1 GPU(s) and 512 MiB of memory free" in events
     wait_until(lambda: replicas(cluster, name) == {}, timeout=30, what="its actor to go")
 
 

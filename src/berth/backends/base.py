@@ -16,6 +16,10 @@ class ReplicaState(StrEnum):
     STOPPING = "STOPPING"
 
 
+_DERIVED = frozenset({"environment", "memory_mb"})
+"""`ReplicaSpec` fields that follow from others (the environment, the artifact)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaSpec:
     """Everything needed to run one replica; equal specs make interchangeable replicas."""
@@ -46,16 +50,20 @@ class ReplicaSpec:
     """The model's environment spec as JSON (``EnvSpec.to_json``), None for berth's own. The
     local backend runs ``python``, which the server built from it; the ray backend's nodes,
     which do not see the server's paths, build it themselves."""
+    memory_mb: int = 0
+    """The model's weights in MiB (an open LLM's, read at registration; 0 when unknown): where
+    replicas are placed by memory (the ray backend), a replica reserves this and a base."""
 
     def fingerprint(self) -> str:
         """A short content hash: replicas of an unchanged entity survive config updates.
 
         The fields as they are, not ``asdict``'s deep copy: each is a string, a number or a
         tuple of string pairs, which JSON writes the same either way (and the copy was most
-        of a controller pass at 10,000 replicas). ``environment`` is left out: ``python``
-        names the environment already (its folder is the spec's hash), and without it the
-        ids stay those that berth gave before the field existed."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "environment"}
+        of a controller pass at 10,000 replicas). ``environment`` and ``memory_mb`` are left
+        out: ``python`` names the environment already (its folder is the spec's hash), and the
+        artifact the weights, and without them the ids stay those that berth gave before the
+        fields existed."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DERIVED}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
     def replica_id(self, index: int) -> str:

@@ -37,6 +37,7 @@ WATCH_S = 10.0
 """How long one long poll of an actor's state may wait."""
 LOST_RETRY_S = 0.5
 STOP_GRACE_S = 15.0
+MIB = 1024 * 1024
 RUNTIME_FORMATS = frozenset({"score_py", "mlflow", "gguf", "huggingface", "container"})
 """What the runtime serves on TCP (engines and containers through its relay). A container's
 image needs podman on the server's host: image versions need the local backend."""
@@ -53,9 +54,21 @@ class RayConfig:
     address: str = "auto"
     namespace: str = "berth"
     replica_cpus: float = 1.0
+    replica_memory_mb: int = 512
+    """Memory each replica reserves on its node besides its weights (`ReplicaSpec.memory_mb`)."""
     placement_timeout_s: float = 300.0
     """How long a new replica's actor may wait for a node with what it asks before the replica
     fails (so does its update, and the config before it keeps serving)."""
+
+
+def actor_resources(config: RayConfig, spec: ReplicaSpec) -> dict[str, float]:
+    """What a replica's actor reserves on its node: Ray places it only where all of it is
+    free, and runs no more actors on a node than its CPUs, GPUs and memory hold."""
+    return {
+        "num_cpus": config.replica_cpus,
+        "num_gpus": spec.gpus,
+        "memory": (config.replica_memory_mb + spec.memory_mb) * MIB,
+    }
 
 
 class ReplicaActor(ReplicaHost):
@@ -219,8 +232,7 @@ class RayBackend:
             get_if_exists=True,
             max_restarts=-1,
             max_concurrency=8,  # long polls, logs and stop at once, each on a thread
-            num_cpus=self._config.replica_cpus,
-            num_gpus=spec.gpus,
+            **actor_resources(self._config, spec),
             scheduling_strategy="SPREAD",
         )
         variables = model_variables(spec, self._reveal)
@@ -284,10 +296,12 @@ class RayBackend:
             )
 
     def _unplaced(self, spec: ReplicaSpec) -> str:
-        gpus = f" and {spec.gpus} GPU(s)" if spec.gpus else ""
+        asked = actor_resources(self._config, spec)
+        gpus = f", {spec.gpus} GPU(s)" if spec.gpus else ""
         return (
             f"Ray placed no actor for it within {self._config.placement_timeout_s:.0f}s: no node "
-            f"of the cluster has {self._config.replica_cpus:g} CPU(s){gpus} free."
+            f"of the cluster has {asked['num_cpus']:g} CPU(s){gpus} and "
+            f"{asked['memory'] // MIB} MiB of memory free."
         )
 
     async def _still_named(self, replica_id: str) -> bool:

@@ -316,6 +316,7 @@ class Controller:
                 version.details.get("task"),
                 version.details.get("container_spec"),
                 as_uri(version.artifact_path) if version.source else None,
+                int(version.details.get("file_size_bytes") or 0),
             )
 
     def _chunk(self, session: Any, entity: ServedEntity) -> dict[tuple[str, str], int]:

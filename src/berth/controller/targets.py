@@ -25,6 +25,7 @@ from berth.core.throughput import LLM_SLOTS, asks_throughput, provisioned_band
 from berth.store.endpoints import EndpointRecord
 
 DEFAULT_BATCH_WAIT_MS = 5.0
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,8 @@ class ArtifactRef:
     """A custom container version's normalised spec."""
     storage_uri: str | None = None
     """A container's ``AIP_STORAGE_URI``: its artifact's ``file://`` URI, when it has one."""
+    weights_bytes: int = 0
+    """An open LLM's weights, as registration measured them (0 for other formats)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,7 @@ def _replica_spec(
             else None
         ),
         environment=_environment(artifact),
+        memory_mb=-(-artifact.weights_bytes // MIB),
     )
     return spec, runtime.blocked
 

@@ -46,6 +46,7 @@ def build_backend(
                 settings.ray.address,
                 settings.ray.namespace,
                 settings.ray.replica_cpus,
+                settings.ray.replica_memory_mb,
                 settings.ray.placement_timeout_s,
             ),
             SandboxConfig(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from berth.backends.base import ReplicaSpec, ReplicaState
 from berth.backends.local import Liveness
-from berth.backends.ray import RayBackend, RayConfig, ReplicaActor
+from berth.backends.ray import RayBackend, RayConfig, ReplicaActor, actor_resources
 from berth.backends.ray_host import HostPlace, HostStatus, SandboxConfig, Supervisor
 from berth.core.errors import BerthError
 from berth.core.images import NO_IMAGES
@@ -38,6 +38,17 @@ def test_a_server_runs_local_replicas_unless_told_ray(tmp_path: Path) -> None:
     chosen = backend_of(settings(tmp_path, backend="ray", ray={"address": "10.0.0.5:6379"}))
     assert isinstance(chosen, RayBackend)
     assert "ray at 10.0.0.5:6379, namespace berth" in chosen.describe()
+
+
+def test_an_actor_reserves_cpus_gpus_and_memory_for_its_weights_and_a_base() -> None:
+    config = RayConfig(replica_cpus=2, replica_memory_mb=512)
+    llm = ReplicaSpec("ep", "llm-1", "/art", "gguf", "/py", 4, gpus=1, memory_mb=94)
+    assert actor_resources(config, llm) == {
+        "num_cpus": 2,
+        "num_gpus": 1,
+        "memory": (512 + 94) * 2**20,
+    }
+    assert llm.fingerprint() == replace(llm, memory_mb=0).fingerprint(), "ids are unchanged"
 
 
 def test_a_container_image_fails_on_ray_saying_where_it_runs() -> None:

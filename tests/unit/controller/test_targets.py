@@ -38,3 +38,24 @@ def test_a_replica_spec_carries_its_environment_spec_or_none_for_berths_own() ->
     built = environment_of({"hash": "h", "spec": SPEC, "summary": "Python 3.11 with 1"})
     assert built is not None and json.loads(built) == SPEC
     assert environment_of({"hash": None, "summary": "berth's own"}) is None
+
+
+def test_an_open_llms_replica_asks_the_memory_its_weights_take() -> None:
+    def memory_of(artifact: ArtifactRef) -> int:
+        target = config_target(
+            "ep",
+            "ep-id",
+            DOCUMENT,
+            lambda _model, _version: artifact,
+            lambda _artifact: Runtime("/usr/bin/python3"),
+            lambda block: block,
+            lambda _model, _version: 0,
+        )
+        [entity] = target.entities
+        assert entity.spec is not None
+        return entity.spec.memory_mb
+
+    own = {"hash": None}
+    assert memory_of(ArtifactRef("/a/m/1", "gguf", own, weights_bytes=98_362_432)) == 94
+    assert memory_of(ArtifactRef("/a/m/1", "gguf", own, weights_bytes=2**20)) == 1
+    assert memory_of(ArtifactRef("/a/m/1", "score_py", own)) == 0
