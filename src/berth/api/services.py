@@ -19,6 +19,7 @@ from berth.registry.garden import Garden
 from berth.registry.service import Registry
 from berth.sandbox import Sandbox
 from berth.secrets import SecretsService
+from berth.secrets.sealed_snapshot import SealedSnapshots
 from berth.settings import Settings
 from berth.store.db import Database
 
@@ -69,6 +70,8 @@ class Services:
     garden: Garden
     controller: ControllerPort
     bus: SnapshotBus
+    sealed_snapshots: SealedSnapshots
+    """The bus's snapshots sealed and encoded, once per version, for the data-plane route."""
     secrets: SecretsService
     metrics: Metrics
     throughput: ThroughputPort

@@ -61,6 +61,7 @@ from berth.registry.source_policy import SourcePolicy
 from berth.sandbox import Sandbox
 from berth.secrets import SecretCipher, SecretsService, load_key
 from berth.secrets.references import resolve_reference
+from berth.secrets.sealed_snapshot import SealedSnapshots
 from berth.server.backends import build_backend
 from berth.server.dispatch import Dispatch
 from berth.server.leadership import Leadership, server_id
@@ -221,9 +222,8 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
     )
     holder = server_id(settings.server_id_file)
-    leadership = Leadership(
-        db, fenced, controller, bus, secret_store.cipher, holder, clock, settings.leader
-    )
+    sealed = SealedSnapshots(secret_store.cipher)
+    leadership = Leadership(db, fenced, controller, bus, sealed, holder, clock, settings.leader)
     artifacts = ArtifactStore(settings.artifacts_location, settings.artifact_copies_dir)
     registry = Registry(db, clock, artifacts, environment_details, source_policy(settings))
     install = partial(install_package, envs_root=settings.envs_dir, sandbox=sandbox)
@@ -237,6 +237,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
         garden=Garden(registry, settings.garden_dir, install),
         controller=controller,
         bus=bus,
+        sealed_snapshots=sealed,
         secrets=secret_store,
         metrics=metrics,
         throughput=calibrations,

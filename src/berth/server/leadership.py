@@ -32,8 +32,7 @@ from berth.core.clock import Clock
 from berth.core.dataplane import Snapshot, SnapshotBus
 from berth.core.errors import LeaseLost
 from berth.core.load import LoadReport, report_from_json, report_to_json
-from berth.secrets.cipher import SecretCipher
-from berth.secrets.sealed_snapshot import open_externals, seal_externals
+from berth.secrets.sealed_snapshot import SealedSnapshots, open_externals
 from berth.settings import LeaderSettings
 from berth.store import gateway_loads, leases, scales, snapshots
 from berth.store.db import Database
@@ -92,19 +91,19 @@ class Leadership:
         fenced: Fenced,
         controller: Controlling,
         bus: SnapshotBus,
-        cipher: SecretCipher,
+        sealed: SealedSnapshots,
         holder: str,
         clock: Clock,
         settings: LeaderSettings,
     ) -> None:
         """``controller`` writes through ``fenced``, whose term this sets as the lease comes
-        and goes; ``cipher`` seals and opens external models' credentials in stored
-        snapshots."""
+        and goes; ``sealed`` seals (and its cipher opens) external models' credentials in
+        stored snapshots."""
         self._db = db
         self._fenced = fenced
         self._controller = controller
         self._bus = bus
-        self._cipher = cipher
+        self._sealed = sealed
         self._holder = holder
         self._clock = clock
         self._settings = settings
@@ -247,7 +246,7 @@ class Leadership:
         if found is None:
             return
         version, body = found
-        snapshot = Snapshot.from_json(open_externals(json.loads(body), self._cipher))
+        snapshot = Snapshot.from_json(open_externals(json.loads(body), self._sealed.cipher))
         current = self._bus.current.version
         local = version if version > current else current + 1
         self._bus.publish(
@@ -268,7 +267,7 @@ class Leadership:
             snapshot = await self._bus.newer_than(written, SNAPSHOT_POLL_S)
             if snapshot.version == written:
                 continue
-            body = json.dumps(seal_externals(snapshot.to_json(), self._cipher))
+            body = self._sealed.body(snapshot).decode()
             try:
                 await asyncio.to_thread(self._save, snapshot.version, body)
             except LeaseLost as exc:

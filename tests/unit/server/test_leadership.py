@@ -15,6 +15,7 @@ from berth.core.dataplane import EndpointRoute, EntityRoute, ReplicaRoute, Snaps
 from berth.core.load import EntityLoad, LoadReport
 from berth.metrics import Metrics
 from berth.secrets.cipher import SecretCipher
+from berth.secrets.sealed_snapshot import SealedSnapshots
 from berth.server.leadership import Leadership, server_id
 from berth.settings import LeaderSettings
 from berth.store import gateway_loads, leases
@@ -65,7 +66,7 @@ class Server:
             Fenced(db, leases.CONTROLLER),
             self.controller,
             self.bus,
-            SecretCipher(KEY),
+            SealedSnapshots(SecretCipher(KEY)),
             name,
             clock,
             QUICK,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from berth.api.deps import PrincipalDep, ServicesDep
@@ -18,11 +18,11 @@ from berth.core.errors import InvalidParameter, PermissionDenied
 from berth.core.latency import BUCKETS
 from berth.core.load import report_from_json
 from berth.core.usage import UsageKey, UsageSum
-from berth.secrets.sealed_snapshot import seal_externals
 from berth.store import usage
 
 router = APIRouter(tags=["data plane"])
 POLL_SLICE_S = 1.0
+JSON = "application/json"
 
 
 @router.get("/api/2.0/berth/data-plane")
@@ -32,7 +32,7 @@ async def data_plane(
     principal: PrincipalDep,
     after: Annotated[int, Query(ge=-1, le=2**53)] = -1,
     timeout: Annotated[float, Query(ge=0, le=60)] = 30.0,
-) -> dict[str, Any]:
+) -> Response:
     """Waits in slices, so a follower that went away (a stopped gateway) does not hold the
     server's shutdown for the rest of its poll."""
     if not principal.is_admin:
@@ -41,10 +41,8 @@ async def data_plane(
     while True:
         remaining = deadline - time.monotonic()
         snapshot = await services.bus.newer_than(after, min(max(remaining, 0), POLL_SLICE_S))
-        if snapshot.version > after or remaining <= POLL_SLICE_S:
-            return seal_externals(snapshot.to_json(), services.secrets.cipher)
-        if await request.is_disconnected():
-            return seal_externals(snapshot.to_json(), services.secrets.cipher)
+        if snapshot.version > after or remaining <= POLL_SLICE_S or await request.is_disconnected():
+            return Response(services.sealed_snapshots.body(snapshot), media_type=JSON)
 
 
 COUNT = Field(ge=0, le=2**53)
