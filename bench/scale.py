@@ -897,9 +897,11 @@ def report_writes(
     for store, first, again in flushes:
         flushes_a_minute = 30  # every 2 s
         per_gateway = writes(first[2]) + writes(again[2]) * (flushes_a_minute - 1)
+        selects = first[2]["SELECT"] + again[2]["SELECT"] * (flushes_a_minute - 1)
         print(
             f"- {store}: usage of 1,000 active endpoints, {workers} gateway processes: "
-            f"{per_gateway * workers / 60:,.0f} writes/s and as many selects, "
+            f"{per_gateway * workers / 60:,.0f} writes/s and {selects * workers / 60:,.0f} "
+            "selects/s, "
             f"{again[0] * workers / 2 * 100:.0f}% of one store connection's time"
         )
     print()
