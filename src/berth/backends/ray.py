@@ -182,13 +182,16 @@ class RayBackend:
         return text
 
     async def close(self) -> None:
-        """Stop following; the replicas keep running on the cluster for the next server."""
+        """Stop following; the replicas keep running on the cluster for the next server, and
+        this one tells none of them (a follower's metrics and logs) until it adopts them."""
         for task in self._tasks.values():
             task.cancel()
         for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._actors.clear()
+        self._status.clear()
 
     async def _connect(self) -> None:
         if self._ray is not None:
@@ -248,9 +251,12 @@ class RayBackend:
             if waiting:
                 wait_s = max(0.1, min(wait_s, placed_by - loop.time()))
             try:
-                found: dict[str, Any] = await asyncio.wait_for(
-                    handle.watch.remote(incarnation, seen, WATCH_S), wait_s
-                )
+                async with asyncio.timeout(wait_s):
+                    # A plain future, not the ObjectRef in ``asyncio.wait_for``: on Python 3.11
+                    # that could lose the cancellation of ``close``, and this poll went on.
+                    found: dict[str, Any] = await asyncio.wrap_future(
+                        handle.watch.remote(incarnation, seen, WATCH_S).future()
+                    )
             except (errors.RayActorError, TimeoutError) as exc:
                 if not await self._still_named(replica_id):
                     log.warning("replica actor %s is gone: %s", replica_id, exc)

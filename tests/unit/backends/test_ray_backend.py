@@ -48,6 +48,17 @@ def test_an_engine_or_a_container_fails_on_ray_saying_where_it_runs() -> None:
     assert "serve it with the local backend" in status.message
 
 
+def test_a_closed_backend_tells_no_replica() -> None:
+    """A server that no longer leads (or follows from its start) follows no actor: its
+    metrics and logs name none until it leads and adopts them again."""
+    backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
+    gguf = ReplicaSpec("ep", "llm-1", "/art", "gguf", "/env/bin/python", 4)
+    asyncio.run(backend.start("ep.llm-1.x.0", gguf))
+    assert len(backend.replicas()) == 1
+    asyncio.run(backend.close())
+    assert backend.replicas() == []
+
+
 def test_a_replica_on_ray_dies_with_its_actor(tmp_path: Path) -> None:
     """bubblewrap's own init is the namespace's pid 1 and dies with the actor; as pid 1 the
     model's process would lose that signal when setpriv drops its uid."""
