@@ -110,7 +110,8 @@ class RayBackend:
         )
 
     async def adopt(self) -> None:
-        """Connect, then follow every replica actor a previous server left in the namespace."""
+        """Connect, then follow every replica actor a previous server left in the namespace,
+        from the state it tells now: the routes of the pass that follows hold those ready."""
         await self._connect()
         ray = self._ray
         names = await asyncio.to_thread(ray.util.list_named_actors, all_namespaces=True)
@@ -121,12 +122,14 @@ class RayBackend:
             try:
                 handle = ray.get_actor(replica_id, namespace=self._config.namespace)
                 blob = await handle.specification.remote()
+                told = await handle.watch.remote("", -1, 0.0)
             except (ValueError, ray.exceptions.RayActorError) as exc:
                 log.warning("replica actor %s could not be adopted: %s", replica_id, exc)
                 continue
             spec = ReplicaSpec(**{**blob, "env": tuple(map(tuple, blob["env"]))})
             log.info("adopting replica %s (Ray actor)", replica_id)
             self._follow(replica_id, spec, handle)
+            self._mirror(replica_id, told)
 
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
         if replica_id in self._tasks:
@@ -275,14 +278,18 @@ class RayBackend:
                 continue
             incarnation, seen = found["incarnation"], found["version"]
             waiting = False
-            self._set(
-                replica_id,
-                state=ReplicaState(found["state"]),
-                address=found["address"],
-                pid=found["pid"],
-                restarts=found["restarts"],
-                message=found["message"],
-            )
+            self._mirror(replica_id, found)
+
+    def _mirror(self, replica_id: str, found: dict[str, Any]) -> None:
+        """The replica's status as its actor told it (``watch``)."""
+        self._set(
+            replica_id,
+            state=ReplicaState(found["state"]),
+            address=found["address"],
+            pid=found["pid"],
+            restarts=found["restarts"],
+            message=found["message"],
+        )
 
     def _unplaced(self, spec: ReplicaSpec) -> str:
         gpus = f" and {spec.gpus} GPU(s)" if spec.gpus else ""
