@@ -8,14 +8,13 @@ import time
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.deploy import entity, register, swap_under_load, versioned_artifact, wait_ready
 from tests.support.ftp import FtpServer
-from tests.support.ha import StartServers
+from tests.support.ha import StartServers, leader
 from tests.support.net import wait_until
 from tests.support.replicas import alive, no_replicas_under, replica_pids
 from tests.support.servers import BerthServer
@@ -30,14 +29,6 @@ def servers(ha_servers: StartServers, ftp_server: FtpServer) -> list[BerthServer
     """Two servers on one fresh database and one artifact store at a URL (a real FTP
     server), each with a home of its own; the first started leads."""
     return ha_servers(BERTH_ARTIFACTS_URI=ftp_server.url(f"ha-{uuid.uuid4().hex[:8]}"))
-
-
-def leader(server: BerthServer) -> dict[str, Any]:
-    with server.client() as api:
-        answer = api.get("/api/2.0/berth/leader")
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def create(api: httpx.Client, name: str, version: str) -> None:

@@ -1,16 +1,19 @@
 """The ray backend on a real Ray cluster of three nodes on this machine: replicas spread over
 the workers, a worker node lost under load costs no request and its replica comes back on the
 other, a version with an environment of its own runs in the one its node built, an open LLM
-and a custom container answer from their nodes through the runtime's relay, and a restarted
-server adopts the replicas it finds by name. Artifacts live in an artifact store at a URL (a
-real FTP server), which the nodes copy them from.
+and a custom container answer from their nodes through the runtime's relay, a restarted
+server adopts the replicas it finds by name, and so does the follower of a leader killed
+under load. Artifacts live in an artifact store at a URL (a real FTP server), which the nodes
+copy them from; the servers share one PostgreSQL database.
 
 The tests share one cluster, one server and one endpoint, and run in this order: each leaves
-the state the next one starts from (the last stops the server and starts another)."""
+the state the next one starts from (the last two stop the server and start others)."""
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +33,11 @@ from tests.support.containers import SERVER_PY, SPEC
 from tests.support.deploy import entity, register, versioned_artifact, wait_ready, wait_settled
 from tests.support.envs import write_artifact, write_wheel
 from tests.support.ftp import PASSWORD, FtpServer
+from tests.support.ha import leader
 from tests.support.llm import smollm2_gguf
 from tests.support.load import Load
 from tests.support.net import wait_until
+from tests.support.postgres import PostgresCluster
 from tests.support.ray_cluster import RayCluster
 from tests.support.servers import BerthServer
 
@@ -46,6 +52,9 @@ TWO_REPLICAS = {
 }
 """One replica per 4 of concurrency."""
 PLACEMENT_TIMEOUT_S = 20
+TAKEOVER_S = 10.0
+LEADS = "this server leads the controller now"
+"""What a server logs as it begins to lead."""
 TINYPKG = "tinypkg-0.1-py3-none-any.whl"
 REPORTS_ITS_INTERPRETER = """
     import os
@@ -88,9 +97,22 @@ def artifacts(ftp_server: FtpServer) -> str:
     return ftp_server.url(f"ray-{uuid.uuid4().hex[:8]}")
 
 
+@dataclass(frozen=True)
+class Store:
+    """What servers of one store share: its database, and the key its secrets are sealed with."""
+
+    url: str
+    secret_key: str
+
+
 @pytest.fixture(scope="module")
-def server(root: Path, cluster: RayCluster, artifacts: str) -> Iterator[BerthServer]:
-    started = ray_server(root, cluster, artifacts).start()
+def store(postgres: PostgresCluster) -> Store:
+    return Store(postgres.new_database(), base64.urlsafe_b64encode(os.urandom(32)).decode())
+
+
+@pytest.fixture(scope="module")
+def server(root: Path, cluster: RayCluster, artifacts: str, store: Store) -> Iterator[BerthServer]:
+    started = ray_server(root, cluster, artifacts, store).start()
     yield started
     started.stop()
 
@@ -106,11 +128,14 @@ def endpoint(server: BerthServer, tmp_path_factory: pytest.TempPathFactory) -> s
     return NAME
 
 
-def ray_server(root: Path, cluster: RayCluster, artifacts: str) -> BerthServer:
+def ray_server(
+    root: Path, cluster: RayCluster, artifacts: str, store: Store, home: str = "home"
+) -> BerthServer:
     return BerthServer(
-        home=root / "home",
-        database_url=None,
+        home=root / home,
+        database_url=store.url,
         extra_env={
+            "BERTH_SECRET_KEY": store.secret_key,
             "BERTH_ARTIFACTS_URI": artifacts,
             "BERTH_BACKEND": "ray",
             "BERTH_RAY__ADDRESS": cluster.address,
@@ -200,8 +225,8 @@ def test_a_worker_node_lost_under_load_fails_no_request(
 def test_a_version_with_its_own_environment_runs_in_the_one_its_node_built(
     root: Path, server: BerthServer, tmp_path: Path
 ) -> None:
-    """The node builds the environment itself (the server builds its own copy), under the
-    nodes' work dir by the same hash, and runs the replica with it and a runtime copy there."""
+    """The node builds the environment itself (the server builds none), under the nodes'
+    work dir by the same hash, and runs the replica with it and a runtime copy there."""
     name = "own-env"
     files = {"score.py": REPORTS_ITS_INTERPRETER, "requirements.txt": f"./wheels/{TINYPKG}"}
     artifact = write_artifact(tmp_path / "art", files)
@@ -220,7 +245,7 @@ def test_a_version_with_its_own_environment_runs_in_the_one_its_node_built(
     assert found["value"] == 7
     assert Path(found["python"]).is_relative_to(root / "nodes" / "envs" / env_hash)
     assert Path(found["runtime"]).is_relative_to(root / "nodes" / "envs")
-    assert (root / "home" / "envs" / env_hash).is_dir()  # the server's own, not the one run
+    assert not (root / "home" / "envs" / env_hash).exists()
 
 
 def test_an_open_llm_answers_from_its_node_through_the_runtimes_relay(
@@ -281,12 +306,17 @@ def test_a_custom_container_answers_from_its_node_probed_on_its_own_health_route
 
 
 def test_a_restarted_server_adopts_the_replicas_by_name(
-    root: Path, cluster: RayCluster, server: BerthServer, endpoint: str, artifacts: str
+    root: Path,
+    cluster: RayCluster,
+    server: BerthServer,
+    endpoint: str,
+    artifacts: str,
+    store: Store,
 ) -> None:
     before = replicas(cluster, endpoint)
     server.stop(signal.SIGTERM)
     assert replicas(cluster, endpoint) == before  # detached: they outlive the server
-    second = ray_server(root, cluster, artifacts).start()
+    second = ray_server(root, cluster, artifacts, store).start()
     try:
         with second.client() as api:
             assert wait_ready(api, endpoint)["config"]["config_version"] == 1
@@ -297,6 +327,68 @@ def test_a_restarted_server_adopts_the_replicas_by_name(
         second.stop()
     assert _identities(after) == _identities(before)  # adopted, none started again
     assert "adopting replica" in second.log_path.read_text()
+
+
+def test_the_follower_of_a_leader_killed_under_load_adopts_its_replicas_and_rolls_out(
+    root: Path,
+    cluster: RayCluster,
+    server: BerthServer,
+    endpoint: str,
+    artifacts: str,
+    store: Store,
+    tmp_path: Path,
+) -> None:
+    """Two servers on one PostgreSQL, their homes apart. The leader is killed (-9) while
+    clients query through the follower: the follower leads within 10 s and adopts the actors
+    by name (none started again), no query fails, and a config update it then takes adds a
+    version beside them, whose replica answers."""
+    server.start()  # the module's server, stopped by the test before: it leads again
+    follower = ray_server(root, cluster, artifacts, store, home="home-b").start()
+    try:
+        assert leader(server)["leading"] and not leader(follower)["leading"]
+        wait_until(
+            lambda: query(follower, endpoint).status_code == 200,
+            timeout=10,
+            what="the follower to route to the leader's replicas",
+        )
+        with follower.client() as api:
+            version = register(api, NAME, versioned_artifact(tmp_path, "2"))
+        before = replicas(cluster, endpoint)
+        token = leader(follower)["fencing_token"]
+        with Load(follower.url, follower.token, endpoint, clients=4) as load:
+            wait_until(lambda: load.total > 20, timeout=30, what="some load before the kill")
+            server.stop(signal.SIGKILL)
+            killed = time.monotonic()
+            wait_until(lambda: leader(follower)["leading"], timeout=TAKEOVER_S, what="it to lead")
+            took_over = time.monotonic() - killed
+            assert leader(follower)["fencing_token"] > token
+            wait_until(
+                lambda: set(before) <= _adopted_since_leading(follower),
+                timeout=10,
+                what="the new leader to adopt the replicas",
+            )
+            with follower.client() as api:
+                changed = api.put(
+                    f"/api/2.0/serving-endpoints/{endpoint}/config",
+                    json=_beside(version),
+                )
+                assert changed.status_code == 200, changed.text
+                assert wait_ready(api, endpoint)["config"]["config_version"] == 2
+            seen = load.versions[version]
+            wait_until(
+                lambda: load.versions[version] > seen + 20,
+                timeout=30,
+                what=f"the load to be answered by version {version}",
+            )
+        after = replicas(cluster, endpoint)
+    finally:
+        follower.stop()
+    print(f"\nleader killed under load: the follower leads after {took_over:.2f} s")
+    assert load.failures == []
+    assert set(before) <= set(after), "the adopted replicas were replaced"
+    assert _identities({name: after[name] for name in before}) == _identities(before)
+    [added] = set(after) - set(before)
+    assert added.startswith(f"{endpoint}.{NAME}-{version}.")
 
 
 def test_berth_and_its_local_server_load_no_ray() -> None:
@@ -316,3 +408,29 @@ def _ready_on(cluster: RayCluster, endpoint: str, name: str, node: str) -> bool:
 
 def _identities(found: dict[str, dict[str, Any]]) -> dict[str, tuple[str, int]]:
     return {name: (r["incarnation"], r["pid"]) for name, r in found.items()}
+
+
+def _adopted_since_leading(server: BerthServer) -> set[str]:
+    """The replicas ``server`` adopted since it last began to lead, as its log says (it
+    adopted them once at its start too, only to let them go while another led)."""
+    text = server.log_path.read_text()
+    if LEADS not in text:
+        return set()
+    return set(re.findall(r"adopting replica (\S+)", text.rsplit(LEADS, 1)[1]))
+
+
+def _beside(version: str) -> dict[str, Any]:
+    """The endpoint's config with ``version`` of the model served beside version 1 (left as
+    it is, so its replicas are kept), taking all the traffic."""
+    return {
+        "served_entities": [
+            entity(NAME, "1", **TWO_REPLICAS),
+            entity(NAME, version, scale_to_zero_enabled=False),
+        ],
+        "traffic_config": {
+            "routes": [
+                {"served_entity_name": f"{NAME}-1", "traffic_percentage": 0},
+                {"served_entity_name": f"{NAME}-{version}", "traffic_percentage": 100},
+            ]
+        },
+    }

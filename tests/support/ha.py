@@ -1,4 +1,5 @@
-"""Servers of one HA deployment: several ``berth serve`` on one fresh PostgreSQL database."""
+"""Servers of one HA deployment: several ``berth serve`` on one fresh PostgreSQL database,
+and what each says of who leads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import os
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,15 @@ from tests.support.servers import BerthServer
 
 StartServers = Callable[..., list[BerthServer]]
 """``start(**env)``: two servers started with ``env`` besides what they must share."""
+
+
+def leader(server: BerthServer) -> dict[str, Any]:
+    """``GET /api/2.0/berth/leader`` through ``server``: who leads, and whether it does."""
+    with server.client() as api:
+        answer = api.get("/api/2.0/berth/leader")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 @pytest.fixture

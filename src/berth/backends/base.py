@@ -29,9 +29,13 @@ class ReplicaSpec:
     artifact: str
     model_format: str
     python: str
+    """The interpreter, a path on the server's machine; where replicas run on machines that
+    build their environment themselves (the ray backend), the environment's name instead
+    (``node:<hash>``, ``node:berth`` for berth's own), which every server gives alike."""
     max_concurrency: int
     pythonpath: str | None = None
-    """Where the runtime is importable from inside a model's own environment."""
+    """Where the runtime is importable from inside a model's own environment (None on the
+    ray backend, whose nodes make their own copy)."""
     env: tuple[tuple[str, str], ...] = ()
     warmup_json: str | None = None
     max_batch_size: int = 1
@@ -60,9 +64,9 @@ class ReplicaSpec:
         The fields as they are, not ``asdict``'s deep copy: each is a string, a number or a
         tuple of string pairs, which JSON writes the same either way (and the copy was most
         of a controller pass at 10,000 replicas). ``environment`` and ``memory_mb`` are left
-        out: ``python`` names the environment already (its folder is the spec's hash), and the
-        artifact the weights, and without them the ids stay those that berth gave before the
-        fields existed."""
+        out: ``python`` names the environment already (its folder is the spec's hash, or on
+        the ray backend the hash itself), and the artifact the weights; without them the ids
+        stay those that berth gave before the fields existed."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DERIVED}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 

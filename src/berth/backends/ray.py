@@ -125,7 +125,8 @@ class RayBackend:
         )
 
     async def adopt(self) -> None:
-        """Connect, then follow every replica actor a previous server left in the namespace."""
+        """Connect, then follow every replica actor a previous server left in the namespace,
+        from the state it tells now: the routes of the pass that follows hold those ready."""
         await self._connect()
         ray = self._ray
         names = await asyncio.to_thread(ray.util.list_named_actors, all_namespaces=True)
@@ -136,12 +137,14 @@ class RayBackend:
             try:
                 handle = ray.get_actor(replica_id, namespace=self._config.namespace)
                 blob = await handle.specification.remote()
+                told = await handle.watch.remote("", -1, 0.0)
             except (ValueError, ray.exceptions.RayActorError) as exc:
                 log.warning("replica actor %s could not be adopted: %s", replica_id, exc)
                 continue
             spec = ReplicaSpec(**{**blob, "env": tuple(map(tuple, blob["env"]))})
             log.info("adopting replica %s (Ray actor)", replica_id)
             self._follow(replica_id, spec, handle)
+            self._mirror(replica_id, told)
 
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
         if replica_id in self._tasks:
@@ -200,13 +203,16 @@ class RayBackend:
         return text
 
     async def close(self) -> None:
-        """Stop following; the replicas keep running on the cluster for the next server."""
+        """Stop following; the replicas keep running on the cluster for the next server, and
+        this one tells none of them (a follower's metrics and logs) until it adopts them."""
         for task in self._tasks.values():
             task.cancel()
         for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._actors.clear()
+        self._status.clear()
 
     async def _connect(self) -> None:
         if self._ray is not None:
@@ -265,9 +271,12 @@ class RayBackend:
             if waiting:
                 wait_s = max(0.1, min(wait_s, placed_by - loop.time()))
             try:
-                found: dict[str, Any] = await asyncio.wait_for(
-                    handle.watch.remote(incarnation, seen, WATCH_S), wait_s
-                )
+                async with asyncio.timeout(wait_s):
+                    # A plain future, not the ObjectRef in ``asyncio.wait_for``: on Python 3.11
+                    # that could lose the cancellation of ``close``, and this poll went on.
+                    found: dict[str, Any] = await asyncio.wrap_future(
+                        handle.watch.remote(incarnation, seen, WATCH_S).future()
+                    )
             except (errors.RayActorError, TimeoutError) as exc:
                 if not await self._still_named(replica_id):
                     log.warning("replica actor %s is gone: %s", replica_id, exc)
@@ -286,14 +295,18 @@ class RayBackend:
                 continue
             incarnation, seen = found["incarnation"], found["version"]
             waiting = False
-            self._set(
-                replica_id,
-                state=ReplicaState(found["state"]),
-                address=found["address"],
-                pid=found["pid"],
-                restarts=found["restarts"],
-                message=found["message"],
-            )
+            self._mirror(replica_id, found)
+
+    def _mirror(self, replica_id: str, found: dict[str, Any]) -> None:
+        """The replica's status as its actor told it (``watch``)."""
+        self._set(
+            replica_id,
+            state=ReplicaState(found["state"]),
+            address=found["address"],
+            pid=found["pid"],
+            restarts=found["restarts"],
+            message=found["message"],
+        )
 
     def _unplaced(self, spec: ReplicaSpec) -> str:
         asked = actor_resources(self._config, spec)

@@ -38,6 +38,7 @@ from berth.controller.targets import (
     Runtime,
     config_target,
     in_progress,
+    on_nodes,
     route_policy,
     stored_states,
 )
@@ -103,12 +104,17 @@ class Controller:
         policy: Policy | None = None,
         followers: Followers | None = None,
         tick_s: float = 0.5,
+        envs_on_nodes: bool = False,
     ) -> None:
         """``environments`` builds what model versions run in, ``calibrations`` measures
         open LLMs' throughput chunks (both tell ``nudge`` when one is done); ``load`` is the
         gateways' demand the autoscaler sizes entities by; ``followers`` returns once
         gateways in other processes hold a snapshot version. With several servers, ``db`` is
-        fenced (`berth.store.fencing`): once another server leads, every pass is refused."""
+        fenced (`berth.store.fencing`): once another server leads, every pass is refused.
+        ``envs_on_nodes``: the backend's replicas run on machines that build their
+        environments themselves (the ray backend): this server builds none, and their specs
+        name environments rather than this server's paths (`targets.on_nodes`), so a leader
+        whose home lies elsewhere adopts them as they are, at once."""
         self._db = db
         self._backend = backend
         self._bus = bus
@@ -121,6 +127,7 @@ class Controller:
         self._health = ReplicaHealth()
         self._reveal = reveal
         self._tick_s = tick_s
+        self._envs_on_nodes = envs_on_nodes
         self._catch_up = None if followers is None else CatchUp(followers, self._stages, self.nudge)
         self._wake = asyncio.Event()
         self._artifacts: dict[tuple[str, str], ArtifactRef] = {}
@@ -411,6 +418,10 @@ class Controller:
         )
 
     def _runtime(self, artifact: ArtifactRef) -> Runtime:
+        if self._envs_on_nodes:
+            # A build here would serve nothing, and until it ended a new leader would hold
+            # the version's replicas as not wanted yet, stopping those it adopted.
+            return on_nodes(artifact.environment)
         status = self._envs.status(artifact.environment, artifact.path)
         if isinstance(status, EnvReady):
             return Runtime(status.python, status.pythonpath)

@@ -117,6 +117,14 @@ class Runtime:
     blocked: EntityState | None = None
 
 
+def on_nodes(environment: Mapping[str, Any]) -> Runtime:
+    """The runtime of a version whose replicas run on machines that build its environment
+    themselves (the ray backend's nodes): no path of this server, only the environment's name
+    (its hash, ``berth`` for berth's own), so that every server gives the replicas the same
+    spec, and so the same ids, wherever its ``BERTH_HOME`` lies."""
+    return Runtime(f"node:{environment.get('hash') or 'berth'}")
+
+
 ArtifactLookup = Callable[[str, str], ArtifactRef]
 RuntimeLookup = Callable[[ArtifactRef], Runtime]
 ExternalResolver = Callable[[Mapping[str, Any]], Mapping[str, Any]]

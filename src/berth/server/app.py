@@ -220,6 +220,7 @@ def build_server(settings: Settings, workers: WorkerPool | None = None) -> Serve
             scale_to_zero_idle_s=scaling.scale_to_zero_idle_s,
         ),
         followers=None if workers is None else lambda v: workers.caught_up(v, FOLLOW_S),
+        envs_on_nodes=settings.backend == "ray",
     )
     holder = server_id(settings.server_id_file)
     sealed = SealedSnapshots(secret_store.cipher)

@@ -55,13 +55,33 @@ def test_a_container_image_fails_on_ray_saying_where_it_runs() -> None:
     """An image runs through the server host's podman; a container run as a process is
     relayed like an engine."""
     backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
-    told = json.dumps({"spec": {"image_uri": "registry.local/srv:1"}})
-    served = ReplicaSpec("ep", "srv-1", "/art", "container", "/env/bin/python", 4, container=told)
-    asyncio.run(backend.start("ep.srv-1.x.0", served))
+    asyncio.run(backend.start("ep.srv-1.x.0", IMAGE))
     (status,) = backend.replicas()
     assert status.state is ReplicaState.FAILED
     assert "not images" in status.message
     assert "serve this one with the local backend" in status.message
+
+
+IMAGE = ReplicaSpec(
+    "ep",
+    "srv-1",
+    "/art",
+    "container",
+    "/env/bin/python",
+    4,
+    container=json.dumps({"spec": {"image_uri": "registry.local/srv:1"}}),
+)
+"""A container version run from an image, which the ray backend refuses."""
+
+
+def test_a_closed_backend_tells_no_replica() -> None:
+    """A server that no longer leads (or follows from its start) follows no actor: its
+    metrics and logs name none until it leads and adopts them again."""
+    backend = RayBackend(RayConfig(), SandboxConfig("/tmp/nodes"), replica_environment)
+    asyncio.run(backend.start("ep.srv-1.x.0", IMAGE))  # refused, so known without a cluster
+    assert len(backend.replicas()) == 1
+    asyncio.run(backend.close())
+    assert backend.replicas() == []
 
 
 def test_a_replica_on_ray_dies_with_its_actor(tmp_path: Path) -> None:

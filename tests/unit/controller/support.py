@@ -112,8 +112,9 @@ def artifact(model_version: int) -> str:
     return f"/artifacts/sum/{model_version}"
 
 
-def register(db: Database, versions: int = 1) -> None:
-    """Model ``sum`` with ``versions`` versions, each running in berth's own environment."""
+def register(db: Database, versions: int = 1, environment: Json | None = None) -> None:
+    """Model ``sum`` with ``versions`` versions, each running in berth's own environment
+    unless ``environment`` says another (as registration records it)."""
     with db.transaction() as session:
         model_store.create_model(
             session, name="sum", description="", tags=[], creator="ann", now_ms=1
@@ -125,7 +126,7 @@ def register(db: Database, versions: int = 1) -> None:
                 format="score_py",
                 status="READY",
                 artifact_path=artifact(number),
-                details={},
+                details={} if environment is None else {"environment": environment},
                 description="",
                 creator="ann",
             )
@@ -217,8 +218,10 @@ class World:
         reveal: Callable[[str], str | None] | None = None,
         tick_s: float = 0.5,
         store: Transactions | None = None,
+        envs_on_nodes: bool = False,
     ) -> None:
-        """``store`` is what the controller reads and writes through (default ``db``)."""
+        """``store`` is what the controller reads and writes through (default ``db``);
+        ``envs_on_nodes`` as the ray backend's servers run it."""
         self.db = db
         self.backend = backend or MemoryBackend()
         self.bus = SnapshotBus()
@@ -248,6 +251,7 @@ class World:
             policy=policy,
             followers=followers,
             tick_s=tick_s,
+            envs_on_nodes=envs_on_nodes,
         )
 
     async def _drain(self, replica_id: str) -> None:

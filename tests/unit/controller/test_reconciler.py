@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from berth.core.endpoint_config import EndpointConfigDoc
@@ -169,6 +170,54 @@ def test_restarted_controller_adopts_the_replicas_still_running(db: Database, en
         assert after.controller.scale("ep") == {(1, "sum-entity"): (1, 1)}
         await before.controller.close()
         await after.controller.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_leader_whose_home_lies_elsewhere_adopts_replicas_whose_nodes_build_their_envs(
+    db: Database, envs: Path, tmp_path: Path
+) -> None:
+    """On the ray backend specs name no path of the server, so another server (another
+    ``BERTH_HOME``) gives the replicas it takes over the same ids; with the server's paths in
+    them (the local backend), it would replace them."""
+
+    async def scenario() -> None:
+        register(db)
+        before = World(db, envs, envs_on_nodes=True)
+        replica = await serving(before)
+        running = before.backend.replicas()
+        assert running[0].spec.python == "node:berth" and running[0].spec.pythonpath is None
+
+        after = World(db, tmp_path / "envs", MemoryBackend(running), envs_on_nodes=True)
+        decided = await after.reconcile()
+        assert decided.start == () and decided.stop == ()
+        assert after.routed("ep") == [replica]
+        local = World(db, tmp_path / "envs", MemoryBackend(running))
+        [(elsewhere, _spec)] = (await local.reconcile()).start
+        assert elsewhere != replica
+        for world in (before, after, local):
+            await world.controller.close()
+
+    asyncio.run(scenario())
+
+
+def test_on_nodes_that_build_environments_a_replica_starts_at_once_naming_its_own(
+    db: Database, tmp_path: Path
+) -> None:
+    """The server builds no environment its replicas' nodes build: the first pass starts the
+    replica, its spec naming the environment and carrying its spec for the node."""
+
+    async def scenario() -> None:
+        spec = {"python": "3.11", "requirements": ["tinypkg==0.1"], "constraints": []}
+        register(db, environment={"hash": "f00d", "spec": spec})
+        world = World(db, tmp_path, envs_on_nodes=True)
+        create(world.db, "ep", document(1, 1))
+        await world.reconcile()
+        [started] = world.backend.replicas()
+        assert started.spec.python == "node:f00d" and started.spec.pythonpath is None
+        assert started.spec.environment is not None
+        assert json.loads(started.spec.environment) == spec
+        await world.controller.close()
 
     asyncio.run(scenario())
 
