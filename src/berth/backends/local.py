@@ -32,6 +32,7 @@ from berth.backends.process import (
     Process,
     Reveal,
     box_of,
+    health_of,
     read_tail,
     remove_container,
     spawn_image_replica,
@@ -318,15 +319,7 @@ class LocalBackend:
         if client is None:
             transport = httpx.AsyncHTTPTransport(uds=address.removeprefix("unix:"))
             client = self._probes[address] = httpx.AsyncClient(transport=transport)
-        try:
-            response = await client.get("http://replica/health", timeout=timeout_s)
-        except httpx.HTTPError:
-            return None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return response.status_code, body if isinstance(body, dict) else {}
+        return await health_of(client, "http://replica/health", timeout_s)
 
     def _route_by(self, replica_id: str, address: str, health: tuple[int, dict[str, str]]) -> None:
         """A container replica's health verdict: routed while it passes, not while it fails."""

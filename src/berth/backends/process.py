@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from berth.backends.base import ReplicaSpec
 from berth.core.container_contract import container_name
 from berth.core.errors import BerthError
@@ -385,3 +387,19 @@ def start_time(pid: int) -> int | None:
 def _is_zombie(pid: int) -> bool:
     fields = _stat(pid)
     return bool(fields) and fields[0] == "Z"
+
+
+async def health_of(
+    client: httpx.AsyncClient, url: str, timeout_s: float
+) -> tuple[int, dict[str, str]] | None:
+    """A replica's answer to a health check: its status and JSON object (empty when it sent
+    none); None when it does not answer."""
+    try:
+        response = await client.get(url, timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return response.status_code, body if isinstance(body, dict) else {}

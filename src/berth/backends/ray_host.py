@@ -36,6 +36,7 @@ from berth.backends.local import CRASHES_BEFORE_FAILED, PROBE_EVERY_S, Liveness,
 from berth.backends.process import (
     Process,
     box_of,
+    health_of,
     listening_args,
     model_env,
     model_view,
@@ -341,15 +342,7 @@ class Supervisor:
     ) -> tuple[int, dict[str, str]] | None:
         """The replica's health: the runtime's ``/health``, or a custom container's own health
         route (its relay answers only once the container's probes passed)."""
-        try:
-            response = await client.get(f"http://{address}{self._health}", timeout=timeout_s)
-        except httpx.HTTPError:
-            return None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        return response.status_code, body if isinstance(body, dict) else {}
+        return await health_of(client, f"http://{address}{self._health}", timeout_s)
 
     def _set(self, **changes: Any) -> None:
         with self._changed:
