@@ -38,9 +38,6 @@ WATCH_S = 10.0
 LOST_RETRY_S = 0.5
 STOP_GRACE_S = 15.0
 MIB = 1024 * 1024
-RUNTIME_FORMATS = frozenset({"score_py", "mlflow", "gguf", "huggingface", "container"})
-"""What the runtime serves on TCP (engines and containers through its relay). A container's
-image needs podman on the server's host: image versions need the local backend."""
 LOST = (
     "Its Ray actor is not running: waiting for a node with the resources it asks, or its node "
     "was lost and Ray is starting it again on one that is up."
@@ -149,16 +146,16 @@ class RayBackend:
     async def start(self, replica_id: str, spec: ReplicaSpec) -> None:
         if replica_id in self._tasks:
             return
-        if spec.model_format not in RUNTIME_FORMATS or (
-            spec.container is not None and replica_image(spec.container) is not None
-        ):
+        if spec.container is not None and replica_image(spec.container) is not None:
+            # Every format runs on a node (engines and containers through the runtime's relay)
+            # but an image, which runs through the server host's podman.
             self._status[replica_id] = ReplicaStatus(
                 replica_id,
                 spec,
                 ReplicaState.FAILED,
-                message=f"The ray backend serves {', '.join(sorted(RUNTIME_FORMATS))} models "
-                "and custom containers run as processes, not images (an image runs through "
-                "the server host's podman): serve this one with the local backend.",
+                message="The ray backend runs custom containers as processes, not images (an "
+                "image runs through the server host's podman): serve this one with the local "
+                "backend.",
             )
             return
         await self._connect()
